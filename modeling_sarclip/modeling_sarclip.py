@@ -1,0 +1,410 @@
+"""SARCLIP model: open_clip's CLIP (ViT or ModifiedResNet image tower, causal text tower) as a PreTrainedModel.
+
+The math reproduces open_clip exactly so that converted official SARCLIP / RemoteCLIP / open_clip checkpoints give
+the same embeddings (see convert_open_clip_to_sarclip.py). Attention goes through transformers' attention interface
+(PyTorch SDPA by default, "eager" for debugging); the ViT/text blocks support gradient checkpointing.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import ModelOutput
+
+from .configuration_sarclip import SarclipConfig, SarclipTextConfig, SarclipVisionConfig
+
+
+def contrastive_loss(logits_per_image: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE (SARCLIP paper eq. 1): mean of image->text and text->image cross-entropy.
+
+    `logits_per_image[i, j]` scores image i against text j; the matching text of image i is text i.
+    """
+    labels = torch.arange(logits_per_image.shape[0], device=logits_per_image.device)
+    return (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_image.t(), labels)) / 2
+
+
+@dataclass
+class SarclipOutput(ModelOutput):
+    """Output of [`SarclipModel`].
+
+    Args:
+        loss: symmetric InfoNCE loss, when `return_loss=True`.
+        logits_per_image: `(image_batch, text_batch)` scaled cosine similarities.
+        logits_per_text: its transpose.
+        text_embeds: L2-normalised text embeddings `(text_batch, embed_dim)`.
+        image_embeds: L2-normalised image embeddings `(image_batch, embed_dim)`.
+        text_model_output / vision_model_output: the towers' outputs.
+    """
+
+    loss: torch.Tensor | None = None
+    logits_per_image: torch.Tensor | None = None
+    logits_per_text: torch.Tensor | None = None
+    text_embeds: torch.Tensor | None = None
+    image_embeds: torch.Tensor | None = None
+    text_model_output: BaseModelOutputWithPooling | None = None
+    vision_model_output: BaseModelOutputWithPooling | None = None
+
+    def to_tuple(self):
+        return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in self.values())
+
+
+def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, is_causal=False, **kwargs):
+    """Reference attention (`attn_implementation="eager"`); query/key/value are `(batch, heads, seq, head_dim)`."""
+    attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if is_causal:
+        seq = query.shape[-2]
+        causal = torch.ones(seq, seq, dtype=torch.bool, device=query.device).triu(1)
+        attn_weights = attn_weights.masked_fill(causal, float("-inf"))
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    attn_weights = F.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = F.dropout(attn_weights, p=dropout, training=module.training)
+    return torch.matmul(attn_weights, value).transpose(1, 2).contiguous(), attn_weights
+
+
+class SarclipAttention(nn.Module):
+    """Multi-head self-attention with a fused qkv projection (open_clip's `nn.MultiheadAttention` layout)."""
+
+    def __init__(self, config: SarclipConfig, width: int, heads: int, is_causal: bool):
+        super().__init__()
+        self.config = config  # the top-level config: `model.set_attn_implementation()` updates it
+        self.num_heads = heads
+        self.head_dim = width // heads
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = is_causal
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out_proj = nn.Linear(width, width)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        batch, seq, width = hidden_states.shape
+        qkv = self.qkv(hidden_states).view(batch, seq, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        attention = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
+        out, _ = attention(self, qkv[0], qkv[1], qkv[2], None, scaling=self.scaling, is_causal=self.is_causal)
+        return self.out_proj(out.reshape(batch, seq, width))
+
+
+class SarclipMLP(nn.Module):
+    def __init__(self, width: int, hidden: int, act: str):
+        super().__init__()
+        self.fc1 = nn.Linear(width, hidden)
+        self.act = ACT2FN[act]
+        self.fc2 = nn.Linear(hidden, width)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(hidden_states)))
+
+
+class SarclipEncoderLayer(GradientCheckpointingLayer):
+    """Pre-norm residual block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
+
+    def __init__(self, config: SarclipConfig, tower: SarclipVisionConfig | SarclipTextConfig, heads: int, causal: bool):
+        super().__init__()
+        width = tower.width
+        self.layer_norm1 = nn.LayerNorm(width, eps=tower.layer_norm_eps)
+        self.self_attn = SarclipAttention(config, width, heads, causal)
+        self.layer_norm2 = nn.LayerNorm(width, eps=tower.layer_norm_eps)
+        self.mlp = SarclipMLP(width, int(width * tower.mlp_ratio), tower.hidden_act)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = hidden_states + self.self_attn(self.layer_norm1(hidden_states))
+        return hidden_states + self.mlp(self.layer_norm2(hidden_states))
+
+
+class SarclipEncoder(nn.Module):
+    def __init__(self, config: SarclipConfig, tower: SarclipVisionConfig | SarclipTextConfig, heads: int, causal: bool):
+        super().__init__()
+        self.layers = nn.ModuleList(SarclipEncoderLayer(config, tower, heads, causal) for _ in range(tower.layers))
+
+    def forward(self, hidden_states: torch.Tensor, output_hidden_states: bool = False) -> BaseModelOutput:
+        all_hidden = (hidden_states,) if output_hidden_states else None
+        for layer in self.layers:
+            hidden_states = layer(hidden_states)
+            if output_hidden_states:
+                all_hidden += (hidden_states,)
+        return BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden)
+
+
+class SarclipVisionTransformer(nn.Module):
+    """open_clip `VisionTransformer`: patch conv, class token, learned positions, ln_pre, blocks, ln_post, proj."""
+
+    def __init__(self, config: SarclipConfig):
+        super().__init__()
+        vision = config.vision_config
+        width, grid = vision.width, vision.image_size // vision.patch_size
+        self.patch_embedding = nn.Conv2d(
+            vision.num_channels, width, vision.patch_size, stride=vision.patch_size, bias=False
+        )
+        self.class_embedding = nn.Parameter(torch.empty(width))
+        self.position_embedding = nn.Parameter(torch.empty(grid * grid + 1, width))
+        self.pre_layernorm = nn.LayerNorm(width, eps=vision.layer_norm_eps)
+        self.encoder = SarclipEncoder(config, vision, vision.num_heads, causal=False)
+        self.post_layernorm = nn.LayerNorm(width, eps=vision.layer_norm_eps)
+        self.projection = nn.Linear(width, config.embed_dim, bias=False)
+
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False) -> BaseModelOutputWithPooling:
+        x = self.patch_embedding(pixel_values.to(self.patch_embedding.weight.dtype)).flatten(2).transpose(1, 2)
+        cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + self.position_embedding.to(x.dtype)
+        encoded = self.encoder(self.pre_layernorm(x), output_hidden_states)
+        tokens = self.post_layernorm(encoded.last_hidden_state)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=tokens, pooler_output=self.projection(tokens[:, 0]), hidden_states=encoded.hidden_states
+        )
+
+
+class SarclipBottleneck(nn.Module):
+    """open_clip `Bottleneck`: anti-aliased (avg-pool) stride, expansion 4."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1):
+        super().__init__()
+        out = planes * self.expansion
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.avgpool = nn.AvgPool2d(stride) if stride > 1 else nn.Identity()
+        self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.bn3.zero_init = True  # open_clip zero-initialises the last BN of each block
+        self.downsample = None
+        if stride > 1 or inplanes != out:
+            self.downsample = nn.Sequential(
+                nn.AvgPool2d(stride), nn.Conv2d(inplanes, out, 1, bias=False), nn.BatchNorm2d(out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(self.avgpool(out)))
+        identity = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + identity)
+
+
+class SarclipAttentionPool(nn.Module):
+    """open_clip `AttentionPool2d`: the mean token attends over [mean; spatial tokens] with learned positions."""
+
+    def __init__(self, spatial: int, width: int, heads: int, output_dim: int):
+        super().__init__()
+        self.num_heads = heads
+        self.position_embedding = nn.Parameter(torch.empty(spatial * spatial + 1, width))
+        self.q_proj = nn.Linear(width, width)
+        self.k_proj = nn.Linear(width, width)
+        self.v_proj = nn.Linear(width, width)
+        self.c_proj = nn.Linear(width, output_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.flatten(2).transpose(1, 2)  # (batch, hw, width)
+        x = torch.cat([x.mean(dim=1, keepdim=True), x], dim=1) + self.position_embedding.to(x.dtype)
+        batch, seq, width = x.shape
+        head_dim = width // self.num_heads
+        q = self.q_proj(x[:, :1]).view(batch, 1, self.num_heads, head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(batch, seq, self.num_heads, head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(batch, seq, self.num_heads, head_dim).transpose(1, 2)
+        pooled = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, width)
+        return self.c_proj(pooled), x
+
+
+class SarclipModifiedResNet(nn.Module):
+    """open_clip `ModifiedResNet`: 3-conv stem with avg-pool, anti-aliased bottlenecks, attention pooling."""
+
+    def __init__(self, config: SarclipConfig):
+        super().__init__()
+        vision = config.vision_config
+        width = vision.width
+        self.conv1 = nn.Conv2d(vision.num_channels, width // 2, 3, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width // 2)
+        self.conv2 = nn.Conv2d(width // 2, width // 2, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width // 2)
+        self.conv3 = nn.Conv2d(width // 2, width, 3, padding=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(width)
+        self.avgpool = nn.AvgPool2d(2)
+        inplanes, stages = width, []
+        for i, blocks in enumerate(vision.layers):
+            planes, stride = width * 2**i, 1 if i == 0 else 2
+            stage = [SarclipBottleneck(inplanes, planes, stride)]
+            inplanes = planes * SarclipBottleneck.expansion
+            stage += [SarclipBottleneck(inplanes, planes) for _ in range(1, blocks)]
+            stages.append(nn.Sequential(*stage))
+        self.stages = nn.ModuleList(stages)
+        self.attnpool = SarclipAttentionPool(vision.image_size // 32, width * 32, vision.num_heads, config.embed_dim)
+
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False) -> BaseModelOutputWithPooling:
+        x = pixel_values.to(self.conv1.weight.dtype)
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        x = self.avgpool(F.relu(self.bn3(self.conv3(x))))
+        hidden = (x,) if output_hidden_states else None
+        for stage in self.stages:
+            x = stage(x)
+            if output_hidden_states:
+                hidden += (x,)
+        pooled, tokens = self.attnpool(x)
+        return BaseModelOutputWithPooling(last_hidden_state=tokens, pooler_output=pooled, hidden_states=hidden)
+
+
+class SarclipTextTransformer(nn.Module):
+    """open_clip `TextTransformer`: causal blocks, ln_final, pooled at the end-of-text token, projection."""
+
+    def __init__(self, config: SarclipConfig):
+        super().__init__()
+        self.config = text = config.text_config
+        self.token_embedding = nn.Embedding(text.vocab_size, text.width)
+        self.position_embedding = nn.Parameter(torch.empty(text.context_length, text.width))
+        self.encoder = SarclipEncoder(config, text, text.heads, causal=True)
+        self.final_layer_norm = nn.LayerNorm(text.width, eps=text.layer_norm_eps)
+        self.projection = nn.Linear(text.width, config.embed_dim, bias=False)
+
+    def forward(self, input_ids: torch.Tensor, output_hidden_states: bool = False) -> BaseModelOutputWithPooling:
+        seq = input_ids.shape[1]
+        if seq > self.config.context_length:
+            raise ValueError(f"text length {seq} exceeds the model's context_length {self.config.context_length}")
+        is_eos = input_ids == self.config.eos_token_id
+        if not bool(is_eos.any(dim=1).all()):
+            raise ValueError(
+                f"every text must contain the end-of-text token (id {self.config.eos_token_id}); "
+                "tokenize with the SARCLIP tokenizer and truncate with truncation=True"
+            )
+        x = self.token_embedding(input_ids) + self.position_embedding[:seq].to(self.token_embedding.weight.dtype)
+        encoded = self.encoder(x, output_hidden_states)
+        tokens = self.final_layer_norm(encoded.last_hidden_state)
+        # open_clip pools at argmax(ids), i.e. the first end-of-text token for its vocabulary (EOT has the largest id);
+        # pooling at the first EOT directly gives the same index and also works for tokenizers trained here.
+        eos_index = is_eos.int().argmax(dim=-1)
+        pooled = tokens[torch.arange(tokens.shape[0], device=tokens.device), eos_index]
+        return BaseModelOutputWithPooling(
+            last_hidden_state=tokens, pooler_output=self.projection(pooled), hidden_states=encoded.hidden_states
+        )
+
+
+class SarclipPreTrainedModel(PreTrainedModel):
+    config_class = SarclipConfig
+    config: SarclipConfig
+    base_model_prefix = "sarclip"
+    main_input_name = "pixel_values"
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["SarclipEncoderLayer", "SarclipBottleneck"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        """open_clip's initialisation where it defines one; PyTorch defaults (which open_clip keeps) elsewhere.
+
+        Choice: open_clip leaves the ViT blocks at PyTorch defaults but gives the text blocks a depth-scaled normal
+        init; we use the text-tower scheme for both towers, as transformers' CLIP does.
+        """
+        if isinstance(module, SarclipEncoder):
+            layers = len(module.layers)
+            for layer in module.layers:
+                width = layer.layer_norm1.normalized_shape[0]
+                proj_std = width**-0.5 * (2 * layers) ** -0.5
+                init.normal_(layer.self_attn.qkv.weight, std=width**-0.5)
+                init.normal_(layer.self_attn.out_proj.weight, std=proj_std)
+                init.normal_(layer.mlp.fc1.weight, std=(2 * width) ** -0.5)
+                init.normal_(layer.mlp.fc2.weight, std=proj_std)
+                for linear in (layer.self_attn.qkv, layer.self_attn.out_proj, layer.mlp.fc1, layer.mlp.fc2):
+                    init.zeros_(linear.bias)
+        elif isinstance(module, SarclipVisionTransformer):
+            scale = module.class_embedding.shape[0] ** -0.5
+            init.normal_(module.class_embedding, std=scale)
+            init.normal_(module.position_embedding, std=scale)
+            init.normal_(module.projection.weight, std=scale)
+            init.kaiming_uniform_(module.patch_embedding.weight, a=math.sqrt(5))
+        elif isinstance(module, SarclipTextTransformer):
+            init.normal_(module.token_embedding.weight, std=0.02)
+            init.normal_(module.position_embedding, std=0.01)
+            init.normal_(module.projection.weight, std=module.config.width**-0.5)
+        elif isinstance(module, SarclipAttentionPool):
+            width = module.q_proj.in_features
+            init.normal_(module.position_embedding, std=width**-0.5)
+            for linear in (module.q_proj, module.k_proj, module.v_proj, module.c_proj):
+                init.normal_(linear.weight, std=width**-0.5)
+                init.zeros_(linear.bias)
+        elif isinstance(module, nn.Conv2d):
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+        elif isinstance(module, nn.BatchNorm2d):
+            (init.zeros_ if getattr(module, "zero_init", False) else init.ones_)(module.weight)
+            init.zeros_(module.bias)
+            if module.running_mean is not None:
+                init.zeros_(module.running_mean)
+                init.ones_(module.running_var)
+                init.zeros_(module.num_batches_tracked)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, SarclipModel):
+            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+
+
+class SarclipModel(SarclipPreTrainedModel):
+    """SARCLIP dual encoder. `forward` returns CLIP-style logits and, with `return_loss=True`, the InfoNCE loss."""
+
+    def __init__(self, config: SarclipConfig):
+        super().__init__(config)
+        vision_cls = SarclipModifiedResNet if config.vision_config.is_resnet else SarclipVisionTransformer
+        self.vision_model = vision_cls(config)
+        self.text_model = SarclipTextTransformer(config)
+        self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.text_model.token_embedding
+
+    def set_input_embeddings(self, value: nn.Module):
+        self.text_model.token_embedding = value
+
+    def get_text_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, output_hidden_states: bool = False
+    ) -> BaseModelOutputWithPooling:
+        """Text tower; `pooler_output` is the projected, un-normalised embedding (open_clip `encode_text`).
+
+        `attention_mask` is accepted for API compatibility and not needed: attention is causal and pooling happens at
+        the end-of-text token, so right padding never reaches the embedding.
+        """
+        return self.text_model(input_ids, output_hidden_states)
+
+    def get_image_features(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool = False
+    ) -> BaseModelOutputWithPooling:
+        """Image tower; `pooler_output` is the projected, un-normalised embedding (open_clip `encode_image`)."""
+        return self.vision_model(pixel_values, output_hidden_states)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        return_loss: bool | None = None,
+        output_hidden_states: bool = False,
+        **kwargs,
+    ) -> SarclipOutput:
+        if input_ids is None or pixel_values is None:
+            raise ValueError("SarclipModel.forward needs both input_ids and pixel_values")
+        vision_outputs = self.get_image_features(pixel_values, output_hidden_states)
+        text_outputs = self.get_text_features(input_ids, attention_mask, output_hidden_states)
+        image_embeds = F.normalize(vision_outputs.pooler_output, dim=-1)
+        text_embeds = F.normalize(text_outputs.pooler_output, dim=-1)
+        logits_per_image = self.logit_scale.exp() * image_embeds @ text_embeds.t()
+        return SarclipOutput(
+            loss=contrastive_loss(logits_per_image) if return_loss else None,
+            logits_per_image=logits_per_image,
+            logits_per_text=logits_per_image.t(),
+            text_embeds=text_embeds,
+            image_embeds=image_embeds,
+            text_model_output=text_outputs,
+            vision_model_output=vision_outputs,
+        )
+
+
+__all__ = ["SarclipModel", "SarclipOutput", "SarclipPreTrainedModel", "contrastive_loss"]
