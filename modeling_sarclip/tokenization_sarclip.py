@@ -1,0 +1,106 @@
+"""SARCLIP tokenizer: CLIP byte-level BPE that reproduces `open_clip.tokenize()` ids exactly.
+
+Two sources:
+- `SarclipTokenizer.from_bpe_file(path)`: open_clip's / the official SARCLIP release's `bpe_simple_vocab_16e6.txt.gz`.
+- `train_sarclip_tokenizer(texts, vocab_size)`: a small CLIP-style BPE trained on a caption corpus, for models trained
+  from scratch.
+"""
+
+import gzip
+import html
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import ftfy
+from transformers import CLIPTokenizer
+from transformers.tokenization_utils_base import PaddingStrategy
+
+OPEN_CLIP_PAD_ID = 0
+CONTEXT_LENGTH = 77
+
+
+def clean_text(text: str) -> str:
+    """open_clip's `_clean_lower`: ftfy fix, double HTML unescape, collapse whitespace, lower-case."""
+    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def _bytes_to_unicode() -> list[str]:
+    """GPT-2 / CLIP printable stand-ins for the 256 byte values, in CLIP's vocabulary order."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+class SarclipTokenizer(CLIPTokenizer):
+    """`CLIPTokenizer` with open_clip's text cleaning and zero padding, so ids equal `open_clip.tokenize()`.
+
+    Padding uses id 0 as open_clip does (the pad *token* stays `<|endoftext|>`: making "!" (id 0) a special token
+    would change how a literal "!" is encoded). The model never reads pad positions: attention is causal and pooling
+    happens at the first end-of-text token.
+    """
+
+    model_input_names = ["input_ids", "attention_mask"]
+
+    def __init__(self, *args, model_max_length: int = CONTEXT_LENGTH, **kwargs):
+        super().__init__(*args, model_max_length=model_max_length, **kwargs)
+
+    @classmethod
+    def from_bpe_file(cls, bpe_path: str | Path, **kwargs) -> "SarclipTokenizer":
+        """Build the 49408-token CLIP vocabulary from open_clip's `bpe_simple_vocab_16e6.txt.gz` merges file."""
+        bpe_path = Path(bpe_path)
+        try:
+            with gzip.open(bpe_path, "rt", encoding="utf-8") if bpe_path.suffix == ".gz" else open(bpe_path) as f:
+                lines = f.read().split("\n")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"{bpe_path}: cannot read the BPE merges file ({e})") from e
+        merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
+        if len(merges) != 48894 or any(len(m) != 2 for m in merges):
+            raise ValueError(f"{bpe_path}: not a CLIP BPE merges file (expected 48894 merge pairs after the header)")
+        byte_chars = _bytes_to_unicode()
+        tokens = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m) for m in merges]
+        tokens += ["<|startoftext|>", "<|endoftext|>"]
+        vocab = {token: i for i, token in enumerate(tokens)}
+        return cls(vocab=vocab, merges=merges, **kwargs)
+
+    def _encode_plus(self, text, text_pair=None, **kwargs):
+        return super()._encode_plus(_clean(text), _clean(text_pair), **kwargs)
+
+    def set_truncation_and_padding(self, padding_strategy, *args, **kwargs):
+        super().set_truncation_and_padding(padding_strategy, *args, **kwargs)
+        if padding_strategy != PaddingStrategy.DO_NOT_PAD:
+            self._tokenizer.enable_padding(**{**self._tokenizer.padding, "pad_id": OPEN_CLIP_PAD_ID})
+
+    def _decode(self, token_ids, skip_special_tokens: bool = False, **kwargs) -> str:
+        token_ids = [token_ids] if isinstance(token_ids, int) else list(token_ids)
+        if skip_special_tokens and self.eos_token_id in token_ids:  # drop the end-of-text token and the zero padding
+            token_ids = token_ids[: token_ids.index(self.eos_token_id)]
+        return super()._decode(token_ids, skip_special_tokens=skip_special_tokens, **kwargs)
+
+
+def _clean(text):
+    if text is None:
+        return None
+    if isinstance(text, str):
+        return clean_text(text)
+    return [_clean(t) for t in text]
+
+
+def train_sarclip_tokenizer(texts: Iterable[str], vocab_size: int = 4096) -> SarclipTokenizer:
+    """Train a CLIP-style byte-level BPE (same normaliser, pre-tokeniser and `</w>` suffix) on a caption corpus.
+
+    The special tokens get ids 0 (`<|startoftext|>`) and 1 (`<|endoftext|>`): set the text config's `bos_token_id` /
+    `eos_token_id` from the returned tokenizer.
+    """
+    base = SarclipTokenizer(vocab={"<|startoftext|>": 0, "<|endoftext|>": 1}, merges=[])
+    return base.train_new_from_iterator((clean_text(t) for t in texts), vocab_size=vocab_size)
+
+
+__all__ = ["SarclipTokenizer", "clean_text", "train_sarclip_tokenizer"]

@@ -1,0 +1,67 @@
+import csv
+
+import open_clip
+import pytest
+import torch
+
+from modeling_sarclip import SarclipTokenizer, train_sarclip_tokenizer
+
+TRICKY = [
+    "A SAR image of the BTR_60 armored personnel carrier.",
+    "Hello!   World &amp; &lt;ships&gt;",
+    "Ünïcödé tëxt — with dashes… and 12,345 numbers",
+    "it's a ship's wake, isn't it?",
+    "x " * 120,  # longer than the 77-token context: truncated with the end-of-text token kept
+    "",
+]
+
+
+def _real_captions(sar_data_dir):
+    with open(sar_data_dir / "sarclip_examples" / "retrieval_captions_no_images.tsv", newline="") as f:
+        return [row["caption"] for row in csv.DictReader(f, delimiter="\t")]
+
+
+def test_ids_equal_open_clip_tokenize(clip_tokenizer, sar_data_dir):
+    texts = _real_captions(sar_data_dir) + TRICKY
+    assert len(texts) > 50
+    ours = clip_tokenizer(texts, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+    torch.testing.assert_close(ours["input_ids"], open_clip.tokenize(texts))
+
+
+def test_vocabulary_layout(clip_tokenizer):
+    assert len(clip_tokenizer) == 49408
+    assert clip_tokenizer.bos_token_id == 49406 and clip_tokenizer.eos_token_id == 49407
+
+
+def test_dynamic_padding_pads_with_zero_and_decodes(clip_tokenizer):
+    enc = clip_tokenizer(["a ship", "a SAR image of a large tank"], padding=True, return_tensors="pt")
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    assert ids.shape[1] == mask[1].sum() and (ids[0][mask[0] == 0] == 0).all()
+    assert clip_tokenizer.decode(ids[0], skip_special_tokens=True) == "a ship"
+
+
+def test_save_and_load_round_trip(tmp_path, clip_tokenizer):
+    clip_tokenizer.save_pretrained(tmp_path)
+    loaded = SarclipTokenizer.from_pretrained(tmp_path)
+    texts = TRICKY[:4]
+    torch.testing.assert_close(
+        loaded(texts, padding="max_length", max_length=77, truncation=True, return_tensors="pt")["input_ids"],
+        open_clip.tokenize(texts),
+    )
+
+
+def test_from_bpe_file_rejects_other_files(tmp_path):
+    bad = tmp_path / "merges.txt"
+    bad.write_text("#version\na b\n")
+    with pytest.raises(ValueError, match="merges.txt: not a CLIP BPE merges file"):
+        SarclipTokenizer.from_bpe_file(bad)
+
+
+def test_train_small_tokenizer_on_captions(sar_data_dir):
+    captions = _real_captions(sar_data_dir)
+    tokenizer = train_sarclip_tokenizer(captions, vocab_size=400)
+    assert len(tokenizer) <= 400
+    assert (tokenizer.bos_token_id, tokenizer.eos_token_id) == (0, 1)
+    ids = tokenizer(captions[0])["input_ids"]
+    assert ids[0] == 0 and ids[-1] == 1 and len(ids) < len(captions[0].split()) * 3
+    assert tokenizer.decode(ids, skip_special_tokens=True) == " ".join(captions[0].lower().split())
