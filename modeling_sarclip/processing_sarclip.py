@@ -1,0 +1,32 @@
+"""SARCLIP processor: SAR image processor + CLIP BPE tokenizer in one object."""
+
+from transformers import ProcessorMixin
+from transformers.feature_extraction_utils import BatchFeature
+
+
+class SarclipProcessor(ProcessorMixin):
+    """Prepares `pixel_values` (see `SarclipImageProcessor`) and `input_ids` (see `SarclipTokenizer`).
+
+    Text defaults reproduce `open_clip.tokenize()`: padded with 0 and truncated to the tokenizer's
+    `model_max_length` (77), the end-of-text token kept. Pass `padding=True` to pad only to the longest text.
+    """
+
+    def __init__(self, image_processor=None, tokenizer=None, **kwargs):
+        super().__init__(image_processor, tokenizer)
+
+    def __call__(self, images=None, text=None, return_tensors="pt", padding="max_length", **kwargs):
+        if images is None and text is None:
+            raise ValueError("SarclipProcessor needs `images`, `text` or both")
+        data = {}
+        if text is not None:
+            data.update(self.tokenizer(text, padding=padding, truncation=True, return_tensors=return_tensors, **kwargs))
+        if images is not None:
+            data.update(self.image_processor(images, return_tensors=return_tensors))
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    @property
+    def model_input_names(self):
+        return ["input_ids", "attention_mask", "pixel_values"]
+
+
+__all__ = ["SarclipProcessor"]
