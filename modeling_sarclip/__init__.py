@@ -1,0 +1,52 @@
+"""SARCLIP on the Hugging Face stack: `from modeling_sarclip import SarclipConfig, SarclipModel, SarclipProcessor`.
+
+Importing the package registers the classes with transformers' Auto classes; `save_pretrained` also writes the code
+next to the weights so that a fresh environment loads them with `trust_remote_code=True`.
+"""
+
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForZeroShotImageClassification,
+    AutoProcessor,
+    AutoTokenizer,
+)
+
+from .configuration_sarclip import OPEN_CLIP_PRESETS, SarclipConfig, SarclipTextConfig, SarclipVisionConfig
+from .image_processing_sarclip import SarclipImageProcessor, read_sar_file, sar_to_unit_range
+from .modeling_sarclip import SarclipModel, SarclipOutput, SarclipPreTrainedModel, contrastive_loss
+from .processing_sarclip import SarclipProcessor
+from .tokenization_sarclip import SarclipTokenizer, clean_text, train_sarclip_tokenizer
+
+AutoConfig.register(SarclipConfig.model_type, SarclipConfig, exist_ok=True)
+AutoModel.register(SarclipConfig, SarclipModel, exist_ok=True)
+AutoModelForZeroShotImageClassification.register(SarclipConfig, SarclipModel, exist_ok=True)
+AutoImageProcessor.register(SarclipConfig, slow_image_processor_class=SarclipImageProcessor, exist_ok=True)
+AutoTokenizer.register(SarclipConfig, fast_tokenizer_class=SarclipTokenizer, exist_ok=True)
+AutoProcessor.register(SarclipConfig, SarclipProcessor, exist_ok=True)
+
+SarclipConfig.register_for_auto_class()
+SarclipModel.register_for_auto_class("AutoModel")
+SarclipModel.register_for_auto_class("AutoModelForZeroShotImageClassification")
+SarclipImageProcessor.register_for_auto_class("AutoImageProcessor")
+SarclipTokenizer.register_for_auto_class("AutoTokenizer")
+SarclipProcessor.register_for_auto_class("AutoProcessor")
+
+__all__ = [
+    "OPEN_CLIP_PRESETS",
+    "SarclipConfig",
+    "SarclipImageProcessor",
+    "SarclipModel",
+    "SarclipOutput",
+    "SarclipPreTrainedModel",
+    "SarclipProcessor",
+    "SarclipTextConfig",
+    "SarclipTokenizer",
+    "SarclipVisionConfig",
+    "clean_text",
+    "contrastive_loss",
+    "read_sar_file",
+    "sar_to_unit_range",
+    "train_sarclip_tokenizer",
+]
