@@ -358,6 +358,16 @@ class SarclipModel(SarclipPreTrainedModel):
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.post_init()
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # `register_for_auto_class` keeps one Auto class per model class, but SarclipModel serves two (like CLIPModel):
+        # list both in the saved config so trust_remote_code loading works through either.
+        if self._auto_class is not None:
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            for auto_class in ("AutoModel", "AutoModelForZeroShotImageClassification"):
+                auto_map[auto_class] = f"modeling_sarclip.{type(self).__name__}"
+            self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     def get_input_embeddings(self) -> nn.Module:
         return self.text_model.token_embedding
 

@@ -64,7 +64,7 @@ def test_parity_with_open_clip(tmp_path, arch):
     assert torch.equal(out.logits_per_image.argsort(dim=-1), ref_logits.argsort(dim=-1))
 
 
-def test_cli_writes_hub_ready_folder_from_safetensors(tmp_path, bpe_path):
+def test_cli_writes_hub_ready_folder_from_safetensors_and_pushes(tmp_path, bpe_path, offline_hub):
     config = {
         "embed_dim": 32,
         "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
@@ -80,6 +80,7 @@ def test_cli_writes_hub_ready_folder_from_safetensors(tmp_path, bpe_path):
             "--open_clip_config", str(tmp_path / "cfg.json"),
             "--output_dir", str(out),
             "--bpe", str(bpe_path),
+            "--push_to_hub", "sar-org/sarclip-tiny",
         ]
     )  # fmt: skip
     for name in ["config.json", "model.safetensors", "modeling_sarclip.py", "configuration_sarclip.py",
@@ -95,6 +96,10 @@ def test_cli_writes_hub_ready_folder_from_safetensors(tmp_path, bpe_path):
     with torch.no_grad():
         expected = reference.encode_text(inputs["input_ids"])
         torch.testing.assert_close(model.get_text_features(inputs["input_ids"]).pooler_output, expected, atol=1e-4, rtol=0)
+
+    pushed = offline_hub.snapshot("sar-org/sarclip-tiny")
+    assert sorted(p.name for p in pushed.iterdir()) == sorted(p.name for p in out.iterdir())
+    assert (pushed / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
 
 
 def test_wrong_architecture_and_bad_files_fail_clearly(tmp_path):

@@ -1,0 +1,105 @@
+"""Auto classes after `import modeling_sarclip`, in a fresh process with trust_remote_code, and the pipeline."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import pipeline
+
+from modeling_sarclip import SarclipImageProcessor, SarclipModel, SarclipProcessor
+
+TEXTS = ["a SAR image of a ship", "a SAR image of a tank", "a SAR image of farmland"]
+CODE_FILES = {"configuration_sarclip.py", "modeling_sarclip.py", "image_processing_sarclip.py",
+              "processing_sarclip.py", "tokenization_sarclip.py"}
+
+# prints the loaded classes and the logits of TEXTS against a fixed chip, as JSON
+LOAD_AND_SCORE = """
+import json, sys
+import numpy as np
+from transformers import (AutoConfig, AutoModel, AutoModelForZeroShotImageClassification, AutoProcessor)
+folder, remote = sys.argv[1], sys.argv[2] == "remote"
+if remote:
+    sys.modules["modeling_sarclip"] = None  # the package must not be needed: the code comes from the folder
+else:
+    import modeling_sarclip
+kwargs = {"trust_remote_code": True} if remote else {}
+config = AutoConfig.from_pretrained(folder, **kwargs)
+model = AutoModel.from_pretrained(folder, **kwargs).eval()
+zero_shot = AutoModelForZeroShotImageClassification.from_pretrained(folder, **kwargs)
+processor = AutoProcessor.from_pretrained(folder, **kwargs)
+chip = np.load(folder + "/chip.npy")
+inputs = processor(text=json.loads(sys.argv[3]), images=chip, return_tensors="pt")
+logits = model(**inputs).logits_per_image
+print(json.dumps({
+    "classes": [type(o).__name__ for o in (config, model, zero_shot, processor)],
+    "modules": sorted({type(o).__module__.split(".")[0] for o in (config, model, processor)}),
+    "package_imported": bool(sys.modules.get("modeling_sarclip")),
+    "logits": logits.tolist(),
+}))
+"""
+
+
+def _save(folder, config, tokenizer):
+    torch.manual_seed(0)
+    model = SarclipModel(config).eval()
+    processor = SarclipProcessor(SarclipImageProcessor(size=config.vision_config.image_size), tokenizer)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    chip = np.random.default_rng(0).uniform(-25, 5, size=(48, 40)).astype(np.float32)  # dB, single band
+    np.save(folder / "chip.npy", chip)
+    with torch.no_grad():
+        expected = model(**processor(text=TEXTS, images=chip, return_tensors="pt")).logits_per_image
+    return model, processor, expected
+
+
+def _run(script, *args, env_extra=None, cwd=None):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(env_extra or {})
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *map(str, args)], capture_output=True,
+                            text=True, env=env, cwd=cwd, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("mode", ["registered", "remote"])
+def test_auto_classes_in_a_fresh_process(tmp_path, tiny_config, clip_tokenizer, mode):
+    folder = tmp_path / "model"
+    _, _, expected = _save(folder, tiny_config(), clip_tokenizer)
+    assert CODE_FILES <= {p.name for p in folder.iterdir()}
+    config = json.loads((folder / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForZeroShotImageClassification"] == "modeling_sarclip.SarclipModel"
+
+    result = _run(LOAD_AND_SCORE, folder, mode, json.dumps(TEXTS), cwd=tmp_path,
+                  env_extra={"HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"})
+
+    assert result["classes"] == ["SarclipConfig", "SarclipModel", "SarclipModel", "SarclipProcessor"]
+    if mode == "remote":
+        assert result["modules"] == ["transformers_modules"] and not result["package_imported"]
+    else:
+        assert result["modules"] == ["modeling_sarclip"]
+    torch.testing.assert_close(torch.tensor(result["logits"]), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_zero_shot_pipeline_scores_match_the_model(tmp_path, tiny_config, clip_tokenizer, sar_data_dir):
+    folder = tmp_path / "model"
+    model, processor, _ = _save(folder, tiny_config(), clip_tokenizer)
+    chip = Image.open(next((sar_data_dir / "mstar_soc" / "test" / "T72").iterdir()))
+    labels = ["tank", "ship", "aircraft", "building"]
+
+    classifier = pipeline("zero-shot-image-classification", model=str(folder))
+    scores = classifier(chip, candidate_labels=labels, hypothesis_template="a SAR image of {}.")
+
+    assert sorted(s["label"] for s in scores) == sorted(labels)
+    assert [s["score"] for s in scores] == sorted((s["score"] for s in scores), reverse=True)
+    with torch.no_grad():
+        inputs = processor(text=[f"a SAR image of {label}." for label in labels], images=chip.convert("RGB"),
+                           return_tensors="pt", padding="max_length")
+        expected = model(**inputs).logits_per_image.softmax(-1)[0]
+    got = {s["label"]: s["score"] for s in scores}
+    np.testing.assert_allclose([got[label] for label in labels], expected.numpy(), atol=1e-5)
