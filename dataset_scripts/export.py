@@ -1,0 +1,147 @@
+"""Run a builder into Hub-ready files (``data/<split>-NNNNN-of-NNNNN.parquet`` + README.md card) and push them.
+
+``load_dataset(out_dir)`` reads the result through the card's ``configs:`` block. Parquet written by
+``download_and_prepare(file_format="parquet")`` embeds image bytes; ``Dataset.to_parquet`` would store only paths
+(see dataset_scripts/README.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from datasets.exceptions import DatasetGenerationError
+from datasets.info import DatasetInfosDict
+from datasets.utils.metadata import MetadataConfigs
+from huggingface_hub import DatasetCard, DatasetCardData, HfApi
+
+from .builders import BUILDERS, SarBuilder
+from .captions import CAPTIONS_PER_IMAGE
+from .errors import DatasetBuildError
+from .report import BuildReport
+
+TASK_CATEGORIES = {
+    "classification": ["zero-shot-image-classification", "image-classification", "image-to-text"],
+    "detection": ["zero-shot-image-classification", "object-detection", "image-to-text"],
+    "caption": ["zero-shot-image-classification", "image-to-text"],
+    "mixed": ["zero-shot-image-classification", "image-to-text"],
+}
+CAPTION_RECIPE = {
+    "classification": f"{CAPTIONS_PER_IMAGE} captions per image from 10 templates (5 general, 5 complex; "
+                      "SARCLIP-1M section III-B), drawn without replacement, seeded by (seed, file).",
+    "detection": f"{CAPTIONS_PER_IMAGE} captions per image (SARCLIP-1M section III-B): 2 with object types and "
+                 "counts, up to 2 absolute-region captions (IoU with 4 quadrants and a centred half-size box), 1 "
+                 "relative-direction caption between two targets; missing ones replaced by count captions.",
+    "caption": "captions as given in the source table.",
+    "mixed": "per component, as above.",
+}
+
+
+def _size_category(count: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if count < limit:
+            return name
+    return "1M<n<10M"
+
+
+def build_dataset(
+    name: str, source: str | Path | None, out_dir: str | Path, overwrite: bool = False,
+    max_shard_size: str | int = "500MB", **options,
+) -> BuildReport:
+    """Build dataset ``name`` (a key of ``BUILDERS``) from ``source`` into ``out_dir``; returns the BuildReport.
+
+    ``options`` are builder config fields (seed, max_items, strict, fluency_check, test_fraction, ...).
+    Bad input raises DatasetBuildError (at once for configuration problems such as an unknown class, on the first
+    bad item with ``strict=True``); otherwise bad items are skipped and listed in the report and the card. A split
+    whose items were all skipped is left out of the output (and noted in the report).
+    """
+    if name not in BUILDERS:
+        raise ValueError(f"unknown dataset {name!r}; choose from {sorted(BUILDERS)}")
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} is not empty (pass overwrite=True / --overwrite)")
+        shutil.rmtree(out)
+    with tempfile.TemporaryDirectory(prefix="sar_build_") as tmp:
+        if source is not None:
+            options["data_dir"] = str(source)
+        builder = BUILDERS[name](cache_dir=str(Path(tmp) / "cache"), **options)
+        prepared = Path(tmp) / "prepared"
+        try:
+            builder.download_and_prepare(output_dir=str(prepared), file_format="parquet",
+                                         max_shard_size=max_shard_size)
+        except DatasetGenerationError as err:  # datasets wraps errors raised while generating examples
+            if isinstance(err.__cause__, DatasetBuildError):
+                raise err.__cause__ from None
+            raise
+        if builder.report.total == 0:
+            raise DatasetBuildError(source or name, "every item was skipped:\n" + builder.report.summary())
+        (out / "data").mkdir(parents=True)
+        for split in list(builder.info.splits):
+            if builder.report.counts[split] == 0:
+                builder.report.drop_split(split)
+                del builder.info.splits[split]
+                continue
+            shards = sorted(prepared.glob(f"{builder.dataset_name}-{split}.parquet")) or sorted(
+                prepared.glob(f"{builder.dataset_name}-{split}-*-of-*.parquet"))
+            for index, shard in enumerate(shards):
+                shutil.move(shard, out / "data" / f"{split}-{index:05d}-of-{len(shards):05d}.parquet")
+    write_dataset_card(out, builder, options)
+    return builder.report
+
+
+def write_dataset_card(out_dir: Path, builder: SarBuilder, options: dict) -> None:
+    """README.md with YAML (license, tags, task categories, size, ``configs`` data files, features and splits)."""
+    splits = list(builder.info.splits)
+    card_data = DatasetCardData(
+        license=builder.license, pretty_name=f"SAR {builder.SOURCE} image-text pairs",
+        tags=["sar", "synthetic-aperture-radar", "remote-sensing", "image-text", "clip"],
+        task_categories=TASK_CATEGORIES[builder.TASK], language=["en"],
+        size_categories=[_size_category(builder.report.total)],
+    )
+    MetadataConfigs({"default": {"data_files": [{"split": split, "path": f"data/{split}-*"} for split in splits]}}
+                    ).to_dataset_card_data(card_data)
+    DatasetInfosDict({"default": builder.info}).to_dataset_card_data(card_data)
+    features = "\n".join(f"- `{column}`: {feature!r}" for column, feature in builder.info.features.items())
+    settings = ", ".join(f"{key}={value!r}" for key, value in sorted(options.items()) if key != "data_dir")
+    body = f"""# SAR {builder.SOURCE} image-text pairs
+
+{builder.DESCRIPTION}
+
+Built with `dataset_scripts` (`python -m dataset_scripts build {builder.SOURCE}`), settings: {settings or "defaults"}.
+
+```python
+from datasets import load_dataset
+ds = load_dataset("<this folder or hub repo>")
+```
+
+## Captions
+
+{CAPTION_RECIPE[builder.TASK]}
+
+## Features
+
+{features}
+
+Array columns (non-8-bit rasters): `array` is flat, `shape` is (H, W, bands);
+`dataset_scripts.array_from_example(row)` returns the numpy array.
+
+## Source and license
+
+{builder.CITATION or "See the source's own documentation."}
+License field: `{builder.license}`. Check the source data's terms before redistributing.
+
+## Build report
+
+{builder.report.to_markdown()}
+"""
+    DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n{body}").save(out_dir / "README.md")
+
+
+def push_dataset_to_hub(out_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None):
+    """Upload a built folder (parquet shards + card) to a Hub dataset repo; returns the commit info."""
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    return api.upload_folder(folder_path=str(out_dir), repo_id=repo_id, repo_type="dataset",
+                             commit_message="Upload SAR image-text dataset built with dataset_scripts")

@@ -1,0 +1,55 @@
+"""8-bit raster images read with PIL (JPEG, PNG, BMP and 8-bit TIFF chips)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import DatasetBuildError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+@dataclasses.dataclass
+class ImageFile:
+    """A decoded 8-bit image and the file's original bytes (kept so a dataset stores them unchanged)."""
+
+    path: Path
+    array: np.ndarray  # uint8, (H, W) or (H, W, C), values as stored
+    data: bytes
+
+    @property
+    def height(self) -> int:
+        return self.array.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.array.shape[1]
+
+
+def read_image_file(path: str | Path) -> ImageFile:
+    """Decode an 8-bit image fully (so truncation is caught) and keep its bytes.
+
+    Raises DatasetBuildError naming the file if it is missing, unreadable, truncated or not 8-bit.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise DatasetBuildError(path, f"cannot read file ({err.strerror or err})") from err
+    if not data:
+        raise DatasetBuildError(path, "empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            array = np.asarray(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DatasetBuildError(path, f"corrupt or unsupported image ({err})") from err
+    if array.dtype != np.uint8:
+        raise DatasetBuildError(
+            path, f"expected an 8-bit image, got {array.dtype} (use the TIFF reader for SAR values)")
+    return ImageFile(path, array, data)
