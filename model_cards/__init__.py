@@ -34,3 +34,26 @@ def sarclip_model_card(
         source=source,
         training=training,
     )
+
+
+def knowlip_model_card(
+    preset: str,
+    source: str,
+    training: str = "",
+    eval_results: list[EvalResult] | None = None,
+    model_name: str = "SAR-KnowLIP",
+    license: str = "mit",
+) -> ModelCard:
+    """Card for a SAR-KnowLIP folder (retrieval, captioning and VQA heads share the checkpoint)."""
+    card_data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="image-text-to-text",
+        license=license,
+        tags=["sar", "remote-sensing", "sar-knowlip", "image-text-retrieval", "image-captioning", "vqa"],
+        model_name=model_name,
+        eval_results=eval_results,
+    )
+    return ModelCard.from_template(
+        card_data, template_path=str(TEMPLATES / "knowlip.md"), model_name=model_name, preset=preset, source=source,
+        training=training,
+    )
