@@ -1,0 +1,80 @@
+"""CLI: ``python -m dataset_scripts.geovl caption ...`` (GeoTIFFs -> HCoT-captioned SAR-GEOVL parquet) and
+``python -m dataset_scripts.geovl vqa ...`` (real VQA evaluation sets)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .hcot import HCoTTask, SensorInfo
+from .llm import CachedLLM, OpenAIChatBackend, ResponseCache, TransformersTextBackend
+from .pipeline import DEFAULT_SCALE_SIDES_M, build_geovl_dataset
+from .quality import QualityConfig
+from .vqa_sets import save_vqa_sets
+
+
+def _sides(text: str) -> tuple[float, float, float]:
+    sides = tuple(float(v) for v in text.split(","))
+    if len(sides) != 3:
+        raise argparse.ArgumentTypeError(f"expected three comma-separated sides in metres, got {text!r}")
+    return sides
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m dataset_scripts.geovl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    cap = sub.add_parser("caption", help="GeoTIFFs -> SRC tiles -> quality screen -> HCoT captions -> parquet")
+    cap.add_argument("geotiffs", nargs="+", type=Path)
+    cap.add_argument("--out", type=Path, required=True, help="output dataset folder")
+    cap.add_argument("--task", choices=[t.value for t in HCoTTask], required=True)
+    cap.add_argument("--scales", type=_sides, default=DEFAULT_SCALE_SIDES_M,
+                     help="large,medium,small tile sides in metres (default %(default)s)")
+    cap.add_argument("--backend", choices=["openai", "local"], default="openai",
+                     help="openai: endpoint from SAR_LLM_BASE_URL / SAR_LLM_MODEL / SAR_LLM_API_KEY; local: --local-model")
+    cap.add_argument("--local-model", type=Path, help="folder of a transformers text-generation model")
+    cap.add_argument("--cache", type=Path, help="LLM response cache folder (default: OUT/llm_cache)")
+    cap.add_argument("--workers", type=int, default=1, help="concurrent LLM requests")
+    cap.add_argument("--place", help="known place name of the scene, e.g. 'Beijing Daxing Airport'")
+    cap.add_argument("--platform")
+    cap.add_argument("--band")
+    cap.add_argument("--polarisations", default="", help="comma-separated band order, e.g. VV,VH")
+    cap.add_argument("--input-scale", choices=["db", "linear"],
+                     help="radiometric scale of float/16-bit input (default: inferred, see dynamic_range.py)")
+    cap.add_argument("--min-entropy", type=float, default=QualityConfig.min_entropy_bits)
+    cap.add_argument("--knn-k", type=int, default=QualityConfig.knn_k)
+
+    vqa = sub.add_parser("vqa", help="HRSID / SAR-AIRcraft / MSTAR -> VQA evaluation parquet")
+    vqa.add_argument("--data-dir", type=Path, required=True, help="the shared/data folder")
+    vqa.add_argument("--out", type=Path, required=True)
+    vqa.add_argument("--mstar-per-class", type=int, help="keep the first N MSTAR test chips per class")
+
+    args = parser.parse_args(argv)
+    if args.command == "vqa":
+        ds = save_vqa_sets(args.data_dir, args.out, args.mstar_per_class)
+        print(f"wrote {len(ds)} questions to {args.out}")
+        return
+    if args.backend == "local":
+        if args.local_model is None:
+            parser.error("--backend local needs --local-model")
+        backend = TransformersTextBackend(args.local_model)
+    else:
+        backend = OpenAIChatBackend.from_env()
+    llm = CachedLLM(backend, ResponseCache(args.cache or args.out / "llm_cache"))
+    report = build_geovl_dataset(
+        args.geotiffs,
+        args.out,
+        llm,
+        HCoTTask(args.task),
+        scale_sides_m=args.scales,
+        sensor=SensorInfo(args.platform, args.band, tuple(p for p in args.polarisations.split(",") if p)),
+        place=args.place,
+        quality=QualityConfig(min_entropy_bits=args.min_entropy, knn_k=args.knn_k),
+        input_scale=args.input_scale,
+        num_workers=args.workers,
+    )
+    print(report.summary())
+
+
+if __name__ == "__main__":
+    main()

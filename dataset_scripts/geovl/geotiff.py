@@ -1,0 +1,172 @@
+"""Read a GeoTIFF with its geo-referencing (affine transform, CRS as EPSG code, pixel size, nodata).
+
+The GeoTIFF tags are parsed with ``tifffile`` (ModelPixelScale + ModelTiepoint, or ModelTransformation,
+and the GeoKeyDirectory); CRS maths goes through ``pyproj``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pyproj
+import tifffile
+
+WGS84_EPSG = 4326
+_USER_DEFINED = 32767
+_RASTER_PIXEL_IS_POINT = 2
+
+
+class GeoTiffError(ValueError):
+    """A GeoTIFF lacks, or has unsupported, geo-referencing."""
+
+
+@dataclass(frozen=True)
+class AffineTransform:
+    """Pixel (col, row) -> CRS (x, y): ``x = a*col + b*row + c``, ``y = d*col + e*row + f``.
+
+    Same coefficient order as GDAL/rasterio's ``Affine``; (col, row) = (0, 0) is the top-left corner
+    of the top-left pixel.
+    """
+
+    a: float
+    b: float
+    c: float
+    d: float
+    e: float
+    f: float
+
+    def __call__(self, col, row):
+        col = np.asarray(col, dtype=np.float64)
+        row = np.asarray(row, dtype=np.float64)
+        return self.a * col + self.b * row + self.c, self.d * col + self.e * row + self.f
+
+    def shifted(self, col_off: float, row_off: float) -> "AffineTransform":
+        """The transform of a window whose top-left pixel is (col_off, row_off) in this raster."""
+        x0, y0 = self(col_off, row_off)
+        return AffineTransform(self.a, self.b, float(x0), self.d, self.e, float(y0))
+
+    def to_tuple(self) -> tuple[float, float, float, float, float, float]:
+        return (self.a, self.b, self.c, self.d, self.e, self.f)
+
+
+@dataclass(frozen=True)
+class GeoRaster:
+    """A geo-referenced raster: ``data`` is (height, width, bands); ``nodata`` is the GDAL_NODATA value."""
+
+    path: Path
+    data: np.ndarray
+    transform: AffineTransform
+    epsg: int
+    nodata: float | None = None
+
+    @property
+    def height(self) -> int:
+        return self.data.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.data.shape[1]
+
+    @property
+    def bands(self) -> int:
+        return self.data.shape[2]
+
+    @property
+    def pixel_size(self) -> tuple[float, float]:
+        """Ground size of one pixel along (columns, rows), in CRS units (metres for projected CRSs)."""
+        t = self.transform
+        return float(np.hypot(t.a, t.d)), float(np.hypot(t.b, t.e))
+
+    @cached_property
+    def crs(self) -> pyproj.CRS:
+        return pyproj.CRS.from_epsg(self.epsg)
+
+    @cached_property
+    def _to_wgs84(self) -> pyproj.Transformer:
+        return pyproj.Transformer.from_crs(self.crs, pyproj.CRS.from_epsg(WGS84_EPSG), always_xy=True)
+
+    def pixel_to_lonlat(self, col, row):
+        """WGS84 (lon, lat) in degrees of pixel coordinates (col, row); corners are integer coordinates."""
+        x, y = self.transform(col, row)
+        return self._to_wgs84.transform(x, y)
+
+    def valid_mask(self) -> np.ndarray:
+        """(height, width) bool: pixels that are finite and not nodata in every band."""
+        valid = np.all(np.isfinite(self.data), axis=2) if self.data.dtype.kind == "f" else np.ones(
+            self.data.shape[:2], dtype=bool
+        )
+        if self.nodata is not None:
+            valid &= ~np.any(self.data == self.nodata, axis=2)
+        return valid
+
+
+def read_geotiff(path: str | Path) -> GeoRaster:
+    """Read the first image of a GeoTIFF and its geo-referencing. Raises ``GeoTiffError`` naming the file."""
+    path = Path(path)
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        geokeys = tif.geotiff_metadata
+        if not geokeys:
+            raise GeoTiffError(f"{path}: no GeoTIFF tags (GeoKeyDirectory) found; the file is not geo-referenced")
+        series = tif.series[0]
+        data = series.asarray()
+        axes = series.axes
+        nodata_tag = page.tags.get("GDAL_NODATA")
+        nodata = float(nodata_tag.value.strip("\x00 ")) if nodata_tag is not None else None
+    return GeoRaster(
+        path=path,
+        data=_to_hwb(data, axes, path),
+        transform=_transform_from_geokeys(geokeys, path),
+        epsg=_epsg_from_geokeys(geokeys, path),
+        nodata=nodata,
+    )
+
+
+def _to_hwb(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
+    if axes == "YX":
+        return data[:, :, None]
+    if axes == "YXS":
+        return data
+    if axes == "SYX":
+        return np.moveaxis(data, 0, -1)
+    raise GeoTiffError(f"{path}: unsupported image layout {axes!r} (expected one 2-D image, bands as samples)")
+
+
+def _transform_from_geokeys(geokeys: dict, path: Path) -> AffineTransform:
+    if "ModelTransformation" in geokeys:
+        m = np.asarray(geokeys["ModelTransformation"], dtype=np.float64).reshape(4, 4)
+        transform = AffineTransform(*map(float, (m[0, 0], m[0, 1], m[0, 3], m[1, 0], m[1, 1], m[1, 3])))
+    elif "ModelPixelScale" in geokeys and "ModelTiepoint" in geokeys:
+        tiepoints = np.asarray(geokeys["ModelTiepoint"], dtype=np.float64).reshape(-1, 6)
+        if len(tiepoints) != 1:
+            raise GeoTiffError(
+                f"{path}: {len(tiepoints)} tie points (ground control points) found; only a single tie point "
+                "with a pixel scale defines an affine transform"
+            )
+        i, j, _, x, y, _ = tiepoints[0]
+        sx, sy = geokeys["ModelPixelScale"][:2]
+        # GeoTIFF's pixel scale is positive for north-up images: y decreases as rows increase.
+        transform = AffineTransform(*map(float, (sx, 0.0, x - i * sx, 0.0, -sy, y + j * sy)))
+    else:
+        raise GeoTiffError(f"{path}: neither ModelTransformation nor ModelPixelScale + ModelTiepoint tags present")
+    if int(geokeys.get("GTRasterTypeGeoKey", 1)) == _RASTER_PIXEL_IS_POINT:
+        # PixelIsPoint: the model coordinates refer to pixel centres; shift by half a pixel so that
+        # integer pixel coordinates are pixel corners (the GDAL convention).
+        transform = transform.shifted(-0.5, -0.5)
+    return transform
+
+
+def _epsg_from_geokeys(geokeys: dict, path: Path) -> int:
+    model_type = int(geokeys.get("GTModelTypeGeoKey", 0))
+    key = {1: "ProjectedCSTypeGeoKey", 2: "GeographicTypeGeoKey"}.get(model_type)
+    if key is None:
+        raise GeoTiffError(f"{path}: GTModelTypeGeoKey={model_type} is neither projected (1) nor geographic (2)")
+    if key not in geokeys:
+        raise GeoTiffError(f"{path}: {key} missing; cannot tell the coordinate reference system")
+    epsg = int(geokeys[key])
+    if epsg == _USER_DEFINED:
+        raise GeoTiffError(f"{path}: user-defined {key} (32767) is not supported; only EPSG-coded CRSs are")
+    return epsg

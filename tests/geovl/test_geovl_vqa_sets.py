@@ -1,0 +1,91 @@
+"""VQA evaluation sets built from real HRSID / SAR-AIRcraft / MSTAR annotations."""
+
+import json
+from collections import Counter
+
+import datasets
+import pytest
+
+from dataset_scripts.geovl import hrsid_vqa, mstar_recognition_vqa, region_number, sar_aircraft_vqa, save_vqa_sets
+
+
+def test_region_numbering():
+    # 3 x 3 grid, 1..9 row by row from the top-left; the box centre decides.
+    assert region_number([0, 0, 10, 10], 900, 900) == 1
+    assert region_number([890, 0, 10, 10], 900, 900) == 3
+    assert region_number([440, 440, 20, 20], 900, 900) == 5
+    assert region_number([0, 890, 10, 10], 900, 900) == 7
+    assert region_number([890, 890, 10, 10], 900, 900) == 9
+    assert region_number([290, 0, 20, 10], 900, 900) == 2  # centre x = 300 is the first column of region 2
+    assert region_number([0, 0, 1800, 1800], 900, 900) == 9  # centre on the far border clamps to the last cell
+    with pytest.raises(ValueError, match="outside"):
+        region_number([-50, 0, 10, 10], 900, 900)
+
+
+def test_hrsid_questions_match_annotations(sar_data_dir):
+    full = hrsid_vqa(sar_data_dir)
+    assert full.features["image"] == datasets.Image()
+    assert full[0]["image"].size == (800, 800)
+    ds = full.remove_columns("image")  # the checks below need no pixels
+    coco = json.loads((sar_data_dir / "hrsid_samples" / "annotations_coco.json").read_text())
+    counts = ds.filter(lambda r: r["task_type"] == "target count")
+    assert len(counts) == 40
+    assert sum(int(a) for a in counts["answer"]) == len(coco["annotations"]) == 215
+    dense = counts.filter(lambda r: r["image_id"] == "P0119_2400_3200_6000_6800")
+    assert dense["answer"] == ["122"]
+    recognition = ds.filter(lambda r: r["task_type"] == "target recognition")
+    assert set(recognition["answer"]) == {"ship"}
+    position = ds.filter(lambda r: r["task_type"] == "target position")
+    assert len(position) == 40  # every sample image has at least one ship
+    # Recognition asks once per occupied region, and the position answer lists exactly those regions.
+    per_image = Counter(recognition["image_id"])
+    for row in position:
+        assert len(row["answer"].split(", ")) == per_image[row["image_id"]]
+
+
+def test_sar_aircraft_questions_match_annotations(sar_data_dir):
+    ds = sar_aircraft_vqa(sar_data_dir)
+    counts = {r["image_id"]: r["answer"] for r in ds if r["task_type"] == "target count"}
+    assert counts == {
+        "0004360": "5", "0004361": "1", "0004362": "2", "0004363": "2", "0004364": "2",
+        "0004365": "1", "0004366": "3", "0004367": "5", "0004368": "5",
+    }
+    rows = [r for r in ds.remove_columns("image") if r["image_id"] == "0004360"]
+    position = {r["question"].split("are the ")[1].removesuffix(" aircraft located?"): r["answer"] for r in rows if r["task_type"] == "target position"}
+    # 0004360 (800 x 800): Boeing787 box [76, 217, 87, 94] has its centre (119.5, 264) in region 1.
+    assert position["Boeing787"] == "1"
+    assert set(position) == {"Boeing787", "A320/321", "Boeing737", "other"}
+    coco = json.loads((sar_data_dir / "sar_aircraft_samples" / "annotations_coco.json").read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    expected = Counter()
+    for ann in coco["annotations"]:
+        if ann["image_id"] == 1:
+            expected[names[ann["category_id"]]] += 1
+    assert set(expected) == set(position)
+    recognition = [r for r in rows if r["task_type"] == "target recognition"]
+    answered = Counter(n for r in recognition for n in r["answer"].split(", "))
+    assert set(answered) == set(expected)
+    assert all("What type of aircraft is in region" in r["question"] for r in recognition)
+
+
+def test_mstar_recognition(sar_data_dir):
+    small = mstar_recognition_vqa(sar_data_dir, max_per_class=3)
+    classes = (sar_data_dir / "mstar_soc" / "classes.txt").read_text().split()
+    assert len(small) == 30 and Counter(small["answer"]) == {c: 3 for c in classes}
+    assert set(small["task_type"]) == {"target recognition"}
+    full = mstar_recognition_vqa(sar_data_dir)
+    assert len(full) == 2425  # the SOC test split (15 degrees)
+    assert full[0]["image"].mode == "L"
+
+
+def test_save_vqa_sets_roundtrip(sar_data_dir, tmp_path):
+    ds = save_vqa_sets(sar_data_dir, tmp_path, mstar_per_class=1)
+    loaded = datasets.load_dataset(str(tmp_path), split="test")
+    assert len(loaded) == len(ds) == 156 + 44 + 10
+    assert Counter(loaded["dataset"]) == {"hrsid": 156, "sar_aircraft": 44, "mstar": 10}
+    assert loaded[0]["image"].size == (800, 800)  # bytes were embedded, not paths
+    assert "target position" in (tmp_path / "README.md").read_text()
+    # The task types are the model's (SarKnowlipProcessor.vqa_inputs rejects any other string).
+    from modeling_knowlip.configuration_knowlip import VQA_TASK_TYPES
+
+    assert set(loaded["task_type"]) == set(VQA_TASK_TYPES[:3])

@@ -1,0 +1,72 @@
+"""VQA accuracy per task type (SAR-KnowLIP paper 4.4, Table 6 "Visual Question Answer").
+
+The paper reports one accuracy per task type without its matching rule. Ours: an answer is correct when its
+normalised set of items equals the reference's. Normalisation (after the VQA v2 evaluation's answer processing,
+simplified for single short reference answers): lower-case; split into items at commas, semicolons and the word
+"and" (multi-item answers such as region lists "1, 5, 9" or "all landforms" match in any order and without
+duplicates); in each item drop the punctuation except ``/`` (aircraft names such as "A320/321") and ``-``,
+drop the articles a / an / the, and write number words zero..twenty as digits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from modeling_knowlip.configuration_knowlip import VQA_TASK_TYPES
+
+_NUMBER_WORDS = {
+    word: str(value)
+    for value, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+}
+_ARTICLES = {"a", "an", "the"}
+_ITEM_SEPARATOR = re.compile(r"[,;]|\band\b")
+_PUNCTUATION = re.compile(r"[^\w\s/\-]")
+
+
+def normalize_answer(answer: str) -> frozenset[str]:
+    """The set of normalised items of an answer (see the module docstring); empty items are dropped."""
+    items = set()
+    for item in _ITEM_SEPARATOR.split(answer.lower()):
+        words = [_NUMBER_WORDS.get(w, w) for w in _PUNCTUATION.sub(" ", item).split() if w not in _ARTICLES]
+        if words:
+            items.add(" ".join(words))
+    return frozenset(items)
+
+
+@dataclass(frozen=True)
+class VqaAccuracy:
+    """Accuracy in percent per task type (paper Table 6 order, only the types present), question counts, and the
+    accuracy over all questions."""
+
+    per_task: dict[str, float]
+    questions: dict[str, int]
+    overall: float
+
+
+def vqa_accuracy(predictions: Sequence[str], references: Sequence[str], task_types: Sequence[str]) -> VqaAccuracy:
+    """Exact-match accuracy of normalised answers, per task type (one of ``VQA_TASK_TYPES``)."""
+    if not len(predictions) == len(references) == len(task_types):
+        raise ValueError(
+            f"got {len(predictions)} predictions, {len(references)} references and {len(task_types)} task types"
+        )
+    if not predictions:
+        raise ValueError("no question to evaluate")
+    if unknown := sorted(set(task_types) - set(VQA_TASK_TYPES)):
+        raise ValueError(f"unknown VQA task types {unknown}; expected some of {list(VQA_TASK_TYPES)}")
+    if empty := [i for i, r in enumerate(references) if not normalize_answer(r)]:
+        raise ValueError(f"references {empty[:10]} are empty after normalisation ({len(empty)} in all)")
+    correct, total = Counter(), Counter(task_types)
+    for prediction, reference, task in zip(predictions, references, task_types):
+        correct[task] += normalize_answer(prediction) == normalize_answer(reference)
+    present = [t for t in VQA_TASK_TYPES if t in total]
+    return VqaAccuracy(
+        per_task={t: 100.0 * correct[t] / total[t] for t in present},
+        questions={t: total[t] for t in present},
+        overall=100.0 * sum(correct.values()) / len(predictions),
+    )
