@@ -8,6 +8,7 @@ Two sources:
 
 import gzip
 import html
+import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -100,7 +101,15 @@ def train_sarclip_tokenizer(texts: Iterable[str], vocab_size: int = 4096) -> Sar
     `eos_token_id` from the returned tokenizer.
     """
     base = SarclipTokenizer(vocab={"<|startoftext|>": 0, "<|endoftext|>": 1}, merges=[])
-    return base.train_new_from_iterator((clean_text(t) for t in texts), vocab_size=vocab_size)
+    trained = base.train_new_from_iterator((clean_text(t) for t in texts), vocab_size=vocab_size)
+    # The trainer's alphabet holds every byte, but a word-final byte ("1</w>") only when the corpus ends a word with
+    # it; without that token, a caption with a new word ("2S1") would turn into end-of-text tokens and be cut short
+    # at EOS pooling. Appending the 256 word-final bytes makes every text encodable (vocab grows by at most 256).
+    model = json.loads(trained.backend_tokenizer.to_str())["model"]
+    vocab = dict(model["vocab"])
+    for token in [c + "</w>" for c in _bytes_to_unicode()]:
+        vocab.setdefault(token, len(vocab))
+    return SarclipTokenizer(vocab=vocab, merges=[tuple(m) for m in model["merges"]])
 
 
 __all__ = ["SarclipTokenizer", "clean_text", "train_sarclip_tokenizer"]

@@ -60,8 +60,15 @@ def test_from_bpe_file_rejects_other_files(tmp_path):
 def test_train_small_tokenizer_on_captions(sar_data_dir):
     captions = _real_captions(sar_data_dir)
     tokenizer = train_sarclip_tokenizer(captions, vocab_size=400)
-    assert len(tokenizer) <= 400
+    assert len(tokenizer) <= 400 + 256  # learned vocabulary + the word-final bytes
     assert (tokenizer.bos_token_id, tokenizer.eos_token_id) == (0, 1)
     ids = tokenizer(captions[0])["input_ids"]
     assert ids[0] == 0 and ids[-1] == 1 and len(ids) < len(captions[0].split()) * 3
     assert tokenizer.decode(ids, skip_special_tokens=True) == " ".join(captions[0].lower().split())
+
+
+def test_trained_tokenizer_encodes_unseen_words_without_end_of_text():
+    tokenizer = train_sarclip_tokenizer(["a sar image of a tank", "a ship at sea"] * 20, vocab_size=300)
+    ids = tokenizer("the 2S1 howitzer, 12 km!")["input_ids"]
+    assert ids[0] == tokenizer.bos_token_id and ids.count(tokenizer.eos_token_id) == 1 and ids[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(ids, skip_special_tokens=True).replace(" ", "") == "the2s1howitzer,12km!"
