@@ -1,0 +1,30 @@
+"""`python -m train quickstart` / `eval` end to end (shrunk), with tensorboard logs and an AutoModel-loadable folder."""
+
+import json
+
+import pytest
+from transformers import AutoModel
+
+from train.__main__ import main
+
+pytest.importorskip("train.evaluation", reason="train.evaluation (run_evaluation) is not available")
+
+
+def test_quickstart_then_eval(tmp_path, capsys):
+    out = tmp_path / "quick"
+    assert main(["quickstart", "--synthetic_num_train", "60", "--synthetic_num_test", "20", "--num_epochs", "1",
+                 "--batch_size", "20", "--output_dir", str(out), "--log_every", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert f"model: {out / 'final'}" in printed and "results:" in printed and "zero_shot/top1" in printed
+    metrics = json.loads((out / "final" / "eval_results.json").read_text())
+    for name in ("retrieval/mean_recall", "zero_shot/top1", "linear_probe/accuracy"):
+        assert 0 <= metrics[name] <= 100, name
+    assert list((out / "logs").rglob("events.out.tfevents.*")), "no tensorboard event file"
+    assert "model-index" in (out / "final" / "README.md").read_text()
+    model = AutoModel.from_pretrained(out / "final", trust_remote_code=True)
+    assert model.config.vision_config.image_size == 64
+
+    assert main(["eval", str(out / "final"), "--data", "synthetic", "--tasks", "retrieval",
+                 "--out", str(tmp_path / "eval")]) == 0
+    again = json.loads((tmp_path / "eval" / "eval_results.json").read_text())
+    assert set(again) == {k for k in metrics if k.startswith("retrieval/")}

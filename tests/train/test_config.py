@@ -1,0 +1,52 @@
+"""TrainConfig: YAML + CLI overrides, paper defaults, chained stage configs."""
+
+from pathlib import Path
+
+import pytest
+
+from train.config import TrainConfig, parse_overrides
+
+CONFIGS = Path(__file__).resolve().parents[2] / "train" / "configs"
+
+
+def test_yaml_with_cli_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("data: synthetic\nbatch_size: 16\nmodel_overrides: {embed_dim: 32}\n")
+    config = TrainConfig.from_cli(str(path), ["--batch_size", "4", "--lora", "--lora_target_modules", "[qkv]",
+                                              "--output_dir", "123", "--learning_rate", "1e-4", "--resume"])
+    assert (config.batch_size, config.lora, config.lora_target_modules) == (4, True, ["qkv"])
+    assert config.model_overrides == {"embed_dim": 32}
+    assert config.output_dir == "123" and config.learning_rate == 1e-4  # str fields stay strings
+    assert config.resume == "latest"
+
+
+def test_paper_learning_rates_per_tower():
+    assert TrainConfig().learning_rate_for(is_resnet=True) == 5e-4
+    assert TrainConfig().learning_rate_for(is_resnet=False) == 5e-5
+    assert TrainConfig(learning_rate=1e-3).learning_rate_for(is_resnet=True) == 1e-3
+    assert TrainConfig().max_grad_norm == 1.0
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--no_such_field", "1"], "unknown option --no_such_field"),
+    (["--batch_size"], "needs a value"),
+    (["batch_size", "3"], "expected a --field flag"),
+])
+def test_bad_flags_are_named(flags, message):
+    with pytest.raises(ValueError, match=message):
+        parse_overrides(flags)
+
+
+def test_unknown_yaml_key_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("batchsize: 3\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: unknown config keys \['batchsize'\]"):
+        TrainConfig.from_yaml(path)
+
+
+def test_stage_configs_chain():
+    stage1 = TrainConfig.from_yaml(CONFIGS / "stage1_optical.yaml")
+    stage2 = TrainConfig.from_yaml(CONFIGS / "stage2_sar.yaml")
+    assert stage2.init_from == str(Path(stage1.output_dir) / "final")
+    for name in ("quickstart.yaml", "mstar_soc.yaml"):
+        TrainConfig.from_yaml(CONFIGS / name)

@@ -1,0 +1,88 @@
+"""Hub upload without network (HfApi stubbed to copy into a local folder) and a real offline load by repo id."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from huggingface_hub import HfApi
+
+from train import fit
+from train.__main__ import main
+
+SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
+METRICS = {"retrieval/mean_recall": 42.5, "zero_shot/top1": 61.25, "linear_probe/accuracy": 77.0}
+
+
+@pytest.fixture
+def fake_hub(monkeypatch, tmp_path):
+    """`HfApi.create_repo` / `upload_folder` copy into tmp_path/remote/<repo id>; returns that root."""
+    remote = tmp_path / "remote"
+
+    def create_repo(self, repo_id, private=False, exist_ok=False, **kwargs):
+        (remote / repo_id).mkdir(parents=True, exist_ok=exist_ok)
+
+    def upload_folder(self, folder_path, repo_id, commit_message=None, **kwargs):
+        shutil.copytree(folder_path, remote / repo_id, dirs_exist_ok=True)
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    return remote
+
+
+def _model_index(card: str) -> dict:
+    return yaml.safe_load(card.split("---")[1])
+
+
+def test_push_to_hub_and_offline_round_trip(tiny_train_config, fake_hub, tmp_path):
+    result = fit(tiny_train_config(max_steps=2, push_to_hub="org/tiny-sarclip"))
+    pushed = fake_hub / "org" / "tiny-sarclip"
+    for name in ("config.json", "model.safetensors", "modeling_sarclip.py", "configuration_sarclip.py",
+                 "processor_config.json", "tokenizer.json", "train_config.yaml", "README.md"):
+        assert (pushed / name).is_file(), name
+    assert yaml.safe_load((pushed / "train_config.yaml").read_text())["max_steps"] == 2
+
+    # `python -m train push RUN_DIR REPO` after an evaluation: the card carries the results as model-index
+    (result.model_dir / "eval_results.json").write_text(json.dumps(METRICS))
+    assert main(["push", str(result.model_dir.parent), "org/tiny-sarclip-eval"]) == 0
+    metadata = _model_index((fake_hub / "org" / "tiny-sarclip-eval" / "README.md").read_text())
+    assert metadata["pipeline_tag"] == "zero-shot-image-classification"
+    reported = {m["type"]: m["value"] for entry in metadata["model-index"][0]["results"] for m in entry["metrics"]}
+    assert reported == METRICS
+
+    # a local HF cache snapshot of the pushed repo loads by repo id, offline, with trust_remote_code
+    hf_home = tmp_path / "hf_home"
+    repo_cache = hf_home / "hub" / "models--org--tiny-sarclip-eval"
+    shutil.copytree(fake_hub / "org" / "tiny-sarclip-eval", repo_cache / "snapshots" / SNAPSHOT)
+    (repo_cache / "refs").mkdir()
+    (repo_cache / "refs" / "main").write_text(SNAPSHOT)
+    pixels = torch.linspace(-1, 1, 2 * 3 * 32 * 32).reshape(2, 3, 32, 32)
+    torch.save(pixels, tmp_path / "pixels.pt")
+    script = (
+        "import sys, torch\n"
+        "from transformers import AutoModel, AutoProcessor\n"
+        "model = AutoModel.from_pretrained('org/tiny-sarclip-eval', trust_remote_code=True).eval()\n"
+        "processor = AutoProcessor.from_pretrained('org/tiny-sarclip-eval', trust_remote_code=True)\n"
+        "ids = processor(text=['a ship'])['input_ids']\n"
+        "with torch.no_grad():\n"
+        "    image = model.get_image_features(pixel_values=torch.load(sys.argv[1])).pooler_output\n"
+        "torch.save({'image': image, 'ids': ids, 'class': type(model).__module__}, sys.argv[2])\n"
+    )
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1"}
+    env.pop("HF_HUB_CACHE", None)
+    run = subprocess.run([sys.executable, "-c", script, str(tmp_path / "pixels.pt"), str(tmp_path / "out.pt")],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-3000:]
+    loaded = torch.load(tmp_path / "out.pt")
+    assert loaded["class"].startswith("transformers_modules")  # the pushed code, not the installed package
+
+    from train.model_io import load_trained_model
+
+    model, processor = load_trained_model(result.model_dir)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded["image"], model.eval().get_image_features(pixel_values=pixels).pooler_output)
+    assert torch.equal(loaded["ids"], processor(text=["a ship"])["input_ids"])

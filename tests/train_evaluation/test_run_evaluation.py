@@ -1,0 +1,68 @@
+"""`run_evaluation` end to end: a tiny random SarclipModel on a small synthetic SAR set."""
+
+import json
+
+import pytest
+
+from train.evaluation import run_evaluation
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ALL_TASKS = ("retrieval", "zero_shot", "linear_probe", "feature_plot")
+
+
+def test_all_tasks_end_to_end(make_model, processor, tiny_dataset, class_names, tmp_path):
+    model = make_model().train()
+    results = run_evaluation(model, processor, tiny_dataset, class_names, tmp_path, ALL_TASKS, batch_size=8)
+    assert model.training  # restored after evaluation
+
+    assert json.loads((tmp_path / "eval_results.json").read_text()) == results
+    assert all(isinstance(value, float) for value in results.values())
+    for name in ("zero_shot_confusion_matrix.png", "tsne_test.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG_SIGNATURE and (tmp_path / name).stat().st_size > 5000
+    assert "Mean Recall" in (tmp_path / "retrieval_table.md").read_text()
+
+    expected = {f"retrieval/{d}_R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)} | {
+        "retrieval/mean_recall", "zero_shot/top1", "zero_shot/top3", "zero_shot/mean_class_accuracy",
+        "linear_probe/accuracy", "linear_probe/weight_decay",
+    } | {f"zero_shot/class_accuracy/{name}" for name in class_names}
+    assert expected <= set(results)
+    distinct = len({caption for captions in tiny_dataset["test"]["captions"] for caption in captions})
+    assert results["retrieval/num_images"] == 15.0 and results["retrieval/num_texts"] == distinct < 75  # templates repeat
+    assert results["retrieval/i2t_R@1"] <= results["retrieval/i2t_R@5"] <= results["retrieval/i2t_R@10"] <= 100
+    assert results["retrieval/t2i_R@1"] <= results["retrieval/t2i_R@5"] <= results["retrieval/t2i_R@10"] <= 100
+    recalls = [results[f"retrieval/{d}_R@{k}"] for d in ("i2t", "t2i") for k in (1, 5, 10)]
+    assert results["retrieval/mean_recall"] == pytest.approx(sum(recalls) / 6)
+    assert results["zero_shot/top1"] <= results["zero_shot/top3"]
+    assert 0 <= results["linear_probe/accuracy"] <= 100
+
+
+def test_same_model_gives_the_same_results(make_model, processor, tiny_dataset, class_names, tmp_path):
+    tasks = ("retrieval", "zero_shot", "linear_probe")
+    first = run_evaluation(make_model(), processor, tiny_dataset, class_names, tmp_path / "a", tasks, batch_size=16)
+    second = run_evaluation(make_model(), processor, tiny_dataset, class_names, tmp_path / "b", tasks, batch_size=5)
+    assert first.keys() == second.keys()
+    for name, value in first.items():
+        assert second[name] == pytest.approx(value, abs=1e-9), name
+
+
+def test_retrieval_only_needs_no_labels_or_class_names(make_model, processor, tiny_dataset, tmp_path):
+    captions_only = {"test": tiny_dataset["test"].select_columns(["image", "captions"])}
+    results = run_evaluation(make_model(), processor, captions_only, None, tmp_path, ("retrieval",))
+    assert set(results) == {f"retrieval/{name}" for name in (
+        "i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "mean_recall", "num_images", "num_texts",
+        "images_without_captions")}
+    with pytest.raises(ValueError, match="need class_names"):
+        run_evaluation(make_model(), processor, tiny_dataset, None, tmp_path, ("zero_shot",))
+
+
+def test_bad_inputs_are_reported(make_model, processor, tiny_dataset, class_names, tmp_path):
+    model = make_model()
+    with pytest.raises(ValueError, match="unknown or no evaluation tasks"):
+        run_evaluation(model, processor, tiny_dataset, class_names, tmp_path, ("retrieval", "captioning"))
+    with pytest.raises(ValueError, match="3 class names given but the 'test' label feature has 5 classes"):
+        run_evaluation(model, processor, tiny_dataset, class_names[:3], tmp_path, ("zero_shot",))
+    no_captions = {"test": tiny_dataset["test"].remove_columns("captions")}
+    with pytest.raises(ValueError, match=r"'test' split lacks columns \['captions'\]"):
+        run_evaluation(model, processor, no_captions, class_names, tmp_path, ("retrieval",))
+    with pytest.raises(ValueError, match="needs a 'train' split"):
+        run_evaluation(model, processor, {"test": tiny_dataset["test"]}, class_names, tmp_path, ("linear_probe",))

@@ -1,0 +1,114 @@
+"""`run_evaluation`: every evaluation of a SARCLIP model on a train/test `DatasetDict` in one call.
+
+Test-split image features are computed once and shared by retrieval, zero-shot, the linear probe and the t-SNE plot;
+the linear probe also encodes the train split once. Call it on the main process only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import datasets
+import torch
+
+from .encode import encode_images, encode_texts, eval_mode
+from .feature_plot import save_tsne_plot
+from .linear_probe import evaluate_linear_probe
+from .retrieval import retrieval_recalls, table_iii_row, unique_captions
+from .zero_shot import evaluate_zero_shot
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("retrieval", "zero_shot", "linear_probe", "feature_plot")
+RESULTS_FILE = "eval_results.json"
+_COLUMNS = {"retrieval": ("image", "captions"), "zero_shot": ("image", "label"),
+            "linear_probe": ("image", "label"), "feature_plot": ("image", "label")}
+
+
+def _check_inputs(dataset_dict, class_names: Sequence[str] | None, tasks: Sequence[str]) -> None:
+    unknown = [task for task in tasks if task not in TASKS]
+    if unknown or not tasks:
+        raise ValueError(f"unknown or no evaluation tasks {list(tasks)} (choose from {TASKS})")
+    splits = ["test"] + (["train"] if "linear_probe" in tasks else [])
+    for split in splits:
+        if split not in dataset_dict:
+            raise ValueError(f"run_evaluation needs a {split!r} split, the dataset has {list(dataset_dict)}")
+        columns = dataset_dict[split].column_names
+        missing = sorted({c for task in tasks for c in _COLUMNS[task] if c not in columns})
+        if missing:
+            raise ValueError(f"{split!r} split lacks columns {missing} needed by tasks {list(tasks)} (has {columns})")
+        if len(dataset_dict[split]) == 0:
+            raise ValueError(f"the {split!r} split is empty")
+        label = dataset_dict[split].features.get("label")
+        needs_labels = any("label" in _COLUMNS[task] for task in tasks)
+        if needs_labels and class_names is None:
+            raise ValueError(f"tasks {list(tasks)} need class_names (only retrieval runs without them)")
+        if needs_labels and isinstance(label, datasets.ClassLabel) and label.num_classes != len(class_names):
+            raise ValueError(f"{len(class_names)} class names given but the {split!r} label feature has "
+                             f"{label.num_classes} classes ({label.names})")
+
+
+def run_evaluation(
+    model: torch.nn.Module,
+    processor,
+    dataset_dict,
+    class_names: Sequence[str] | None,
+    out_dir: str | Path,
+    tasks: Sequence[str] = ("retrieval", "zero_shot", "linear_probe"),
+    batch_size: int = 64,
+) -> dict[str, float]:
+    """Evaluate `model` (SarclipModel or SarclipEnsemble) and return flat metrics (percent), also in
+    out_dir/eval_results.json.
+
+    Args:
+        dataset_dict: "test" (and "train" for the linear probe) with columns image, captions (list[str]), label.
+        class_names: caption words of the label ids, in label order ("storage tank", "T-72 tank"); used verbatim in
+            the zero-shot prompts. May be None when only "retrieval" runs.
+        tasks: any of "retrieval" (test i2t/t2i R@1/5/10 and mean recall, out_dir/retrieval_table.md),
+            "zero_shot" (prompt-ensemble top-1/top-3, per-class accuracy, out_dir/zero_shot_confusion_matrix.png),
+            "linear_probe" (fit on train features, test accuracy), "feature_plot" (out_dir/tsne_test.png).
+            top3 is reported only with 3 classes or more.
+
+    Runs in the model's own device and dtype; for mixed precision call it inside `accelerator.autocast()` (no
+    autocast context is opened here, so an outer one stays in effect).
+    """
+    tasks = tuple(tasks)
+    _check_inputs(dataset_dict, class_names, tasks)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    test = dataset_dict["test"]
+    results: dict[str, float] = {}
+    with eval_mode(model):
+        test_features = encode_images(model, processor, test["image"], batch_size)
+        if "retrieval" in tasks:
+            texts, text_to_image = unique_captions(test["captions"])
+            text_features = encode_texts(model, processor, texts, batch_size)
+            retrieval = retrieval_recalls(test_features, text_features, text_to_image)
+            (out_dir / "retrieval_table.md").write_text(table_iii_row(retrieval) + "\n")
+            results.update({f"retrieval/{name}": value for name, value in retrieval.items()})
+        test_labels = list(test["label"]) if "label" in test.column_names else None
+        if "zero_shot" in tasks:
+            results.update(
+                evaluate_zero_shot(model, processor, test_features, test_labels, class_names, out_dir,
+                                   batch_size=batch_size)
+            )
+        if "linear_probe" in tasks:
+            train = dataset_dict["train"]
+            train_features = encode_images(model, processor, train["image"], batch_size)
+            results.update(
+                evaluate_linear_probe(train_features, list(train["label"]), test_features, test_labels,
+                                      len(class_names))
+            )
+        if "feature_plot" in tasks:
+            save_tsne_plot(test_features, test_labels, class_names, out_dir / "tsne_test.png",
+                           title="t-SNE of test image features")
+    results = {name: float(value) for name, value in sorted(results.items())}
+    (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    logger.info("evaluation results (%s) written to %s", ", ".join(tasks), out_dir / RESULTS_FILE)
+    return results
+
+
+__all__ = ["RESULTS_FILE", "TASKS", "run_evaluation"]

@@ -1,0 +1,242 @@
+"""The SARCLIP contrastive trainer: pre-training and fine-tuning on one CPU, one GPU or many (`accelerate launch`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import datasets
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from .checkpointing import TrainerState, load_checkpoint, resolve_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .data import EpochShuffleSampler, ImageTextCollator, load_image_text_dataset, training_view
+from .encoder import ContrastiveEncoder
+from .freezing import apply_partial_unfreezing
+from .grad_cache import contrastive_step
+from .lora import add_lora
+from .model_io import load_trained_model
+from .model_setup import build_tokenizer, load_model_and_processor
+from .run_eval import evaluate_model
+
+CHECKPOINTS = "checkpoints"
+FINAL = "final"
+LOGS = "logs"
+CONFIG_FILE = "train_config.yaml"
+TRAINING_LOG = "training_log.json"
+TOKENIZER = "tokenizer"
+
+
+@dataclasses.dataclass
+class TrainResult:
+    model_dir: Path
+    state: TrainerState
+    losses: list[float]
+    metrics: dict[str, float]
+
+
+def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """open_clip's split: no weight decay on gains, biases, norms, embeddings' 1-D params and the temperature."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        exclude = param.ndim < 2 or "norm" in name or "bn" in name or "bias" in name or "logit_scale" in name
+        (no_decay if exclude else decay).append(param)
+    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
+
+
+def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainResult:
+    """Train as configured; writes checkpoints, logs and the final model under `config.output_dir`."""
+    output_dir = Path(config.output_dir)
+    accelerator = accelerator or Accelerator(
+        mixed_precision=config.mixed_precision,
+        log_with=None if config.report_to == "none" else config.report_to,
+        project_dir=str(output_dir / LOGS),
+        step_scheduler_with_optimizer=False,  # the schedule counts optimizer steps, whatever the process count
+    )
+    set_seed(config.seed)
+    dataset = load_image_text_dataset(config)
+    if config.train_split not in dataset:
+        raise ValueError(f"{config.data}: no split {config.train_split!r} (splits: {list(dataset)})")
+    train_set = dataset[config.train_split]
+    if config.max_train_samples:
+        train_set = train_set.select(range(min(config.max_train_samples, len(train_set))))
+    model, processor = load_model_and_processor(shared_tokenizer(config, accelerator, train_set))
+    apply_partial_unfreezing(model, config.trainable_vision_layers, config.trainable_text_layers)
+    if config.gradient_checkpointing:
+        model.activation_checkpointing_enable({"use_reentrant": False})
+    if config.lora:
+        model = add_lora(model, config)
+    encoder = ContrastiveEncoder(model)
+
+    train_view = training_view(train_set)
+    step_batch = config.batch_size * config.gradient_accumulation_steps  # per process
+    sampler = EpochShuffleSampler(len(train_view), config.seed)
+    collator = ImageTextCollator(processor, config.seed)
+    loader = DataLoader(
+        train_view, batch_size=step_batch, sampler=sampler, collate_fn=collator, drop_last=True,
+        num_workers=config.num_workers,
+    )
+    optimizer = torch.optim.AdamW(
+        optimizer_groups(encoder, config.weight_decay),
+        lr=config.learning_rate_for(model.config.vision_config.is_resnet),
+        betas=(config.adam_beta1, config.adam_beta2),
+        eps=config.adam_epsilon,
+    )
+    encoder, optimizer, loader = accelerator.prepare(encoder, optimizer, loader)
+    steps_per_epoch = len(loader)
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"{len(train_view)} training samples give no full step of {step_batch} x {accelerator.num_processes} "
+            "samples: lower batch_size / gradient_accumulation_steps"
+        )
+    total_steps = steps_per_epoch * config.num_epochs
+    warmup = config.warmup_steps if config.warmup_steps is not None else int(config.warmup_ratio * total_steps)
+    scheduler = accelerator.prepare(get_cosine_schedule_with_warmup(optimizer, warmup, total_steps))
+
+    state = TrainerState()
+    if config.resume:
+        checkpoint = resolve_checkpoint(config.resume, output_dir / CHECKPOINTS)
+        state = load_checkpoint(accelerator, checkpoint)
+        accelerator.print(f"resumed from {checkpoint} at step {state.global_step}")
+    last_step = total_steps if config.max_steps is None else min(total_steps, config.max_steps)
+
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        config.save_yaml(output_dir / CONFIG_FILE)
+    if config.report_to != "none":
+        accelerator.init_trackers(output_dir.name, config=_tracker_config(config))
+    unwrapped = accelerator.unwrap_model(encoder).model
+    losses = _read_log(output_dir)[: state.global_step] if config.resume else []
+    progress = tqdm(
+        total=last_step, initial=state.global_step, desc="train", disable=not accelerator.is_local_main_process
+    )
+    samples_per_step = step_batch * accelerator.num_processes
+    tick, steps_since_log = time.perf_counter(), 0
+    encoder.train()
+    while state.global_step < last_step:
+        sampler.set_epoch(state.epoch)
+        collator.epoch = state.epoch
+        epoch_loader = accelerator.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch else (
+            loader
+        )
+        for batch in epoch_loader:
+            loss = contrastive_step(encoder, batch, accelerator, config.gradient_accumulation_steps)
+            if config.max_grad_norm:
+                accelerator.clip_grad_norm_(encoder.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad():  # open_clip clamps the temperature to at most 100
+                unwrapped.logit_scale.clamp_(0, math.log(100))
+            state.global_step += 1
+            state.batches_in_epoch += 1
+            mean_loss = accelerator.reduce(loss, reduction="mean").item()
+            losses.append(mean_loss)
+            progress.update(1)
+            steps_since_log += 1
+            if state.global_step % config.log_every == 0 or state.global_step == last_step:
+                elapsed = time.perf_counter() - tick
+                logs = {
+                    "train/loss": mean_loss,
+                    "train/lr": scheduler.get_last_lr()[0],
+                    "train/samples_per_second": samples_per_step * steps_since_log / max(elapsed, 1e-9),
+                    "train/logit_scale": unwrapped.logit_scale.exp().item(),
+                }
+                progress.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{logs['train/lr']:.2e}")
+                if config.report_to != "none":
+                    accelerator.log(logs, step=state.global_step)
+                tick, steps_since_log = time.perf_counter(), 0
+            if state.batches_in_epoch == steps_per_epoch:
+                state.epoch, state.batches_in_epoch = state.epoch + 1, 0
+            end_of_epoch = state.batches_in_epoch == 0
+            periodic = config.checkpoint_every and state.global_step % config.checkpoint_every == 0
+            if periodic or (end_of_epoch and not config.checkpoint_every) or state.global_step == last_step:
+                save_checkpoint(accelerator, output_dir / CHECKPOINTS, state, config.keep_checkpoints)
+                if accelerator.is_main_process:
+                    (output_dir / TRAINING_LOG).write_text(json.dumps({"losses": losses}), encoding="utf-8")
+            if state.global_step >= last_step or end_of_epoch:
+                break
+    progress.close()
+
+    model_dir = output_dir / FINAL
+    if accelerator.is_main_process:
+        save_final_model(accelerator.unwrap_model(encoder).model, processor, config, model_dir)
+    accelerator.wait_for_everyone()
+    metrics = evaluate_final_model(config, dataset, model_dir) if accelerator.is_main_process else {}
+    if accelerator.is_main_process and config.push_to_hub:
+        from .hub import push_model_dir
+
+        push_model_dir(model_dir, config.push_to_hub, private=config.hub_private)
+    if config.report_to != "none":
+        accelerator.end_training()
+    return TrainResult(model_dir=model_dir, state=state, losses=losses, metrics=metrics)
+
+
+def shared_tokenizer(config: TrainConfig, accelerator: Accelerator, train_set: datasets.Dataset) -> TrainConfig:
+    """With `tokenizer: trained`, train the BPE once (main process) into `output_dir/tokenizer` and point the config
+    there: every process, and a resumed run, then use the same vocabulary (BPE training breaks ties randomly)."""
+    if config.tokenizer != "trained":
+        return config
+    folder = Path(config.output_dir) / TOKENIZER
+    if not (config.resume and folder.is_dir()):
+        if accelerator.is_main_process:
+            captions = (c for caps in train_set["captions"] for c in ([caps] if isinstance(caps, str) else caps))
+            build_tokenizer(config, captions).save_pretrained(folder)
+        accelerator.wait_for_everyone()
+    return dataclasses.replace(config, tokenizer=str(folder))
+
+
+def save_final_model(model: torch.nn.Module, processor, config: TrainConfig, model_dir: Path) -> None:
+    """Atomically write the model folder: full weights, or LoRA adapters (plus merged weights with `merge_lora`).
+
+    A LoRA run without merging writes the adapters (`PeftModel.from_pretrained(base, model_dir)`); with
+    `merge_lora` the folder holds the merged full model and the adapters go to `model_dir/adapter`.
+    """
+    tmp = model_dir.with_name(f".tmp-{model_dir.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if config.lora and config.merge_lora:
+        model.save_pretrained(tmp / "adapter")
+        model = model.merge_and_unload()
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    config.save_yaml(tmp / CONFIG_FILE)
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    os.replace(tmp, model_dir)
+
+
+def evaluate_final_model(config: TrainConfig, dataset: datasets.DatasetDict, model_dir: Path) -> dict[str, float]:
+    """Evaluate the saved model on the eval split (`config.eval_tasks`) and write its model card."""
+    from .hub import write_model_card
+
+    metrics = {}
+    if config.eval_tasks and config.eval_split:
+        model, processor = load_trained_model(model_dir)
+        metrics = evaluate_model(
+            model, processor, dataset, config.train_split, config.eval_split, config.eval_tasks, model_dir,
+            config.eval_batch_size,
+        )
+    write_model_card(model_dir, config.to_dict(), metrics, dataset_name=config.data)
+    return metrics
+
+
+def _tracker_config(config: TrainConfig) -> dict:
+    """Trackers (tensorboard hparams) take scalars only."""
+    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in config.to_dict().items()}
+
+
+def _read_log(output_dir: Path) -> list[float]:
+    path = output_dir / TRAINING_LOG
+    return json.loads(path.read_text(encoding="utf-8"))["losses"] if path.is_file() else []
