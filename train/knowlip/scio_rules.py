@@ -1,0 +1,54 @@
+"""SCIO's decision rules (paper 3.4), on per-pair ITC losses and ITM match scores.
+
+Where the paper's text (eqs. 10-15) and its Algorithm 1 differ, we follow the equations:
+- Screening: Algorithm 1 writes ΔL = L(T) - L(T \\ t_i) > 0, the same test as eq. 10's ΔL = L(t^(-j)) - L(t) < 0.
+  Algorithm 1 then compares ITM *losses* of the whole filtered text T'; we use eq. 11, the ITM *score* per fragment.
+- Reconstruction: Algorithm 1 compares T_filled with T' (the text without the noise); eqs. 14-15 compare the
+  reconstructed text with the text t_i before reconstruction, which is what we do.
+Ties (Δ = 0) are not improvements: both rules need strict inequalities, as written in the paper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class ScreeningDecision:
+    """delta_itc (eq. 10), delta_itm (eq. 11); candidate: ΔL_ITC < 0; noise: candidate and ΔITM > 0."""
+
+    delta_itc: torch.Tensor
+    delta_itm: torch.Tensor
+    candidate: torch.Tensor
+    noise: torch.Tensor
+
+
+@dataclass
+class ReconstructionDecision:
+    """delta_itc (eq. 14), delta_itm (eq. 15); accepted: ΔL_ITC < 0 and ΔITM > 0."""
+
+    delta_itc: torch.Tensor
+    delta_itm: torch.Tensor
+    accepted: torch.Tensor
+
+
+def screen(itc_full: torch.Tensor, itm_full: torch.Tensor, itc_removed: torch.Tensor,
+           itm_removed: torch.Tensor) -> ScreeningDecision:
+    """Eqs. 10-11: removing fragment p_j lowers the ITC loss (candidate) and raises the ITM score (noise)."""
+    delta_itc = itc_removed.float() - itc_full.float()
+    delta_itm = itm_removed.float() - itm_full.float()
+    candidate = delta_itc < 0
+    return ScreeningDecision(delta_itc, delta_itm, candidate, candidate & (delta_itm > 0))
+
+
+def accept_reconstruction(itc_before: torch.Tensor, itm_before: torch.Tensor, itc_after: torch.Tensor,
+                          itm_after: torch.Tensor) -> ReconstructionDecision:
+    """Eqs. 14-15: keep the regenerated fragment only if the ITC loss falls and the ITM score rises."""
+    delta_itc = itc_after.float() - itc_before.float()
+    delta_itm = itm_after.float() - itm_before.float()
+    return ReconstructionDecision(delta_itc, delta_itm, (delta_itc < 0) & (delta_itm > 0))
+
+
+__all__ = ["ReconstructionDecision", "ScreeningDecision", "accept_reconstruction", "screen"]

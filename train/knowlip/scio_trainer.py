@@ -1,0 +1,329 @@
+"""SCIO training of SAR-KnowLIP with Accelerate (paper 3.4, Algorithm 1; schedule of paper 4.1).
+
+The run is a fixed list of units of work, each followed by an atomic checkpoint, so an interrupted run resumes at the
+unit after the last checkpoint:
+  stage 1: `stage_epochs[0]` epochs of ITC + ITM + MLM (eq. 7) on the full texts;
+  screening pass (eqs. 10-11)                           -> text version 1 (noise pool);
+  stage 2: `stage_epochs[1]` epochs, ITC/ITM on the full text, MLM targets outside the noise pool;
+  reconstruction pass (eqs. 12-15)                      -> text version 2 (refined texts, remaining noise pool);
+  stage 3: `stage_epochs[2]` epochs on the refined texts, MLM targets outside the remaining noise pool.
+Choices: Algorithm 1 wraps the phases in `for iteration = 1 to max_iter` but paper 4.1 trains 3 x 12 epochs, so the
+stages run once; screening and reconstruction each run once, at the start of stages 2 and 3, with the model of the
+end of the previous stage (the scores of one pass all use one queue state).
+
+Text versions are `datasets` folders `output_dir/texts/v{N}` (v0 = the input) with one row per image:
+`subtexts` (list[str]), `noise` (list[bool], the noise pool), `refined` (list[bool], replaced by reconstruction),
+`delta_itc` / `delta_itm` (list[float], the last pass's Δ values, NaN where not computed).
+
+Distributed: the model's ITC negatives are momentum features (the batch's and the queue's, no gradient), and every
+process's momentum features reach all queues through the model's own all-gather. No gradient flows through any
+negative, so an autograd all-gather (`torch.distributed.nn.functional.all_gather`) would change nothing here; DDP
+averages the gradients. The passes split the images over the processes and gather the results (`gather_object`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
+
+import datasets
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from torch.utils.data import DataLoader, RandomSampler
+
+from model_cards import knowlip_model_card
+
+from ..checkpointing import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint
+from .scio_passes import ModelTextOps, reconstruct_texts, screen_texts
+from .scio_text import encode_subtexts
+
+logger = logging.getLogger(__name__)
+
+RUN_FILE = "scio_run.json"
+LOG_FILE = "scio_log.jsonl"
+TEXT_FEATURES = datasets.Features({
+    "subtexts": datasets.List(datasets.Value("string")),
+    "noise": datasets.List(datasets.Value("bool")),
+    "refined": datasets.List(datasets.Value("bool")),
+    "delta_itc": datasets.List(datasets.Value("float32")),
+    "delta_itm": datasets.List(datasets.Value("float32")),
+})
+
+
+@dataclasses.dataclass
+class ScioConfig:
+    """SCIO settings; defaults are paper 4.1 (AdamW, weight decay 0.05, lr 3e-4 warmed up from 1e-6 over 3000 steps,
+    then x0.9 per epoch down to 1e-6; batch 32; 12 epochs per stage).
+
+    max_length: tokens of a whole text (8 sub-texts); longer texts are cut and counted. max_fragment_tokens: the
+    longest fragment the decoder may write in reconstruction. pass_batch_size: images per screening/reconstruction
+    batch (each image is scored with 1 + 8 texts). mixed_precision: "no", "fp16" or "bf16" (Accelerate).
+    """
+
+    output_dir: str
+    stage_epochs: tuple[int, int, int] = (12, 12, 12)
+    batch_size: int = 32
+    learning_rate: float = 3e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 3000
+    warmup_lr: float = 1e-6
+    min_lr: float = 1e-6
+    lr_decay_rate: float = 0.9
+    max_length: int = 256
+    max_fragment_tokens: int = 40
+    pass_batch_size: int = 16
+    mixed_precision: str = "no"
+    seed: int = 0
+    image_column: str = "image"
+    subtexts_column: str = "subtexts"
+    keep_checkpoints: int = 1
+
+    def units(self) -> list[tuple[str, int]]:
+        """The run's units of work in order: ("train", stage) per epoch, "screen" and "reconstruct" passes."""
+        first, second, third = self.stage_epochs
+        return ([("train", 1)] * first + [("screen", 2)] + [("train", 2)] * second + [("reconstruct", 3)]
+                + [("train", 3)] * third)
+
+
+def load_text_version(output_dir: str | Path, version: int) -> datasets.Dataset:
+    """Text version `version` of a SCIO run (0 = input texts, 1 = after screening, 2 = after reconstruction)."""
+    path = Path(output_dir) / "texts" / f"v{version}"
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no SCIO text version {version} (written after its pass has run)")
+    return datasets.load_from_disk(str(path))
+
+
+class ScioTrainer:
+    """Runs SCIO on `dataset` (an image column and a column of sub-text lists) and returns the last text version.
+
+    `processor` is a `SarKnowlipProcessor` (its image processor and tokenizer are used). Re-running with the same
+    `output_dir` resumes after the last completed unit.
+    """
+
+    def __init__(self, model, processor, dataset: datasets.Dataset, config: ScioConfig,
+                 accelerator: Accelerator | None = None):
+        for column in (config.image_column, config.subtexts_column):
+            if column not in dataset.column_names:
+                raise ValueError(f"SCIO dataset has no column {column!r} (columns: {dataset.column_names})")
+        self.texts = [list(text) for text in dataset[config.subtexts_column]]
+        for row, text in enumerate(self.texts):
+            if not text or not all(isinstance(part, str) for part in text):
+                raise ValueError(f"SCIO dataset row {row}: {config.subtexts_column!r} must be a non-empty list of "
+                                 f"strings, got {text!r}")
+        if len(dataset) < 2:
+            raise ValueError("SCIO needs at least 2 images (ITM draws its negatives from other images of the batch)")
+        self.dataset, self.config = dataset, config
+        self.processor = processor
+        self.image_processor, self.tokenizer = processor.image_processor, processor.tokenizer
+        self.noise = [[False] * len(text) for text in self.texts]
+        self.output_dir = Path(config.output_dir)
+        self.accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
+                                      weight_decay=config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_factor)
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+
+    # ----- schedule -----
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.dataset) / (self.config.batch_size * self.accelerator.num_processes))
+
+    def _lr_factor(self, step: int) -> float:
+        config = self.config
+        if step < config.warmup_steps:
+            lr = config.warmup_lr + (config.learning_rate - config.warmup_lr) * step / config.warmup_steps
+        else:
+            lr = max(config.min_lr, config.learning_rate * config.lr_decay_rate ** (step // self.steps_per_epoch))
+        return lr / config.learning_rate
+
+    # ----- run -----
+
+    def run(self) -> datasets.Dataset:
+        """Run (or resume) all units; returns the last text version. The final model goes to `output_dir/model`."""
+        accelerator, units = self.accelerator, self.config.units()
+        checkpoints = self.output_dir / "checkpoints"
+        state = self._resume(checkpoints)
+        if state.epoch == 0 and accelerator.is_main_process and not (self.output_dir / "texts" / "v0").is_dir():
+            self._write_version(0, self.texts, self.noise, [[False] * len(t) for t in self.texts], None, None)
+        accelerator.wait_for_everyone()
+        self._load_version(self._version_after(state.epoch, units))
+        for index in range(state.epoch, len(units)):
+            kind, stage = units[index]
+            if kind == "train":
+                record = self._train_epoch(stage, index, state)
+            else:
+                record = self._screening_pass() if kind == "screen" else self._reconstruction_pass()
+                self._load_version(self._version_after(index + 1, units))
+            state.epoch = index + 1  # here: units of work done (epochs and passes)
+            save_checkpoint(accelerator, checkpoints, state, self.config.keep_checkpoints)
+            self._log({"unit": index, "kind": kind, "stage": stage, "global_step": state.global_step, **record})
+        if accelerator.is_main_process:
+            model_dir = self.output_dir / "model"
+            accelerator.unwrap_model(self.model).save_pretrained(model_dir)
+            self.processor.save_pretrained(model_dir)
+            stages = ", ".join(f"stage {i + 1}: {n} epochs" for i, n in enumerate(self.config.stage_epochs))
+            knowlip_model_card(preset="custom", source="trained with this repository's SCIO trainer",
+                               training=f"SCIO on {len(self.dataset)} images ({stages})").save(model_dir / "README.md")
+        accelerator.wait_for_everyone()
+        return load_text_version(self.output_dir, self._version_after(len(units), units))
+
+    def _resume(self, checkpoints: Path) -> TrainerState:
+        run_file = self.output_dir / RUN_FILE
+        identity = {"num_images": len(self.dataset), "units": [list(u) for u in self.config.units()]}
+        if run_file.is_file():
+            saved = json.loads(run_file.read_text(encoding="utf-8"))
+            if saved["num_images"] != identity["num_images"] or saved["units"][: len(identity["units"])] != \
+                    identity["units"][: len(saved["units"])]:
+                raise ValueError(f"{run_file}: this output_dir belongs to a different SCIO run ({saved['num_images']} "
+                                 f"images, units {saved['units']}); use another output_dir")
+        if self.accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            run_file.write_text(json.dumps(identity), encoding="utf-8")
+        found = list_checkpoints(checkpoints)
+        if not found:
+            return TrainerState()
+        state = load_checkpoint(self.accelerator, found[-1])
+        logger.info("SCIO resumes from %s after %d units", found[-1], state.epoch)
+        return state
+
+    @staticmethod
+    def _version_after(units_done: int, units: list[tuple[str, int]]) -> int:
+        return sum(kind != "train" for kind, _ in units[:units_done])
+
+    # ----- data -----
+
+    def _images(self, indices: list[int]) -> torch.Tensor:
+        images = self.dataset[indices][self.config.image_column]
+        return self.image_processor(images, return_tensors="pt")["pixel_values"]
+
+    def _collate(self, indices: list[int], stage: int) -> dict:
+        encoded = encode_subtexts(self.tokenizer, [self.texts[i] for i in indices], self.config.max_length)
+        batch = {
+            "pixel_values": self._images(indices),
+            "input_ids": encoded.input_ids,
+            "attention_mask": encoded.attention_mask,
+            "image_ids": torch.tensor(indices),
+            "truncated": torch.tensor(encoded.truncated),
+        }
+        if stage > 1:  # the noise pool is never an MLM target (stages 2 and 3); ITC/ITM still see the full text
+            batch["mlm_exclude_mask"] = encoded.token_mask([self.noise[i] for i in indices])
+        return batch
+
+    # ----- units -----
+
+    def _train_epoch(self, stage: int, unit_index: int, state: TrainerState) -> dict:
+        accelerator, model = self.accelerator, self.model
+        generator = torch.Generator().manual_seed(self.config.seed + unit_index)
+        loader = accelerator.prepare(DataLoader(
+            list(range(len(self.dataset))), batch_size=self.config.batch_size,
+            sampler=RandomSampler(range(len(self.dataset)), generator=generator),
+            collate_fn=lambda indices: self._collate(indices, stage),
+        ))
+        model.train()
+        totals = {"loss": 0.0, "loss_itc": 0.0, "loss_itm": 0.0, "loss_mlm": 0.0}
+        steps = skipped = truncated = 0
+        for batch in loader:
+            truncated += int(batch.pop("truncated"))
+            if batch["image_ids"].numel() < 2:  # ITM needs another image of the batch as its negative
+                skipped += 1
+                continue
+            with accelerator.autocast():
+                out = model(**batch)
+            accelerator.backward(out.loss)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad()
+            steps += 1
+            state.global_step += 1
+            for name in totals:
+                totals[name] += float(getattr(out, name).detach())
+        record = {name: value / max(steps, 1) for name, value in totals.items()}
+        return {**record, "steps": steps, "skipped_batches": skipped, "truncated_texts": truncated,
+                "lr": self.scheduler.get_last_lr()[0]}
+
+    def _pass_batches(self):
+        """This process's share of the images, in batches of (indices, image token states)."""
+        model = self.accelerator.unwrap_model(self.model)
+        model.eval()
+        with self.accelerator.split_between_processes(list(range(len(self.dataset)))) as mine:
+            for start in range(0, len(mine), self.config.pass_batch_size):
+                indices = mine[start : start + self.config.pass_batch_size]
+                pixel_values = self._images(indices).to(self.accelerator.device)
+                with torch.no_grad():  # passes run in float32 (see _screening_pass)
+                    image_embeds = model.encode_image(pixel_values)[0]
+                yield indices, ModelTextOps(model, self.tokenizer, image_embeds,
+                                            torch.tensor(indices, device=self.accelerator.device),
+                                            self.config.max_length, self.config.max_fragment_tokens)
+
+    def _screening_pass(self) -> dict:
+        rows, counts = [], {"candidates": 0, "noisy": 0, "truncated_texts": 0}
+        # No autocast in the passes: in bf16 the small ΔITM of eq. 11 round to 0 (a tie, so nothing is flagged).
+        for indices, ops in self._pass_batches():
+            result = screen_texts([self.texts[i] for i in indices], ops.score)
+            counts["candidates"] += result.candidates
+            counts["noisy"] += result.noisy
+            counts["truncated_texts"] += ops.truncated
+            rows += [(i, self.texts[i], result.noise[k], [False] * len(self.texts[i]), result.delta_itc[k],
+                      result.delta_itm[k]) for k, i in enumerate(indices)]
+        return self._finish_pass(1, rows, counts)
+
+    def _reconstruction_pass(self) -> dict:
+        rows, counts = [], {"attempted": 0, "accepted": 0, "empty": 0, "truncated_texts": 0}
+        for indices, ops in self._pass_batches():
+            result = reconstruct_texts([self.texts[i] for i in indices], [self.noise[i] for i in indices],
+                                       ops.fill, ops.score, self.tokenizer.mask_token)
+            for name, value in result.counts.items():
+                counts[name] += value
+            counts["truncated_texts"] += ops.truncated
+            rows += [(i, result.texts[k], result.noise[k], result.refined[k], result.delta_itc[k], result.delta_itm[k])
+                     for k, i in enumerate(indices)]
+        return self._finish_pass(2, rows, counts)
+
+    def _finish_pass(self, version: int, rows: list, counts: dict) -> dict:
+        rows = sorted(gather_object(rows), key=lambda row: row[0])
+        totals = {name: sum(gather_object([value])) for name, value in counts.items()}
+        if self.accelerator.is_main_process:
+            _, texts, noise, refined, delta_itc, delta_itm = zip(*rows)
+            self._write_version(version, list(texts), list(noise), list(refined), list(delta_itc), list(delta_itm))
+        self.accelerator.wait_for_everyone()
+        return {"text_version": version, **totals}
+
+    # ----- text versions -----
+
+    def _write_version(self, version: int, texts, noise, refined, delta_itc, delta_itm) -> None:
+        """Write `texts/v{version}` atomically (a temporary folder renamed in one step)."""
+        nan_rows = [[math.nan] * len(text) for text in texts]
+        table = datasets.Dataset.from_dict({
+            "subtexts": texts, "noise": noise, "refined": refined,
+            "delta_itc": delta_itc or nan_rows, "delta_itm": delta_itm or nan_rows,
+        }, features=TEXT_FEATURES)
+        final = self.output_dir / "texts" / f"v{version}"
+        tmp = final.with_name(f".tmp-v{version}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        table.save_to_disk(str(tmp))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+
+    def _load_version(self, version: int) -> None:
+        table = load_text_version(self.output_dir, version)
+        if len(table) != len(self.dataset):
+            raise ValueError(f"{self.output_dir}/texts/v{version} has {len(table)} rows for {len(self.dataset)} images")
+        self.texts = [list(text) for text in table["subtexts"]]
+        self.noise = [list(flags) for flags in table["noise"]]
+
+    def _log(self, record: dict) -> None:
+        logger.info("SCIO %s", record)
+        if self.accelerator.is_main_process:
+            with open(self.output_dir / LOG_FILE, "a", encoding="utf-8") as log:
+                log.write(json.dumps(record) + "\n")
+
+
+__all__ = ["ScioConfig", "ScioTrainer", "load_text_version"]
