@@ -77,7 +77,7 @@ def test_identical_captions_are_one_text_with_all_its_images():
     with pytest.raises(TypeError, match="image 0"):
         unique_captions(["a caption"])
     # image 2 ranks "a tank" first, image 0 ranks "a ship" first: both hits; "a tank" retrieves image 2 first: a hit
-    similarity = torch.tensor([[0.5, 0.9], [0.1, 0.1], [0.8, 0.2]])
+    similarity = [[0.5, 0.9], [0.1, 0.1], [0.8, 0.2]]
     result = _recalls(similarity, owners, ks=(1,))
     assert result["i2t_R@1"] == 100.0 and result["t2i_R@1"] == 100.0
 
