@@ -6,11 +6,46 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def effective_parameters(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights `module` computes with, named as in a plain copy of it: a peft LoRA layer contributes its base
+    weight plus the delta B A * scale of its active adapters (unless already merged) under the base layer's names.
+
+    LoRA layers are recognised by duck typing (`base_layer` + `get_delta_weight`): this folder must load without peft.
+    """
+    weights, lora_prefixes = {}, []
+    for name, sub in module.named_modules():
+        if any(name.startswith(prefix) for prefix in lora_prefixes):
+            continue  # inside a LoRA layer: base_layer, lora_A/B, dropout
+        prefix = f"{name}." if name else ""
+        if hasattr(sub, "base_layer") and hasattr(sub, "get_delta_weight"):
+            lora_prefixes.append(prefix)
+            for param_name, param in sub.base_layer.named_parameters():
+                weights[prefix + param_name] = param.detach()
+            if not sub.merged:
+                for adapter in sub.active_adapters:
+                    if adapter in sub.lora_A:
+                        weights[prefix + "weight"] = weights[prefix + "weight"] + sub.get_delta_weight(adapter)
+            continue
+        for param_name, param in sub.named_parameters(recurse=False):
+            weights[prefix + param_name] = param.detach()
+    return weights
+
+
 @torch.no_grad()
 def momentum_update(online: nn.Module, momentum_module: nn.Module, momentum: float) -> None:
-    """EMA of the online weights: p_m <- momentum * p_m + (1 - momentum) * p (`momentum=0` copies)."""
-    for param, param_m in zip(online.parameters(), momentum_module.parameters(), strict=True):
-        param_m.mul_(momentum).add_(param.detach(), alpha=1.0 - momentum)
+    """EMA of the online weights: p_m <- momentum * p_m + (1 - momentum) * p (`momentum=0` copies).
+
+    With LoRA on the online towers, p is the effective weight W + B A * scale (`effective_parameters`), so the
+    momentum encoders stay an EMA of the model that is actually trained, as in ALBEF. Choice: the alternative, momentum
+    encoders frozen at the base weights, would make the distillation targets and the queued negatives come from the
+    un-adapted model for the whole run. Since W is frozen, this EMA equals W + EMA(B A * scale).
+    """
+    weights = effective_parameters(online)
+    targets = dict(momentum_module.named_parameters())
+    if weights.keys() != targets.keys():
+        raise ValueError(f"momentum encoder and online encoder differ: {sorted(weights.keys() ^ targets.keys())[:5]}")
+    for name, param_m in targets.items():
+        param_m.mul_(momentum).add_(weights[name].to(param_m.dtype), alpha=1.0 - momentum)
 
 
 @torch.no_grad()
@@ -104,6 +139,7 @@ def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = [
+    "effective_parameters",
     "momentum_update",
     "gather_from_all_processes",
     "positive_mask",

@@ -3,28 +3,9 @@
 import pytest
 import torch
 
-from dataset_scripts import SYNTHETIC_CLASSES, synthetic_dataset
 from modeling_knowlip import SarKnowlipConfig, SarKnowlipModel, SarKnowlipProcessor, train_wordpiece_tokenizer
 from modeling_sarclip import SarclipImageProcessor
-
-FUNCTIONS = {"sea": "maritime transport", "land": "agriculture", "urban": "housing"}
-
-
-def subtexts(label: int, clutter: str, index: int) -> list[str]:
-    """8 sub-texts (scene, function, terrain, target, layout, scattering, shadow, context) from simple templates;
-    every third image gets a wrong target claim as its last sub-text (the kind of noise SCIO should find)."""
-    target = SYNTHETIC_CLASSES[label].replace("_", " ")
-    wrong = SYNTHETIC_CLASSES[(label + 2) % len(SYNTHETIC_CLASSES)].replace("_", " ")
-    return [
-        f"the scene background is {clutter}",
-        f"the region is used for {FUNCTIONS[clutter]}",
-        "the terrain is flat" if clutter != "urban" else "the terrain is built up",
-        f"the target is a {target}",
-        f"one {target} lies near the centre",
-        f"the {target} gives bright scattering",
-        f"a dark shadow falls below the {target}",
-        f"a {wrong} is also visible" if index % 3 == 0 else f"the {target} stands alone",
-    ]
+from train.knowlip import synthetic_scio_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -39,9 +20,7 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def scio_dataset():
     """6 synthetic 32 px SAR chips with `image` and `subtexts` (8 per image) columns."""
-    chips = synthetic_dataset(num_train=6, num_test=0, image_size=32, seed=3)["train"]
-    texts = [subtexts(label, clutter, i) for i, (label, clutter) in enumerate(zip(chips["label"], chips["clutter"]))]
-    return chips.select_columns(["image"]).add_column("subtexts", texts)
+    return synthetic_scio_dataset(num_images=6, image_size=32, seed=3)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,10 @@ Text versions are `datasets` folders `output_dir/texts/v{N}` (v0 = the input) wi
 Distributed: the model's ITC negatives are momentum features (the batch's and the queue's, no gradient), and every
 process's momentum features reach all queues through the model's own all-gather. No gradient flows through any
 negative, so an autograd all-gather (`torch.distributed.nn.functional.all_gather`) would change nothing here; DDP
-averages the gradients. The passes split the images over the processes and gather the results (`gather_object`).
+averages the gradients.
+
+LoRA: give a `PeftModel` (see `train.knowlip.lora.add_scio_lora`); only its adapters are optimised, checkpoints hold
+the whole state (momentum encoders and queues included) and `output_dir/model` holds the adapters. The passes split the images over the processes and gather the results (`gather_object`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import datasets
 import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
+from peft import PeftModel
 from torch.utils.data import DataLoader, RandomSampler
 
 from model_cards import knowlip_model_card
@@ -91,6 +95,12 @@ class ScioConfig:
                 + [("train", 3)] * third)
 
 
+def scio_accelerator(config: ScioConfig) -> Accelerator:
+    """The Accelerator SCIO runs with: `config.mixed_precision`, and the LR schedule counts optimizer steps whatever
+    the number of processes (Accelerate would otherwise step the scheduler once per process)."""
+    return Accelerator(mixed_precision=config.mixed_precision, step_scheduler_with_optimizer=False)
+
+
 def load_text_version(output_dir: str | Path, version: int) -> datasets.Dataset:
     """Text version `version` of a SCIO run (0 = input texts, 1 = after screening, 2 = after reconstruction)."""
     path = Path(output_dir) / "texts" / f"v{version}"
@@ -123,7 +133,7 @@ class ScioTrainer:
         self.image_processor, self.tokenizer = processor.image_processor, processor.tokenizer
         self.noise = [[False] * len(text) for text in self.texts]
         self.output_dir = Path(config.output_dir)
-        self.accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision)
+        self.accelerator = accelerator or scio_accelerator(config)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
                                       weight_decay=config.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_factor)
@@ -251,6 +261,8 @@ class ScioTrainer:
     def _pass_batches(self):
         """This process's share of the images, in batches of (indices, image token states)."""
         model = self.accelerator.unwrap_model(self.model)
+        if isinstance(model, PeftModel):  # the SAR-KnowLIP inside, with its LoRA layers active
+            model = model.get_base_model()
         model.eval()
         with self.accelerator.split_between_processes(list(range(len(self.dataset)))) as mine:
             for start in range(0, len(mine), self.config.pass_batch_size):
@@ -326,4 +338,4 @@ class ScioTrainer:
                 log.write(json.dumps(record) + "\n")
 
 
-__all__ = ["ScioConfig", "ScioTrainer", "load_text_version"]
+__all__ = ["ScioConfig", "ScioTrainer", "load_text_version", "scio_accelerator"]

@@ -1,0 +1,56 @@
+"""`python -m train.knowlip fit --config tiny_synthetic.yaml` end to end, and the config's YAML/CLI parsing."""
+
+import json
+from pathlib import Path
+
+import pytest
+from transformers import AutoModel, BertTokenizer
+
+from train.knowlip import ScioRunConfig, load_text_version
+from train.knowlip.__main__ import main
+
+TINY = Path(__file__).resolve().parents[2] / "train" / "knowlip" / "configs" / "tiny_synthetic.yaml"
+BASE = TINY.with_name("base_synthetic.yaml")
+
+
+def test_cli_fit_runs_all_stages_on_the_tiny_config(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["fit", "--config", str(TINY), "--output_dir", str(out), "--synthetic_num_images", "8"]) == 0
+    printed = capsys.readouterr().out
+    assert f"model: {out / 'model'}" in printed and "texts: 8 images" in printed
+    log = [json.loads(line) for line in (out / "scio_log.jsonl").read_text().splitlines()]
+    assert [(r["kind"], r["stage"]) for r in log] == [("train", 1), ("screen", 2), ("train", 2), ("reconstruct", 3),
+                                                      ("train", 3)]
+    assert [r["steps"] for r in log if r["kind"] == "train"] == [2, 2, 2]  # 8 images, batch 4
+    v2 = load_text_version(out, 2)
+    assert len(v2) == 8 and all(len(text) == 8 for text in v2["subtexts"])
+    saved = ScioRunConfig.from_yaml(out / "scio_config.yaml")
+    assert saved.synthetic_num_images == 8 and saved.stage_epochs == (1, 1, 1) and saved.model_overrides == {
+        "queue_size": 32}
+    model = AutoModel.from_pretrained(out / "model")
+    assert model.config.queue_size == 32 and model.queue.ptr.item() == (3 * 8) % 32
+    assert model.config.text_config.vocab_size == len(BertTokenizer.from_pretrained(out / "tokenizer"))
+
+
+def test_yaml_and_flags_are_typed_and_checked(tmp_path):
+    config = ScioRunConfig.from_cli(str(TINY), ["--learning_rate", "1e-4", "--lora", "--stage_epochs", "[2, 0, 1]",
+                                                "--model_overrides", "{queue_size: 8}", "--output_dir", "007"])
+    assert config.learning_rate == 1e-4 and config.lora is True and config.stage_epochs == (2, 0, 1)
+    assert config.model_overrides == {"queue_size": 8} and config.output_dir == "007" and config.batch_size == 4
+    assert config.units()[:3] == [("train", 1), ("train", 1), ("screen", 2)]
+    base = ScioRunConfig.from_yaml(BASE)
+    assert (base.model, base.mixed_precision, base.synthetic_image_size) == ("base", "bf16", 224)
+    with pytest.raises(ValueError, match="unknown option --no_such_field"):
+        ScioRunConfig.from_cli(None, ["--no_such_field", "1"])
+    with pytest.raises(ValueError, match="option --batch_size needs a value"):
+        ScioRunConfig.from_cli(None, ["--batch_size"])
+    with pytest.raises(ValueError, match="stage_epochs must be 3 epoch counts"):
+        ScioRunConfig(stage_epochs=[1, 2])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("modle: tiny\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: unknown config keys \['modle'\]"):
+        ScioRunConfig.from_yaml(bad)
+    with pytest.raises(ValueError, match="model must be a preset .* or a model folder; nowhere is neither"):
+        from train.knowlip import fit_scio
+        fit_scio(ScioRunConfig(model="nowhere", synthetic_num_images=2, synthetic_image_size=32,
+                               output_dir=str(tmp_path / "x")))

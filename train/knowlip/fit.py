@@ -1,0 +1,115 @@
+"""`fit_scio(config)`: build the data, tokenizer, model (and LoRA) a `ScioRunConfig` names and run SCIO."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import datasets
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers import BertTokenizer
+
+from modeling_knowlip import SarKnowlipConfig, SarKnowlipModel, SarKnowlipProcessor, train_wordpiece_tokenizer
+from modeling_knowlip.configuration_knowlip import PRESETS
+from modeling_sarclip import SarclipImageProcessor
+
+from .lora import add_scio_lora
+from .run_config import ScioRunConfig
+from .scio_trainer import ScioTrainer, scio_accelerator
+from .synthetic_texts import synthetic_scio_dataset
+
+RUN_CONFIG_FILE = "scio_config.yaml"
+TOKENIZER_DIR = "tokenizer"
+BASE_MODEL_DIR = "base_model"
+
+
+@dataclasses.dataclass
+class ScioRunResult:
+    """The final text version (`texts`) and the model folder (full model, or LoRA adapters on `base_model_dir`)."""
+
+    texts: datasets.Dataset
+    model_dir: Path
+    base_model_dir: Path | None
+
+
+def load_scio_dataset(config: ScioRunConfig) -> datasets.Dataset:
+    """The SCIO training images and their sub-texts, as `config.data` names them."""
+    if config.data == "synthetic":
+        dataset = synthetic_scio_dataset(config.synthetic_num_images, config.synthetic_image_size, config.seed)
+    else:
+        loaded = datasets.load_dataset(config.data)
+        if config.split not in loaded:
+            raise ValueError(f"{config.data}: no split {config.split!r} (splits: {list(loaded)})")
+        dataset = loaded[config.split]
+    if config.max_train_samples:
+        dataset = dataset.select(range(min(config.max_train_samples, len(dataset))))
+    return dataset
+
+
+def _tokenizer(config: ScioRunConfig, accelerator: Accelerator, dataset: datasets.Dataset) -> BertTokenizer:
+    """A tokenizer folder, or a WordPiece trained once by the main process (all processes load the same files)."""
+    if config.tokenizer != "trained":
+        if not Path(config.tokenizer).is_dir():
+            raise ValueError(f"tokenizer must be 'trained' or a tokenizer folder; {config.tokenizer} is not a folder")
+        return BertTokenizer.from_pretrained(config.tokenizer)
+    folder = Path(config.output_dir) / TOKENIZER_DIR
+    if accelerator.is_main_process and not folder.is_dir():
+        corpus = [" ".join(text) for text in dataset[config.subtexts_column]]
+        train_wordpiece_tokenizer(corpus, vocab_size=config.tokenizer_vocab_size).save_pretrained(folder)
+    accelerator.wait_for_everyone()
+    return BertTokenizer.from_pretrained(folder)
+
+
+def load_scio_model(config: ScioRunConfig, accelerator: Accelerator,
+                    dataset: datasets.Dataset) -> tuple[SarKnowlipModel, SarKnowlipProcessor]:
+    """A preset (random init, seeded) or a saved folder, with its processor (or a new one on the chosen tokenizer)."""
+    if config.model in PRESETS:
+        tokenizer = _tokenizer(config, accelerator, dataset)
+        set_seed(config.seed)
+        model = SarKnowlipModel(SarKnowlipConfig.from_preset(config.model, tokenizer=tokenizer,
+                                                             **config.model_overrides))
+    else:
+        if not Path(config.model).is_dir():
+            raise ValueError(f"model must be a preset {sorted(PRESETS)} or a model folder; {config.model} is neither")
+        if config.model_overrides:
+            raise ValueError(f"model_overrides only apply to presets, not to the saved model {config.model}")
+        model = SarKnowlipModel.from_pretrained(config.model)
+        if (Path(config.model) / "processor_config.json").is_file():
+            return model, SarKnowlipProcessor.from_pretrained(config.model)
+        tokenizer = _tokenizer(config, accelerator, dataset)
+        if len(tokenizer) != model.config.text_config.vocab_size:
+            raise ValueError(f"tokenizer has {len(tokenizer)} tokens but {config.model} has a vocabulary of "
+                             f"{model.config.text_config.vocab_size}")
+    image_processor = SarclipImageProcessor(size=model.config.vision_config.image_size)
+    return model, SarKnowlipProcessor(image_processor=image_processor, tokenizer=tokenizer)
+
+
+def fit_scio(config: ScioRunConfig, accelerator: Accelerator | None = None) -> ScioRunResult:
+    """Run (or resume) SCIO as configured; everything goes under `config.output_dir`.
+
+    With LoRA the model folder holds the adapters (`PeftModel.from_pretrained(base, model_dir)`); a preset's random
+    base is saved to `output_dir/base_model` first so that the adapters have a base to load onto.
+    """
+    accelerator = accelerator or scio_accelerator(config)
+    output_dir = Path(config.output_dir)
+    dataset = load_scio_dataset(config)
+    model, processor = load_scio_model(config, accelerator, dataset)
+    base_dir = None
+    if config.lora:
+        base_dir = Path(config.model)
+        if config.model in PRESETS:
+            base_dir = output_dir / BASE_MODEL_DIR
+            if accelerator.is_main_process and not base_dir.is_dir():
+                model.save_pretrained(base_dir)
+            accelerator.wait_for_everyone()
+            model = SarKnowlipModel.from_pretrained(base_dir)  # the same weights, and the adapters record this base
+        model = add_scio_lora(model, config)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        config.save_yaml(output_dir / RUN_CONFIG_FILE)
+    texts = ScioTrainer(model, processor, dataset, config, accelerator).run()
+    return ScioRunResult(texts=texts, model_dir=output_dir / "model", base_model_dir=base_dir)
+
+
+__all__ = ["ScioRunResult", "fit_scio", "load_scio_dataset", "load_scio_model"]

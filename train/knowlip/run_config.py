@@ -1,0 +1,116 @@
+"""SCIO run configuration: `ScioConfig` plus where the data, model and tokenizer come from and LoRA; loadable from
+YAML and overridable with `--field value` CLI flags (the conventions of `train.config.TrainConfig`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+
+import yaml
+
+from .scio_trainer import ScioConfig
+
+
+@dataclasses.dataclass
+class ScioRunConfig(ScioConfig):
+    """Everything `python -m train.knowlip fit` needs. YAML keys and CLI flags use the field names.
+
+    data: "synthetic" (`synthetic_num_images` synthetic SAR chips of `synthetic_image_size` px with 8 template
+    sub-texts each) or a `datasets.load_dataset` folder / repo whose `split` has `image_column` and `subtexts_column`
+    (a list of 8 strings per image). model: a preset name ("tiny", "base", "large"; random init, `model_overrides`
+    are extra `SarKnowlipConfig.from_preset` kwargs such as `queue_size`) or a folder saved with `save_pretrained`.
+    tokenizer (used when the model folder has no processor): "trained" (a WordPiece of `tokenizer_vocab_size` trained
+    on the training texts) or a folder with a BERT tokenizer.
+    lora: train peft LoRA adapters on the Linear layers named in `lora_target_modules` of the online towers (vision,
+    text, fusion, decoder); the momentum encoders get no adapters and track the effective online weights.
+    """
+
+    output_dir: str = "runs/knowlip_scio"
+    data: str = "synthetic"
+    split: str = "train"
+    synthetic_num_images: int = 1000
+    synthetic_image_size: int = 224
+    max_train_samples: int | None = None
+    model: str = "base"
+    model_overrides: dict = dataclasses.field(default_factory=dict)
+    tokenizer: str = "trained"
+    tokenizer_vocab_size: int = 4096
+    lora: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    # BERT towers: attention query/key/value and every `dense`; ViT (transformers 5): q/k/v/o_proj and fc1/fc2
+    lora_target_modules: list = dataclasses.field(default_factory=lambda: [
+        "query", "key", "value", "dense", "q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"])
+
+    def __post_init__(self):
+        # YAML reads "1e-4" (no dot) as a string: numbers are converted, with an error naming the field
+        for name, hint in typing.get_type_hints(ScioRunConfig).items():
+            value = getattr(self, name)
+            if hint in (float, int, int | None) and isinstance(value, str):
+                try:
+                    setattr(self, name, (float if hint is float else int)(value))
+                except ValueError:
+                    raise ValueError(f"{name} must be a number, got {value!r}") from None
+        self.stage_epochs = tuple(self.stage_epochs)
+        if len(self.stage_epochs) != 3 or any(not isinstance(n, int) or n < 0 for n in self.stage_epochs):
+            raise ValueError(f"stage_epochs must be 3 epoch counts >= 0, got {self.stage_epochs}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["stage_epochs"] = list(self.stage_epochs)
+        return values
+
+    def save_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides) -> ScioRunConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such config file")
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: a SCIO config must be a YAML mapping of field: value")
+        unknown = sorted(set(values) - set(field_names()))
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {unknown}; valid keys: {field_names()}")
+        return cls(**{**values, **overrides})
+
+    @classmethod
+    def from_cli(cls, config_path: str | None, flags: list[str]) -> ScioRunConfig:
+        """YAML (optional) + `--field value` overrides (values parsed as YAML); a bare `--flag` sets a bool to true."""
+        overrides = parse_overrides(flags)
+        return cls.from_yaml(config_path, **overrides) if config_path else cls(**overrides)
+
+
+def field_names() -> list[str]:
+    return [field.name for field in dataclasses.fields(ScioRunConfig)]
+
+
+def parse_overrides(flags: list[str]) -> dict:
+    """`["--learning_rate", "1e-4", "--lora", "--stage_epochs", "[1, 0, 0]"]` -> typed dict."""
+    hints = typing.get_type_hints(ScioRunConfig)
+    overrides, i = {}, 0
+    while i < len(flags):
+        flag = flags[i]
+        if not flag.startswith("--"):
+            raise ValueError(f"expected a --field flag, got {flag!r}")
+        name = flag[2:].replace("-", "_")
+        if name not in hints:
+            raise ValueError(f"unknown option {flag}; valid options: --{', --'.join(field_names())}")
+        if i + 1 >= len(flags) or flags[i + 1].startswith("--"):
+            if hints[name] is not bool:
+                raise ValueError(f"option {flag} needs a value")
+            overrides[name], i = True, i + 1
+            continue
+        raw = flags[i + 1]
+        overrides[name] = raw if hints[name] is str else yaml.safe_load(raw)
+        i += 2
+    return overrides
+
+
+__all__ = ["ScioRunConfig", "field_names", "parse_overrides"]
