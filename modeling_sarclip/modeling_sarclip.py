@@ -184,11 +184,11 @@ class SarclipBottleneck(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = F.relu(self.bn2(self.conv2(out)), inplace=True)
         out = self.bn3(self.conv3(self.avgpool(out)))
         identity = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + identity)
+        return F.relu(out + identity, inplace=True)
 
 
 class SarclipAttentionPool(nn.Module):
@@ -241,9 +241,9 @@ class SarclipModifiedResNet(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False) -> BaseModelOutputWithPooling:
         x = pixel_values.to(self.conv1.weight.dtype)
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = F.relu(self.bn2(self.conv2(x)))
-        x = self.avgpool(F.relu(self.bn3(self.conv3(x))))
+        x = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        x = F.relu(self.bn2(self.conv2(x)), inplace=True)
+        x = self.avgpool(F.relu(self.bn3(self.conv3(x)), inplace=True))
         hidden = (x,) if output_hidden_states else None
         for stage in self.stages:
             x = stage(x)
