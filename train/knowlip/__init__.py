@@ -6,6 +6,7 @@ three stages, writes the noise pool and refined texts as `datasets` folders and 
 LoRA from a config first.
 """
 
+from .evaluate import evaluate_knowlip
 from .fit import ScioRunResult, fit_scio, load_scio_dataset, load_scio_model
 from .lora import add_scio_lora
 from .run_config import ScioRunConfig
@@ -29,6 +30,7 @@ __all__ = [
     "accept_reconstruction",
     "add_scio_lora",
     "encode_subtexts",
+    "evaluate_knowlip",
     "fit_scio",
     "load_scio_dataset",
     "load_scio_model",
