@@ -10,6 +10,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SAR_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One torch thread per test: tiny models run several times faster on one thread, and on a shared 2-core
+    machine two threads made small ops tens of times slower (OpenMP spinning). Restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def sar_data_dir() -> Path:
     path = Path(os.environ.get("SAR_DATA_DIR", DEFAULT_SAR_DATA_DIR))

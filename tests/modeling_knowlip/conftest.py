@@ -21,15 +21,6 @@ CAPTIONS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run several times faster on one thread when the CI cores are shared (no OpenMP spinning)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def tokenizer():
     """An uncased WordPiece vocabulary trained offline on a few SAR captions ([PAD]=0 ... [MASK]=4)."""

@@ -11,16 +11,6 @@ IMAGE_SIZE = 32
 CLASS_NAMES = ["vehicle", "ship", "aircraft", "storage tank", "building"]  # caption words of the synthetic labels
 
 
-@pytest.fixture(autouse=True)
-def single_torch_thread():
-    """One intra-op thread: the tensors here are tiny, and on a busy 2-core runner OpenMP synchronisation between two
-    threads makes small ops tens of times slower. Restored afterwards for the other test folders."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tiny_config(**overrides) -> SarclipConfig:
     kwargs = dict(
         vision_config=dict(image_size=IMAGE_SIZE, layers=2, width=32, head_width=16, patch_size=8),

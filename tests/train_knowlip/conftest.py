@@ -8,15 +8,6 @@ from modeling_sarclip import SarclipImageProcessor
 from train.knowlip import synthetic_scio_dataset
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run several times faster on one thread when the CI cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def scio_dataset():
     """6 synthetic 32 px SAR chips with `image` and `subtexts` (8 per image) columns."""
