@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from pathlib import Path
 
-import yaml
+from .yaml_config import YamlConfig
 
 # SARCLIP paper IV-C: lr 5e-4 for ResNet-50, 5e-5 for ViT-B-32 / ViT-L-14.
 PAPER_LEARNING_RATES = {"resnet": 5e-4, "vit": 5e-5}
 
 
 @dataclasses.dataclass
-class TrainConfig:
+class TrainConfig(YamlConfig):
     """Everything a training run needs. YAML keys and CLI flags use the field names.
 
     Data (`data`): "synthetic" (built-in synthetic SAR set), a `datasets.load_dataset` folder or Hub repo with
@@ -91,6 +90,8 @@ class TrainConfig:
     hub_private: bool = False
     num_workers: int = 0
 
+    BARE_FLAG_VALUES = {"resume": "latest"}  # a bare --resume continues from the latest checkpoint
+
     def __post_init__(self):
         # YAML reads "1e-4" (no dot) as a string: numbers are converted, with an error naming the field
         for name, hint in typing.get_type_hints(TrainConfig).items():
@@ -114,63 +115,3 @@ class TrainConfig:
         if self.learning_rate is not None:
             return self.learning_rate
         return PAPER_LEARNING_RATES["resnet" if is_resnet else "vit"]
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def save_yaml(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
-
-    @classmethod
-    def from_yaml(cls, path: str | Path, **overrides) -> "TrainConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such config file")
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: a training config must be a YAML mapping of field: value")
-        unknown = sorted(set(values) - set(field_names()))
-        if unknown:
-            raise ValueError(f"{path}: unknown config keys {unknown}; valid keys: {field_names()}")
-        return cls(**{**values, **overrides})
-
-    @classmethod
-    def from_cli(cls, config_path: str | None, flags: list[str]) -> "TrainConfig":
-        """YAML (optional) + `--field value` overrides; a bare `--flag` sets a bool field to true."""
-        overrides = parse_overrides(flags)
-        return cls.from_yaml(config_path, **overrides) if config_path else cls(**overrides)
-
-
-def field_names() -> list[str]:
-    return [field.name for field in dataclasses.fields(TrainConfig)]
-
-
-# options whose bare flag (no value) means something other than true
-BARE_FLAG_VALUES = {"resume": "latest"}
-
-
-def parse_overrides(flags: list[str]) -> dict:
-    """`["--lr", "1e-4", "--lora", "--resume", "--model_overrides", "{embed_dim: 64}"]` -> typed dict (values parsed
-    as YAML; a bare `--resume` means `latest`)."""
-    hints = typing.get_type_hints(TrainConfig)
-    overrides, i = {}, 0
-    while i < len(flags):
-        flag = flags[i]
-        if not flag.startswith("--"):
-            raise ValueError(f"expected a --field flag, got {flag!r}")
-        name = flag[2:].replace("-", "_")
-        if name not in hints:
-            raise ValueError(f"unknown option {flag}; valid options: --{', --'.join(field_names())}")
-        has_value = i + 1 < len(flags) and not flags[i + 1].startswith("--")
-        if not has_value:
-            if name in BARE_FLAG_VALUES:
-                overrides[name], i = BARE_FLAG_VALUES[name], i + 1
-                continue
-            if hints[name] is not bool:
-                raise ValueError(f"option {flag} needs a value")
-            overrides[name], i = True, i + 1
-            continue
-        raw = flags[i + 1]
-        overrides[name] = raw if hints[name] in (str, str | None) else yaml.safe_load(raw)
-        i += 2
-    return overrides

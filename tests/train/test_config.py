@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from train.config import TrainConfig, parse_overrides
+from train.config import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "train" / "configs"
 
@@ -34,7 +34,7 @@ def test_paper_learning_rates_per_tower():
 ])
 def test_bad_flags_are_named(flags, message):
     with pytest.raises(ValueError, match=message):
-        parse_overrides(flags)
+        TrainConfig.parse_overrides(flags)
 
 
 def test_unknown_yaml_key_names_the_file(tmp_path):

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from pathlib import Path
 
-import yaml
-
+from ..yaml_config import YamlConfig
 from .scio_trainer import ScioConfig
 
 
 @dataclasses.dataclass
-class ScioRunConfig(ScioConfig):
+class ScioRunConfig(ScioConfig, YamlConfig):
     """Everything `python -m train.knowlip fit` needs. YAML keys and CLI flags use the field names.
 
     data: "synthetic" (`synthetic_num_images` synthetic SAR chips of `synthetic_image_size` px with 8 template
@@ -64,53 +62,5 @@ class ScioRunConfig(ScioConfig):
         values["stage_epochs"] = list(self.stage_epochs)
         return values
 
-    def save_yaml(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
 
-    @classmethod
-    def from_yaml(cls, path: str | Path, **overrides) -> ScioRunConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such config file")
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: a SCIO config must be a YAML mapping of field: value")
-        unknown = sorted(set(values) - set(field_names()))
-        if unknown:
-            raise ValueError(f"{path}: unknown config keys {unknown}; valid keys: {field_names()}")
-        return cls(**{**values, **overrides})
-
-    @classmethod
-    def from_cli(cls, config_path: str | None, flags: list[str]) -> ScioRunConfig:
-        """YAML (optional) + `--field value` overrides (values parsed as YAML); a bare `--flag` sets a bool to true."""
-        overrides = parse_overrides(flags)
-        return cls.from_yaml(config_path, **overrides) if config_path else cls(**overrides)
-
-
-def field_names() -> list[str]:
-    return [field.name for field in dataclasses.fields(ScioRunConfig)]
-
-
-def parse_overrides(flags: list[str]) -> dict:
-    """`["--learning_rate", "1e-4", "--lora", "--stage_epochs", "[1, 0, 0]"]` -> typed dict."""
-    hints = typing.get_type_hints(ScioRunConfig)
-    overrides, i = {}, 0
-    while i < len(flags):
-        flag = flags[i]
-        if not flag.startswith("--"):
-            raise ValueError(f"expected a --field flag, got {flag!r}")
-        name = flag[2:].replace("-", "_")
-        if name not in hints:
-            raise ValueError(f"unknown option {flag}; valid options: --{', --'.join(field_names())}")
-        if i + 1 >= len(flags) or flags[i + 1].startswith("--"):
-            if hints[name] is not bool:
-                raise ValueError(f"option {flag} needs a value")
-            overrides[name], i = True, i + 1
-            continue
-        raw = flags[i + 1]
-        overrides[name] = raw if hints[name] is str else yaml.safe_load(raw)
-        i += 2
-    return overrides
-
-
-__all__ = ["ScioRunConfig", "field_names", "parse_overrides"]
+__all__ = ["ScioRunConfig"]

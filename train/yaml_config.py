@@ -1,0 +1,73 @@
+"""Config dataclasses that load from YAML and take `--field value` command-line overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import ClassVar
+
+import yaml
+
+
+class YamlConfig:
+    """Mixin for a config dataclass: YAML keys and CLI flags are its field names."""
+
+    # options whose bare flag (no value) means something other than true, e.g. {"resume": "latest"}
+    BARE_FLAG_VALUES: ClassVar[dict[str, object]] = {}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [field.name for field in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides):
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such config file")
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: a config must be a YAML mapping of field: value")
+        unknown = sorted(set(values) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {unknown}; valid keys: {cls.field_names()}")
+        return cls(**{**values, **overrides})
+
+    @classmethod
+    def from_cli(cls, config_path: str | None, flags: list[str]):
+        """YAML (optional) + `--field value` overrides; a bare `--flag` sets a bool field to true."""
+        overrides = cls.parse_overrides(flags)
+        return cls.from_yaml(config_path, **overrides) if config_path else cls(**overrides)
+
+    @classmethod
+    def parse_overrides(cls, flags: list[str]) -> dict:
+        """`["--learning_rate", "1e-4", "--lora", "--model_overrides", "{embed_dim: 64}"]` -> typed dict (values
+        parsed as YAML, except for string fields)."""
+        hints, names = typing.get_type_hints(cls), cls.field_names()
+        overrides, i = {}, 0
+        while i < len(flags):
+            flag = flags[i]
+            if not flag.startswith("--"):
+                raise ValueError(f"expected a --field flag, got {flag!r}")
+            name = flag[2:].replace("-", "_")
+            if name not in names:
+                raise ValueError(f"unknown option {flag}; valid options: --{', --'.join(names)}")
+            if i + 1 >= len(flags) or flags[i + 1].startswith("--"):
+                if name in cls.BARE_FLAG_VALUES:
+                    overrides[name] = cls.BARE_FLAG_VALUES[name]
+                elif hints[name] is bool:
+                    overrides[name] = True
+                else:
+                    raise ValueError(f"option {flag} needs a value")
+                i += 1
+                continue
+            raw = flags[i + 1]
+            overrides[name] = raw if hints[name] in (str, str | None) else yaml.safe_load(raw)
+            i += 2
+        return overrides
