@@ -18,7 +18,8 @@ from accelerate import Accelerator
 
 from modeling_knowlip import SarKnowlipConfig, SarKnowlipModel, SarKnowlipProcessor, train_wordpiece_tokenizer
 from modeling_sarclip import SarclipImageProcessor
-from train.knowlip import encode_subtexts, synthetic_scio_dataset
+from train.knowlip.scio_text import encode_subtexts
+from train.knowlip.synthetic_texts import synthetic_scio_dataset
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 Importing the package registers the classes with transformers' Auto classes; `save_pretrained` also writes the code
 (this flat folder's files) next to the weights, so a fresh environment loads them with `trust_remote_code=True`.
+Internals (losses, masking, the feature queue) are importable by module path.
 """
 
 from transformers import (
@@ -14,8 +15,6 @@ from transformers import (
 )
 
 from .configuration_knowlip import PRESETS, VQA_TASK_TYPES, SarKnowlipConfig
-from .losses_knowlip import momentum_update, pairwise_itc_loss, sample_hard_negatives
-from .masking_knowlip import InfillBatch, collapse_fragments, content_tokens, sample_fragment_mask
 from .modeling_knowlip import (
     SarKnowlipForConditionalGeneration,
     SarKnowlipForImageClassification,
@@ -23,12 +22,9 @@ from .modeling_knowlip import (
     SarKnowlipForQuestionAnswering,
     SarKnowlipModel,
     SarKnowlipOutput,
-    SarKnowlipPairScores,
     SarKnowlipPreTrainedModel,
-    SarKnowlipRetrievalOutput,
 )
 from .processing_knowlip import SarKnowlipProcessor
-from .queue_knowlip import SarKnowlipFeatureQueue
 from .tokenization_knowlip import train_wordpiece_tokenizer
 
 AutoConfig.register(SarKnowlipConfig.model_type, SarKnowlipConfig, exist_ok=True)
@@ -48,24 +44,14 @@ SarKnowlipProcessor.register_for_auto_class("AutoProcessor")
 __all__ = [
     "PRESETS",
     "VQA_TASK_TYPES",
-    "InfillBatch",
     "SarKnowlipConfig",
-    "SarKnowlipFeatureQueue",
     "SarKnowlipForConditionalGeneration",
     "SarKnowlipForImageClassification",
     "SarKnowlipForImageTextRetrieval",
     "SarKnowlipForQuestionAnswering",
     "SarKnowlipModel",
     "SarKnowlipOutput",
-    "SarKnowlipPairScores",
     "SarKnowlipPreTrainedModel",
     "SarKnowlipProcessor",
-    "SarKnowlipRetrievalOutput",
-    "collapse_fragments",
-    "content_tokens",
-    "momentum_update",
-    "pairwise_itc_loss",
-    "sample_fragment_mask",
-    "sample_hard_negatives",
     "train_wordpiece_tokenizer",
 ]

@@ -15,7 +15,7 @@ from transformers import BertLMHeadModel, BertModel, PreTrainedModel, ViTModel
 from transformers import initialization as init
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.masking_utils import create_bidirectional_mask
-from transformers.modeling_outputs import ImageClassifierOutput
+from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 from transformers.models.bert.modeling_bert import BertEncoder, BertPreTrainedModel
 from transformers.utils import ModelOutput, logging
 
@@ -204,11 +204,20 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
         text_embeds = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return text_embeds, F.normalize(self.text_proj(text_embeds[:, 0]), dim=-1)
 
-    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.encode_image(pixel_values)[1]
+    def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
+        """The transformers CLIP contract: `pooler_output` is the projected, un-normalised ITC feature (B, embed_dim),
+        `last_hidden_state` the ViT token states. (`encode_image` gives the normalised feature.)"""
+        image_embeds = self.vision_model(pixel_values=pixel_values).last_hidden_state
+        pooled = self.vision_proj(image_embeds[:, 0])
+        return BaseModelOutputWithPooling(last_hidden_state=image_embeds, pooler_output=pooled)
 
-    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.encode_text(input_ids, attention_mask)[1]
+    def get_text_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+    ) -> BaseModelOutputWithPooling:
+        """As `get_image_features`, for the BERT text encoder's [CLS] token."""
+        text_embeds = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        pooled = self.text_proj(text_embeds[:, 0])
+        return BaseModelOutputWithPooling(last_hidden_state=text_embeds, pooler_output=pooled)
 
     def fuse(self, text_embeds: torch.Tensor, attention_mask: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
         """Fusion encoder states (B, L, D_t) of text tokens cross-attending to the image tokens (B, N, D_v)."""

@@ -1,7 +1,8 @@
 """SARCLIP on the Hugging Face stack: `from modeling_sarclip import SarclipConfig, SarclipModel, SarclipProcessor`.
 
 Importing the package registers the classes with transformers' Auto classes; `save_pretrained` also writes the code
-next to the weights so that a fresh environment loads them with `trust_remote_code=True`.
+next to the weights so that a fresh environment loads them with `trust_remote_code=True`. Internals (the loss in
+`loss_sarclip`, the SAR raster reader and radiometry, text cleaning) are importable by module path.
 """
 
 from transformers import (
@@ -14,10 +15,10 @@ from transformers import (
 )
 
 from .configuration_sarclip import OPEN_CLIP_PRESETS, SarclipConfig, SarclipTextConfig, SarclipVisionConfig
-from .image_processing_sarclip import SarclipImageProcessor, read_sar_file, sar_to_unit_range
-from .modeling_sarclip import SarclipModel, SarclipOutput, SarclipPreTrainedModel, contrastive_loss
+from .image_processing_sarclip import SarclipImageProcessor
+from .modeling_sarclip import SarclipModel, SarclipOutput, SarclipPreTrainedModel
 from .processing_sarclip import SarclipProcessor
-from .tokenization_sarclip import SarclipTokenizer, clean_text, train_sarclip_tokenizer
+from .tokenization_sarclip import SarclipTokenizer, train_sarclip_tokenizer
 
 AutoConfig.register(SarclipConfig.model_type, SarclipConfig, exist_ok=True)
 AutoModel.register(SarclipConfig, SarclipModel, exist_ok=True)
@@ -44,9 +45,5 @@ __all__ = [
     "SarclipTextConfig",
     "SarclipTokenizer",
     "SarclipVisionConfig",
-    "clean_text",
-    "contrastive_loss",
-    "read_sar_file",
-    "sar_to_unit_range",
     "train_sarclip_tokenizer",
 ]

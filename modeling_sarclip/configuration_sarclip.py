@@ -44,6 +44,8 @@ class SarclipVisionConfig(PretrainedConfig):
 
     model_type = "sarclip_vision_model"
     base_config_key = "vision_config"
+    # transformers' standard names, read by generic tooling (the open_clip names stay for conversion)
+    attribute_map = {"hidden_size": "width", "num_hidden_layers": "layers", "num_attention_heads": "num_heads"}
 
     def __init__(
         self,
@@ -90,6 +92,8 @@ class SarclipTextConfig(PretrainedConfig):
 
     model_type = "sarclip_text_model"
     base_config_key = "text_config"
+    attribute_map = {"hidden_size": "width", "num_hidden_layers": "layers", "num_attention_heads": "heads",
+                     "max_position_embeddings": "context_length"}
 
     def __init__(
         self,
@@ -127,6 +131,7 @@ class SarclipConfig(PretrainedConfig):
     """
 
     model_type = "sarclip"
+    attribute_map = {"projection_dim": "embed_dim"}
     sub_configs_defaults = {"vision_config": SarclipVisionConfig, "text_config": SarclipTextConfig}
 
     def __init__(

@@ -19,17 +19,10 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_sarclip import SarclipConfig, SarclipTextConfig, SarclipVisionConfig
-
-
-def contrastive_loss(logits_per_image: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE (SARCLIP paper eq. 1): mean of image->text and text->image cross-entropy.
-
-    `logits_per_image[i, j]` scores image i against text j; the matching text of image i is text i.
-    """
-    labels = torch.arange(logits_per_image.shape[0], device=logits_per_image.device)
-    return (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_image.t(), labels)) / 2
+from .loss_sarclip import contrastive_loss
 
 
 @dataclass
@@ -37,12 +30,17 @@ class SarclipOutput(ModelOutput):
     """Output of [`SarclipModel`].
 
     Args:
-        loss: symmetric InfoNCE loss, when `return_loss=True`.
-        logits_per_image: `(image_batch, text_batch)` scaled cosine similarities.
+        loss: symmetric InfoNCE loss over the pairs of all processes (`loss_sarclip.contrastive_loss`), when
+            `return_loss=True`.
+        logits_per_image: `(image_batch, text_batch)` scaled cosine similarities (this process's pairs).
         logits_per_text: its transpose.
         text_embeds: L2-normalised text embeddings `(text_batch, embed_dim)`.
         image_embeds: L2-normalised image embeddings `(image_batch, embed_dim)`.
+        logit_scale: the temperature multiplier `exp(logit_scale)` the logits and the loss use.
         text_model_output / vision_model_output: the towers' outputs.
+
+    Called with `pixel_values` only (e.g. by the image-feature-extraction pipeline), only `image_embeds` and
+    `vision_model_output` are set.
     """
 
     loss: torch.Tensor | None = None
@@ -50,6 +48,7 @@ class SarclipOutput(ModelOutput):
     logits_per_text: torch.Tensor | None = None
     text_embeds: torch.Tensor | None = None
     image_embeds: torch.Tensor | None = None
+    logit_scale: torch.Tensor | None = None
     text_model_output: BaseModelOutputWithPooling | None = None
     vision_model_output: BaseModelOutputWithPooling | None = None
 
@@ -84,12 +83,16 @@ class SarclipAttention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width)
         self.out_proj = nn.Linear(width, width)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, seq, width = hidden_states.shape
         qkv = self.qkv(hidden_states).view(batch, seq, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        attention = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
-        out, _ = attention(self, qkv[0], qkv[1], qkv[2], None, scaling=self.scaling, is_causal=self.is_causal)
-        return self.out_proj(out.reshape(batch, seq, width))
+        # fused kernels (SDPA) return no weights: the eager path computes them when they are asked for
+        attention = eager_attention_forward if output_attentions else ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward)
+        out, weights = attention(self, qkv[0], qkv[1], qkv[2], None, scaling=self.scaling, is_causal=self.is_causal)
+        return self.out_proj(out.reshape(batch, seq, width)), weights if output_attentions else None
 
 
 class SarclipMLP(nn.Module):
@@ -114,9 +117,12 @@ class SarclipEncoderLayer(GradientCheckpointingLayer):
         self.layer_norm2 = nn.LayerNorm(width, eps=tower.layer_norm_eps)
         self.mlp = SarclipMLP(width, int(width * tower.mlp_ratio), tower.hidden_act)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = hidden_states + self.self_attn(self.layer_norm1(hidden_states))
-        return hidden_states + self.mlp(self.layer_norm2(hidden_states))
+    def forward(
+        self, hidden_states: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.self_attn(self.layer_norm1(hidden_states), output_attentions)
+        hidden_states = hidden_states + attended
+        return hidden_states + self.mlp(self.layer_norm2(hidden_states)), weights
 
 
 class SarclipEncoder(nn.Module):
@@ -124,13 +130,18 @@ class SarclipEncoder(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(SarclipEncoderLayer(config, tower, heads, causal) for _ in range(tower.layers))
 
-    def forward(self, hidden_states: torch.Tensor, output_hidden_states: bool = False) -> BaseModelOutput:
+    def forward(
+        self, hidden_states: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
+    ) -> BaseModelOutput:
         all_hidden = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
         for layer in self.layers:
-            hidden_states = layer(hidden_states)
+            hidden_states, weights = layer(hidden_states, output_attentions)
             if output_hidden_states:
                 all_hidden += (hidden_states,)
-        return BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden)
+            if output_attentions:
+                all_attentions += (weights,)
+        return BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden, attentions=all_attentions)
 
 
 class SarclipVisionTransformer(nn.Module):
@@ -150,14 +161,17 @@ class SarclipVisionTransformer(nn.Module):
         self.post_layernorm = nn.LayerNorm(width, eps=vision.layer_norm_eps)
         self.projection = nn.Linear(width, config.embed_dim, bias=False)
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False) -> BaseModelOutputWithPooling:
+    def forward(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
+    ) -> BaseModelOutputWithPooling:
         x = self.patch_embedding(pixel_values.to(self.patch_embedding.weight.dtype)).flatten(2).transpose(1, 2)
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1) + self.position_embedding.to(x.dtype)
-        encoded = self.encoder(self.pre_layernorm(x), output_hidden_states)
+        encoded = self.encoder(self.pre_layernorm(x), output_hidden_states, output_attentions)
         tokens = self.post_layernorm(encoded.last_hidden_state)
         return BaseModelOutputWithPooling(
-            last_hidden_state=tokens, pooler_output=self.projection(tokens[:, 0]), hidden_states=encoded.hidden_states
+            last_hidden_state=tokens, pooler_output=self.projection(tokens[:, 0]), hidden_states=encoded.hidden_states,
+            attentions=encoded.attentions,
         )
 
 
@@ -239,7 +253,10 @@ class SarclipModifiedResNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.attnpool = SarclipAttentionPool(vision.image_size // 32, width * 32, vision.num_heads, config.embed_dim)
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False) -> BaseModelOutputWithPooling:
+    def forward(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
+    ) -> BaseModelOutputWithPooling:
+        """`output_attentions` gives None: the convolutional tower has no attention layers."""
         x = pixel_values.to(self.conv1.weight.dtype)
         x = F.relu(self.bn1(self.conv1(x)), inplace=True)
         x = F.relu(self.bn2(self.conv2(x)), inplace=True)
@@ -265,7 +282,9 @@ class SarclipTextTransformer(nn.Module):
         self.final_layer_norm = nn.LayerNorm(text.width, eps=text.layer_norm_eps)
         self.projection = nn.Linear(text.width, config.embed_dim, bias=False)
 
-    def forward(self, input_ids: torch.Tensor, output_hidden_states: bool = False) -> BaseModelOutputWithPooling:
+    def forward(
+        self, input_ids: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
+    ) -> BaseModelOutputWithPooling:
         seq = input_ids.shape[1]
         if seq > self.config.context_length:
             raise ValueError(f"text length {seq} exceeds the model's context_length {self.config.context_length}")
@@ -276,14 +295,15 @@ class SarclipTextTransformer(nn.Module):
                 "tokenize with the SARCLIP tokenizer and truncate with truncation=True"
             )
         x = self.token_embedding(input_ids) + self.position_embedding[:seq].to(self.token_embedding.weight.dtype)
-        encoded = self.encoder(x, output_hidden_states)
+        encoded = self.encoder(x, output_hidden_states, output_attentions)
         tokens = self.final_layer_norm(encoded.last_hidden_state)
         # open_clip pools at argmax(ids), i.e. the first end-of-text token for its vocabulary (EOT has the largest id);
         # pooling at the first EOT directly gives the same index and also works for tokenizers trained here.
         eos_index = is_eos.int().argmax(dim=-1)
         pooled = tokens[torch.arange(tokens.shape[0], device=tokens.device), eos_index]
         return BaseModelOutputWithPooling(
-            last_hidden_state=tokens, pooler_output=self.projection(pooled), hidden_states=encoded.hidden_states
+            last_hidden_state=tokens, pooler_output=self.projection(pooled), hidden_states=encoded.hidden_states,
+            attentions=encoded.attentions,
         )
 
 
@@ -374,22 +394,31 @@ class SarclipModel(SarclipPreTrainedModel):
     def set_input_embeddings(self, value: nn.Module):
         self.text_model.token_embedding = value
 
+    @can_return_tuple
     def get_text_features(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, output_hidden_states: bool = False
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        **kwargs,
     ) -> BaseModelOutputWithPooling:
-        """Text tower; `pooler_output` is the projected, un-normalised embedding (open_clip `encode_text`).
+        """Text tower; `pooler_output` is the projected, un-normalised embedding (open_clip `encode_text`), as in
+        transformers' `CLIPModel.get_text_features`.
 
         `attention_mask` is accepted for API compatibility and not needed: attention is causal and pooling happens at
         the end-of-text token, so right padding never reaches the embedding.
         """
-        return self.text_model(input_ids, output_hidden_states)
+        return self.text_model(input_ids, output_hidden_states, output_attentions)
 
+    @can_return_tuple
     def get_image_features(
-        self, pixel_values: torch.Tensor, output_hidden_states: bool = False
+        self, pixel_values: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False, **kwargs
     ) -> BaseModelOutputWithPooling:
         """Image tower; `pooler_output` is the projected, un-normalised embedding (open_clip `encode_image`)."""
-        return self.vision_model(pixel_values, output_hidden_states)
+        return self.vision_model(pixel_values, output_hidden_states, output_attentions)
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -397,24 +426,36 @@ class SarclipModel(SarclipPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         return_loss: bool | None = None,
         output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        group_ids: torch.Tensor | None = None,
         **kwargs,
     ) -> SarclipOutput:
-        if input_ids is None or pixel_values is None:
-            raise ValueError("SarclipModel.forward needs both input_ids and pixel_values")
-        vision_outputs = self.get_image_features(pixel_values, output_hidden_states)
-        text_outputs = self.get_text_features(input_ids, attention_mask, output_hidden_states)
+        """CLIP-style forward. `return_loss=True` adds the contrastive loss over the pairs of all processes;
+        `group_ids` (one integer per pair) makes pairs with equal ids positives for each other (repeated captions,
+        same class). `return_dict=False` returns a tuple."""
+        if pixel_values is None:
+            raise ValueError("SarclipModel.forward needs pixel_values (use get_text_features for text alone)")
+        vision_outputs = self.get_image_features(pixel_values, output_hidden_states, output_attentions)
         image_embeds = F.normalize(vision_outputs.pooler_output, dim=-1)
+        if input_ids is None:
+            if return_loss:
+                raise ValueError("return_loss=True needs input_ids as well as pixel_values")
+            return SarclipOutput(image_embeds=image_embeds, vision_model_output=vision_outputs)
+        text_outputs = self.get_text_features(input_ids, attention_mask, output_hidden_states, output_attentions)
         text_embeds = F.normalize(text_outputs.pooler_output, dim=-1)
-        logits_per_image = self.logit_scale.exp() * image_embeds @ text_embeds.t()
+        logit_scale = self.logit_scale.exp()
+        logits_per_image = logit_scale * image_embeds @ text_embeds.t()
+        loss = contrastive_loss(image_embeds, text_embeds, logit_scale, group_ids) if return_loss else None
         return SarclipOutput(
-            loss=contrastive_loss(logits_per_image) if return_loss else None,
+            loss=loss,
             logits_per_image=logits_per_image,
             logits_per_text=logits_per_image.t(),
             text_embeds=text_embeds,
             image_embeds=image_embeds,
+            logit_scale=logit_scale,
             text_model_output=text_outputs,
             vision_model_output=vision_outputs,
         )
 
 
-__all__ = ["SarclipModel", "SarclipOutput", "SarclipPreTrainedModel", "contrastive_loss"]
+__all__ = ["SarclipModel", "SarclipOutput", "SarclipPreTrainedModel"]

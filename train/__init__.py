@@ -1,10 +1,8 @@
-"""SARCLIP training with Accelerate: `python -m train fit --config train/configs/quickstart.yaml`.
+"""Training and evaluation for both model families, in symmetric wings:
 
-Python API: `from train import TrainConfig, fit`; `fit(TrainConfig(...))` returns a `TrainResult` (model folder,
-final trainer state, losses, metrics).
+- `train.common`: what both trainers share: atomic checkpoints with exact resume, YAML/CLI run configs with one
+  validation path, LoRA, Hub push and model cards;
+- `train.sarclip`: SARCLIP contrastive training (`python -m train ...` = `python -m train.sarclip ...`);
+- `train.knowlip`: SCIO training of SAR-KnowLIP (`python -m train.knowlip ...`);
+- `train.evaluation`: one evaluation home (retrieval recall, zero-shot, linear probe, captioning, VQA).
 """
-
-from .config import TrainConfig
-from .trainer import TrainResult, fit
-
-__all__ = ["TrainConfig", "TrainResult", "fit"]

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modeling_knowlip import momentum_update, pairwise_itc_loss, sample_hard_negatives
+from modeling_knowlip.losses_knowlip import momentum_update, pairwise_itc_loss, sample_hard_negatives
 from modeling_knowlip.losses_knowlip import itc_targets, lm_loss, positive_mask, soft_contrastive_loss
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from modeling_knowlip import collapse_fragments, content_tokens, sample_fragment_mask
+from modeling_knowlip.masking_knowlip import collapse_fragments, content_tokens, sample_fragment_mask
 
 CLS, SEP, MASK, PAD = 2, 3, 4, 0
 

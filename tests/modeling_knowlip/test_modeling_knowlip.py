@@ -171,8 +171,8 @@ def test_score_pairs_gives_per_pair_itc_loss_and_itm_probability(tiny_config, ba
     assert torch.allclose(single.itc_loss, scores.itc_loss[1:2], atol=1e-5)
     assert torch.allclose(single.itm_score, scores.itm_score[1:2], atol=1e-5)
     # queued features of the pair's own image are left out of its ITC negatives
-    model.queue.enqueue(model.get_image_features(inputs["pixel_values"]),
-                        model.get_text_features(inputs["input_ids"], inputs["attention_mask"]), torch.arange(4))
+    model.queue.enqueue(model.encode_image(inputs["pixel_values"])[1],
+                        model.encode_text(inputs["input_ids"], inputs["attention_mask"])[1], torch.arange(4))
     queued = model.score_pairs(inputs["input_ids"], inputs["attention_mask"], pixel_values=inputs["pixel_values"])
     own = model.score_pairs(inputs["input_ids"], inputs["attention_mask"], pixel_values=inputs["pixel_values"],
                             image_ids=torch.arange(4))

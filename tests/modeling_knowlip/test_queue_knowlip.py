@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from modeling_knowlip import SarKnowlipFeatureQueue
+from modeling_knowlip.queue_knowlip import SarKnowlipFeatureQueue
 
 
 def test_fresh_queue_holds_unit_vectors_and_no_image():

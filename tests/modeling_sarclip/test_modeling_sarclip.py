@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from modeling_sarclip import SarclipModel, contrastive_loss
+from modeling_sarclip import SarclipConfig, SarclipModel
+from modeling_sarclip.loss_sarclip import contrastive_loss
 
 
 def _ids(batch, length=12, eos=49407, seed=0):
@@ -46,8 +47,94 @@ def test_logit_scale_init_is_clip_temperature(tiny_config):
 
 
 def test_contrastive_loss_prefers_matching_pairs():
-    aligned = torch.eye(3) * 10
-    assert contrastive_loss(aligned) < contrastive_loss(aligned.flip(0))
+    embeds = F.normalize(torch.randn(3, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
+    scale = torch.tensor(10.0)
+    assert contrastive_loss(embeds, embeds, scale) < contrastive_loss(embeds, embeds.flip(0), scale)
+
+
+def test_multi_positive_loss_equals_infonce_for_distinct_ids_and_differs_for_repeats():
+    g = torch.Generator().manual_seed(1)
+    image, text = (F.normalize(torch.randn(6, 8, generator=g), dim=-1) for _ in range(2))
+    scale = torch.tensor(20.0)
+    plain = contrastive_loss(image, text, scale)
+    torch.testing.assert_close(contrastive_loss(image, text, scale, torch.tensor([5, 3, 9, 0, 1, 2])), plain)
+    repeated = torch.tensor([0, 1, 0, 2, 1, 0])
+    grouped = contrastive_loss(image, text, scale, repeated)
+    assert not torch.allclose(grouped, plain)
+    # by hand: each row's target is uniform over the pairs sharing its id
+    positives = (repeated[:, None] == repeated[None, :]).float()
+    targets = positives / positives.sum(1, keepdim=True)
+    logits = scale * image @ text.t()
+    manual = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)) / 2
+    torch.testing.assert_close(grouped, manual)
+    # two pairs with the same caption: a gradient step of plain InfoNCE pushes their embeddings apart, one of the
+    # multi-positive loss pulls them together
+    def cosine_after_step(group_ids):
+        embeds = F.normalize(torch.tensor([[1.0, 0.0], [0.95, 0.3], [-0.2, 1.0]]), dim=-1).requires_grad_()
+        contrastive_loss(embeds, embeds, scale, group_ids).backward()
+        moved = F.normalize(embeds.detach() - 0.01 * embeds.grad, dim=-1)
+        return (moved[0] @ moved[1]).item()
+
+    start = (F.normalize(torch.tensor([1.0, 0.0]), dim=0) @ F.normalize(torch.tensor([0.95, 0.3]), dim=0)).item()
+    assert cosine_after_step(None) < start < cosine_after_step(torch.tensor([0, 0, 1]))
+
+
+def test_forward_group_ids_reach_the_loss(model_and_inputs):
+    model, ids, pixels = model_and_inputs
+    groups = torch.tensor([0, 1, 0, 2])
+    out = model(input_ids=ids, pixel_values=pixels, return_loss=True, group_ids=groups)
+    torch.testing.assert_close(out.loss, contrastive_loss(out.image_embeds, out.text_embeds, out.logit_scale, groups))
+
+
+def test_return_dict_false_gives_a_tuple(model_and_inputs):
+    model, ids, pixels = model_and_inputs
+    as_dict = model(input_ids=ids, pixel_values=pixels, return_loss=True)
+    as_tuple = model(input_ids=ids, pixel_values=pixels, return_loss=True, return_dict=False)
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[0], as_dict.loss)
+    torch.testing.assert_close(as_tuple[1], as_dict.logits_per_image)
+    features = model.get_image_features(pixel_values=pixels, return_dict=False)
+    assert isinstance(features, tuple)
+    torch.testing.assert_close(features[1], as_dict.vision_model_output.pooler_output)
+
+
+def test_output_attentions(model_and_inputs):
+    model, ids, pixels = model_and_inputs
+    out = model(input_ids=ids, pixel_values=pixels, output_attentions=True)
+    text = out.text_model_output.attentions
+    assert len(text) == model.config.text_config.layers
+    heads, seq = model.config.text_config.heads, ids.shape[1]
+    assert text[0].shape == (4, heads, seq, seq)
+    torch.testing.assert_close(text[0].sum(-1), torch.ones(4, heads, seq))
+    assert torch.all(text[0][..., 0, 1:] == 0)  # causal: the first token sees only itself
+    plain = model(input_ids=ids, pixel_values=pixels)
+    torch.testing.assert_close(out.logits_per_image, plain.logits_per_image)  # the eager path gives the same math
+    vision = out.vision_model_output.attentions
+    if model.config.vision_config.is_resnet:
+        assert vision is None
+    else:
+        assert len(vision) == model.config.vision_config.layers and vision[0].shape[1] == model.config.vision_config.num_heads
+
+
+def test_pixel_values_alone_give_image_embeddings(model_and_inputs):
+    model, _, pixels = model_and_inputs
+    out = model(pixel_values=pixels)
+    assert out.logits_per_image is None and out.text_embeds is None
+    expected = F.normalize(model.get_image_features(pixel_values=pixels).pooler_output, dim=-1)
+    torch.testing.assert_close(out.image_embeds, expected)
+    with pytest.raises(ValueError, match="return_loss=True needs input_ids"):
+        model(pixel_values=pixels, return_loss=True)
+
+
+def test_config_answers_to_transformers_standard_names():
+    config = SarclipConfig.from_preset("ViT-B-32")
+    assert config.projection_dim == config.embed_dim == 512
+    vision, text = config.vision_config, config.text_config
+    assert (vision.hidden_size, vision.num_hidden_layers, vision.num_attention_heads) == (768, 12, 12)
+    assert (text.hidden_size, text.num_hidden_layers, text.num_attention_heads) == (512, 12, 8)
+    assert text.max_position_embeddings == 77
+    text.hidden_size = 256  # writes go to the open_clip name
+    assert text.width == 256 and "hidden_size" not in text.to_dict()
 
 
 def test_padding_after_eos_does_not_change_text_embedding(model_and_inputs):

@@ -1,28 +1,20 @@
-"""Retrieval R@K (eq. 5) on hand-made similarity matrices with known answers.
+"""Retrieval Recall@K (SARCLIP eq. 5, SAR-KnowLIP Table 6): one function for both families, on hand-made score
+matrices with known ranks."""
 
-A similarity matrix S (images x texts) is fed as image features S and text features I (identity): S @ I.T == S.
-"""
-
+import numpy as np
 import pytest
 import torch
 
-from train.evaluation.retrieval import rank_candidates, retrieval_recalls, table_iii_row, unique_captions
+from train.evaluation.retrieval import first_hit_ranks, recall_table_row, retrieval_recalls, unique_captions
 
-
-def _recalls(similarity, text_to_image, ks=(1, 2, 3)):
-    similarity = torch.tensor(similarity, dtype=torch.float32)
-    return retrieval_recalls(similarity, torch.eye(similarity.shape[1]), text_to_image, ks)
+SIX = ["i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10"]
 
 
 def test_one_caption_per_image_known_ranks():
     # image i's own caption is text i. i2t: rank of the own caption per row = 0, 1, 2.
     # t2i: per column the own image ranks first (columns (0.9, 0.8, 0.5), (0.1, 0.7, 0.6), (0.2, 0.0, 0.3)).
-    similarity = [
-        [0.9, 0.1, 0.2],
-        [0.8, 0.7, 0.0],
-        [0.5, 0.6, 0.3],
-    ]
-    results = _recalls(similarity, [0, 1, 2])
+    similarity = [[0.9, 0.1, 0.2], [0.8, 0.7, 0.0], [0.5, 0.6, 0.3]]
+    results = retrieval_recalls(similarity, [0, 1, 2], ks=(1, 2, 3))
     assert results["i2t_R@1"] == pytest.approx(100 / 3)
     assert results["i2t_R@2"] == pytest.approx(200 / 3)
     assert results["i2t_R@3"] == 100.0
@@ -30,45 +22,76 @@ def test_one_caption_per_image_known_ranks():
     assert results["mean_recall"] == pytest.approx((100 / 3 + 200 / 3 + 100 + 300) / 6)
 
 
-def test_any_caption_of_an_image_counts_for_image_to_text():
-    # image 0 owns texts 0 and 1, image 1 owns text 2. Image 0 ranks text 2 first, then text 1: hit at R@2 only.
+def test_two_captions_for_one_image_default_ks():
+    # 3 images, 4 texts; texts 0 and 1 describe image 0.
     similarity = [
-        [0.1, 0.5, 0.9],
-        [0.3, 0.2, 0.8],
+        [0.9, 0.1, 0.5, 0.2],  # image 0: its text 0 is first            -> rank 0
+        [0.8, 0.3, 0.7, 0.1],  # image 1: its text 2 is behind text 0     -> rank 1
+        [0.6, 0.9, 0.4, 0.3],  # image 2: its text 3 is last              -> rank 3
     ]
-    results = _recalls(similarity, [0, 0, 1], ks=(1, 2))
-    assert results["i2t_R@1"] == 50.0  # image 1 finds text 2 first, image 0 misses
-    assert results["i2t_R@2"] == 100.0
-    # text -> image: text 0 ranks (1, 0): miss at 1; text 1 ranks (0, 1): hit; text 2 ranks (0, 1): miss at 1
-    assert results["t2i_R@1"] == pytest.approx(100 / 3)
-    assert results["t2i_R@2"] == 100.0
-    assert results["num_images"] == 2.0 and results["num_texts"] == 3.0
+    # text -> image (columns): text 0 -> rank 0; text 1 -> image 0 last (rank 2); text 2 -> rank 0; text 3 -> rank 0
+    r = retrieval_recalls(torch.tensor(similarity), [0, 0, 1, 2])
+    assert r["i2t_R@1"] == pytest.approx(100 / 3) and r["i2t_R@5"] == r["i2t_R@10"] == 100.0
+    assert r["t2i_R@1"] == 75.0 and r["t2i_R@5"] == r["t2i_R@10"] == 100.0
+    assert r["mean_recall"] == pytest.approx((100 / 3 + 100 + 100 + 75 + 100 + 100) / 6)
+    assert list(r)[:7] == SIX + ["mean_recall"]
+    assert (r["num_images"], r["num_texts"], r["images_without_captions"]) == (3.0, 4.0, 0.0)
+
+
+def test_ranks_zero_to_eleven_in_both_directions():
+    # Row i: i texts (those before i) score above its own text -> rank i. Column j: the 11 - j images after j
+    # score above image j -> rank 11 - j. So both directions see ranks 0..11 once each.
+    n = 12
+    r = retrieval_recalls(np.tril(np.ones((n, n)), k=-1) + 0.5 * np.eye(n), list(range(n)))
+    for direction in ("i2t", "t2i"):
+        assert r[f"{direction}_R@1"] == pytest.approx(100 / 12)
+        assert r[f"{direction}_R@5"] == pytest.approx(500 / 12)
+        assert r[f"{direction}_R@10"] == pytest.approx(1000 / 12)
+    assert r["mean_recall"] == pytest.approx(100 * (1 + 5 + 10) / 36)
+
+
+def test_ties_count_against_the_query_but_not_between_correct_candidates():
+    assert {retrieval_recalls(np.zeros((12, 12)), list(range(12)))[k] for k in SIX} == {0.0}
+    assert {retrieval_recalls(np.eye(3), [0, 1, 2])[k] for k in SIX} == {100.0}
+    # query 0: its two correct candidates tie with each other and beat the rest: rank 0
+    # query 1: its correct candidate ties with one wrong one: rank 1
+    scores = torch.tensor([[0.9, 0.9, 0.1], [0.5, 0.2, 0.5]])
+    assert first_hit_ranks(scores, [[0, 1], [2]]).tolist() == [0, 1]
 
 
 def test_images_without_captions_are_counted_not_queried():
-    similarity = [[0.9, 0.1], [0.8, 0.2], [0.0, 1.0]]  # image 1 has no caption
-    results = _recalls(similarity, [0, 2], ks=(1,))
+    results = retrieval_recalls([[0.9, 0.1], [0.8, 0.2], [0.0, 1.0]], [0, 2], ks=(1,))  # image 1 has no caption
     assert results["images_without_captions"] == 1.0
     assert results["i2t_R@1"] == 100.0  # images 0 and 2 only
     assert results["t2i_R@1"] == 100.0
 
 
-def test_ties_are_broken_towards_the_lower_index():
-    scores = torch.tensor([[1.0, 1.0, 0.5, 1.0]])
-    assert rank_candidates(scores, torch.eye(4), top_k=3).tolist() == [[0, 1, 3]]
+def test_separate_text_to_image_scores():
+    # SAR-KnowLIP re-ranks each direction separately: the t2i matrix need not be the transpose
+    i2t = np.eye(2)
+    t2i = np.array([[0.0, 1.0], [1.0, 0.0]])  # both texts retrieve the wrong image first
+    r = retrieval_recalls(i2t, [0, 1], ks=(1,), text_to_image_scores=t2i)
+    assert r["i2t_R@1"] == 100.0 and r["t2i_R@1"] == 0.0
+    with pytest.raises(ValueError, match=r"shape \(2, 2\)"):
+        retrieval_recalls(i2t, [0, 1], text_to_image_scores=np.zeros((3, 2)))
 
 
-def test_chunked_ranking_equals_unchunked():
+def test_chunked_ranks_equal_unchunked():
     torch.manual_seed(0)
-    queries, candidates = torch.randn(50, 8), torch.randn(30, 8)
-    assert torch.equal(rank_candidates(queries, candidates, 10, chunk_size=7), rank_candidates(queries, candidates, 10))
+    scores = torch.randn(50, 30)
+    relevant = [[i % 30] for i in range(50)]
+    assert torch.equal(first_hit_ranks(scores, relevant, chunk_size=7), first_hit_ranks(scores, relevant))
 
 
-def test_bad_text_to_image_is_rejected():
-    with pytest.raises(ValueError, match="outside 0..1"):
-        _recalls([[0.1, 0.2], [0.3, 0.4]], [0, 2])
-    with pytest.raises(ValueError, match="entries for 2 texts"):
-        _recalls([[0.1, 0.2], [0.3, 0.4]], [0])
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="2-D"):
+        retrieval_recalls(np.zeros(3), [0, 1, 2])
+    with pytest.raises(ValueError, match="text_to_image has 2 entries for 3 texts"):
+        retrieval_recalls(np.zeros((3, 3)), [0, 1])
+    with pytest.raises(ValueError, match="outside 0..2"):
+        retrieval_recalls(np.zeros((3, 3)), [0, 1, 3])
+    with pytest.raises(ValueError, match="non-finite"):
+        retrieval_recalls(np.full((2, 2), np.nan), [0, 1])
 
 
 def test_identical_captions_are_one_text_with_all_its_images():
@@ -77,13 +100,12 @@ def test_identical_captions_are_one_text_with_all_its_images():
     with pytest.raises(TypeError, match="image 0"):
         unique_captions(["a caption"])
     # image 2 ranks "a tank" first, image 0 ranks "a ship" first: both hits; "a tank" retrieves image 2 first: a hit
-    similarity = [[0.5, 0.9], [0.1, 0.1], [0.8, 0.2]]
-    result = _recalls(similarity, owners, ks=(1,))
+    result = retrieval_recalls([[0.5, 0.9], [0.1, 0.1], [0.8, 0.2]], owners, ks=(1,))
     assert result["i2t_R@1"] == 100.0 and result["t2i_R@1"] == 100.0
 
 
 def test_table_row():
-    row = table_iii_row({"i2t_R@1": 4.69, "i2t_R@5": 15.87, "i2t_R@10": 24.04, "t2i_R@1": 4.9, "t2i_R@5": 16.62,
-                         "t2i_R@10": 25.42, "mean_recall": 15.2567})
+    row = recall_table_row({"i2t_R@1": 4.69, "i2t_R@5": 15.87, "i2t_R@10": 24.04, "t2i_R@1": 4.9, "t2i_R@5": 16.62,
+                            "t2i_R@10": 25.42, "mean_recall": 15.2567})
     assert row.splitlines()[0].startswith("| i2t R@1 | i2t R@5 | i2t R@10 | t2i R@1")
     assert row.splitlines()[-1] == "| 4.69 | 15.87 | 24.04 | 4.90 | 16.62 | 25.42 | 15.26 |"

@@ -5,7 +5,7 @@ import torch
 
 from modeling_knowlip import SarKnowlipConfig, SarKnowlipModel, SarKnowlipProcessor, train_wordpiece_tokenizer
 from modeling_sarclip import SarclipImageProcessor
-from train.knowlip import synthetic_scio_dataset
+from train.knowlip.synthetic_texts import synthetic_scio_dataset
 
 
 @pytest.fixture(scope="session")

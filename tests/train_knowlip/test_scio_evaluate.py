@@ -10,15 +10,17 @@ from dataset_scripts.geovl.vqa_sets import mstar_recognition_vqa
 from modeling_knowlip import SarKnowlipForImageTextRetrieval
 from modeling_knowlip.configuration_knowlip import VQA_TASK_TYPES
 from train.knowlip.__main__ import main
+from train.knowlip.synthetic_texts import synthetic_scio_dataset
 from train.knowlip.evaluate import (
     evaluate_knowlip,
     evaluate_retrieval,
     load_image_texts,
     rerank_score_matrix,
 )
-from train.knowlip_eval import retrieval_recalls
+from train.evaluation.retrieval import retrieval_recalls
 
-RECALLS = {"txt_r1", "txt_r5", "txt_r10", "img_r1", "img_r5", "img_r10", "r_mean"}
+RECALLS = {"i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "mean_recall", "num_images",
+           "num_texts", "images_without_captions"}
 
 
 @pytest.fixture
@@ -47,7 +49,8 @@ def test_retrieval_rerank_matches_itc_at_k1_and_full_itm_at_k_all(tiny_model, pr
     model = tiny_model(seed=2)
     images, texts = load_image_texts(scio_dataset, image_size=32)
     at_1 = evaluate_retrieval(model, processor, images, texts, k=1, batch_size=4)  # a plain model is converted
-    assert at_1["itm"] == at_1["itc"] and (at_1["images"], at_1["texts"], at_1["k"]) == (6, 6, 1)
+    assert at_1["itm"] == at_1["itc"] and at_1["k"] == 1
+    assert (at_1["itm"]["num_images"], at_1["itm"]["num_texts"]) == (6, 6)
     retrieval = SarKnowlipForImageTextRetrieval(model.config)
     retrieval.load_state_dict(model.state_dict())
     retrieval.eval()
@@ -76,7 +79,7 @@ def test_evaluate_all_tasks_writes_results(model_dir, scio_dataset, sar_data_dir
     retrieval = results["retrieval"]
     assert set(retrieval["itm"]) == set(retrieval["itc"]) == RECALLS
     assert all(0 <= v <= 100 for v in [*retrieval["itm"].values(), *retrieval["itc"].values()])
-    assert retrieval["itm"]["txt_r10"] == retrieval["itm"]["img_r10"] == 100.0  # 6 images, 6 texts
+    assert retrieval["itm"]["i2t_R@10"] == retrieval["itm"]["t2i_R@10"] == 100.0  # 6 images, 6 texts
     captioning = results["captioning"]
     assert {"bleu_4", "meteor", "rouge_l", "cider"} <= set(captioning) and captioning["images"] == 6
     assert all(0 <= captioning[m] <= 100 for m in ("bleu_4", "meteor", "rouge_l")) and captioning["cider"] >= 0
@@ -97,7 +100,9 @@ def test_cli_eval_on_synthetic_data(model_dir, tmp_path, capsys):
                  "--k", "4"]) == 0
     results = json.loads((out / "eval_results.json").read_text())
     assert set(results) == {"retrieval"} and results["retrieval"]["k"] == 4
-    assert (results["retrieval"]["images"], results["retrieval"]["texts"]) == (16, 16)
+    # identical synthetic texts count as one text carrying all their images
+    texts = {" ".join(subtexts) for subtexts in synthetic_scio_dataset(num_images=16, image_size=32, seed=0)["subtexts"]}
+    assert (results["retrieval"]["itm"]["num_images"], results["retrieval"]["itm"]["num_texts"]) == (16, len(texts))
     assert f"results: {out}/eval_results.json" in capsys.readouterr().out
 
 

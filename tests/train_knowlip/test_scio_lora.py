@@ -7,14 +7,18 @@ import torch
 from peft import PeftModel
 from safetensors.torch import load_file
 
-from modeling_knowlip import SarKnowlipModel, momentum_update
-from train.knowlip import ScioRunConfig, add_scio_lora, fit_scio
+from modeling_knowlip import SarKnowlipModel
+from modeling_knowlip.losses_knowlip import momentum_update
+from train.common.lora import add_lora
+from train.knowlip import ScioRunConfig, fit_scio
+from train.knowlip.fit import ONLINE_TOWERS
 
 TINY = Path(__file__).resolve().parents[2] / "train" / "knowlip" / "configs" / "tiny_synthetic.yaml"
 
 
 def test_momentum_update_tracks_the_merged_lora_weights(tiny_model):
-    model = add_scio_lora(tiny_model(), ScioRunConfig())
+    config = ScioRunConfig()
+    model = add_lora(tiny_model(), config.lora_target_modules, towers=ONLINE_TOWERS)
     inner = model.get_base_model()
     assert not any("lora_" in name for name, _ in inner.vision_model_m.named_parameters())  # no adapters there
     assert all("lora_" in n for n, p in model.named_parameters() if p.requires_grad)

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from train.knowlip import ModelTextOps, reconstruct_texts, screen_texts
+from train.knowlip.scio_passes import ModelTextOps, reconstruct_texts, screen_texts
 
 TRUTH = {0: {"ship", "sea", "port"}}
 

@@ -1,6 +1,6 @@
 import torch
 
-from train.knowlip import accept_reconstruction, screen
+from train.knowlip.scio_rules import accept_reconstruction, screen
 
 
 def test_screening_rule_eqs_10_11():

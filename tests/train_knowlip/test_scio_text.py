@@ -1,6 +1,6 @@
 import torch
 
-from train.knowlip import encode_subtexts, replaced, without
+from train.knowlip.scio_text import encode_subtexts, replaced, without
 
 
 def test_fragments_keep_their_token_positions(processor):

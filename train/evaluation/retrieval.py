@@ -1,12 +1,17 @@
-"""Image-text retrieval: image->text and text->image R@1/5/10 and mean recall (SARCLIP eq. 5, Table III).
+"""Image-text retrieval Recall@K for both model families (SARCLIP eq. 5 / Table III, SAR-KnowLIP Table 6).
 
-An image may have several captions: for image->text any of its captions is a correct answer; for text->image the
-correct answer is the caption's own image. Identical caption strings are one text (`unique_captions`) whose correct
-answers are all images carrying it: captions built from templates (SARCLIP-1M recipe) repeat across images of a
-class (MSTAR test: 12,125 captions, 100 distinct strings), and a model cannot tell such copies apart, so the strict
-per-copy rule would cap even a perfect model near 1% (our choice; for unique captions both rules are eq. 5). Mean recall is the mean of the six R@K values (it reproduces Table III's
-"Mean Recall" column). Values are in percent, as in the paper.
-Ties in similarity are broken towards the lower candidate index (stable sort), so results are deterministic.
+One function over a score matrix: SARCLIP calls it with feature similarities (`image_features @ text_features.T`),
+SAR-KnowLIP with its ITM re-ranked scores. Keys: `i2t_R@K` (image -> text: a hit when any text of the image is in
+its top K), `t2i_R@K` (text -> image: a hit when an image carrying the text is in its top K), and `mean_recall`, the
+mean of the six recalls (Table III "Mean Recall", Table 6 "R"). Values are percentages.
+
+Repeated texts: identical strings are one text (`unique_captions`) whose correct images are all images carrying it.
+Template captions (SARCLIP-1M recipe) repeat across a class (MSTAR test: 12,125 captions, 100 distinct strings) and
+no model can tell such copies apart, so the strict per-copy rule would cap even a perfect model near 1 % (our choice;
+for distinct captions both rules are eq. 5).
+
+Tie rule (one for both families): a query's rank is the number of *wrong* candidates scoring at least as high as its
+best correct candidate. Ties count against the query, so a constant scorer gets no credit.
 """
 
 from __future__ import annotations
@@ -14,71 +19,86 @@ from __future__ import annotations
 from collections.abc import Sequence
 from numbers import Integral
 
+import numpy as np
 import torch
-
-from .metrics import load_metric
 
 RECALL_KS = (1, 5, 10)
 
 
-def rank_candidates(
-    query_features: torch.Tensor, candidate_features: torch.Tensor, top_k: int, chunk_size: int = 1024
-) -> torch.Tensor:
-    """(Q, min(top_k, C)) candidate indices per query, by decreasing dot product, computed in chunks of queries."""
-    top_k = min(top_k, candidate_features.shape[0])
-    ranked = []
-    for start in range(0, query_features.shape[0], chunk_size):
-        scores = query_features[start : start + chunk_size] @ candidate_features.T
-        ranked.append(torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :top_k])
-    return torch.cat(ranked)
+def _as_tensor(scores) -> torch.Tensor:
+    if isinstance(scores, torch.Tensor):
+        return scores.detach().cpu().float()
+    return torch.as_tensor(np.asarray(scores, dtype=np.float32))
+
+
+def _owners(text_to_image: Sequence, num_images: int) -> list[list[int]]:
+    owners = [[int(o)] if isinstance(o, Integral) or getattr(o, "ndim", None) == 0 else [int(i) for i in o]
+              for o in text_to_image]
+    if any(not images or min(images) < 0 or max(images) >= num_images for images in owners):
+        raise ValueError(f"text_to_image holds image indices outside 0..{num_images - 1} (or a text with none)")
+    return owners
+
+
+def first_hit_ranks(scores: torch.Tensor, relevant: Sequence[Sequence[int]], chunk_size: int = 1024) -> torch.Tensor:
+    """Per query (row of `scores`), the number of irrelevant candidates scoring >= its best relevant candidate.
+
+    Computed in chunks of rows, so memory is `chunk_size` x candidates whatever the number of queries.
+    """
+    ranks = []
+    for start in range(0, scores.shape[0], chunk_size):
+        block = scores[start : start + chunk_size]
+        mask = torch.zeros_like(block, dtype=torch.bool)
+        for row, targets in enumerate(relevant[start : start + chunk_size]):
+            mask[row, list(targets)] = True
+        best = block.masked_fill(~mask, float("-inf")).max(dim=1, keepdim=True).values
+        ranks.append(((block >= best) & ~mask).sum(dim=1))
+    return torch.cat(ranks)
 
 
 def retrieval_recalls(
-    image_features: torch.Tensor,
-    text_features: torch.Tensor,
+    scores,
     text_to_image: Sequence[int | Sequence[int]],
     ks: Sequence[int] = RECALL_KS,
+    text_to_image_scores=None,
 ) -> dict[str, float]:
-    """Recall@K both ways from normalised features; `text_to_image[t]` is the image index (or indices) of text `t`.
+    """Recall@K both ways and their mean, from an (n_images, n_texts) score matrix (higher = more similar).
 
-    Images without any text are left out of the image->text queries and counted in `images_without_captions`.
-    Returns {"i2t_R@K", "t2i_R@K" for K in ks, "mean_recall", "num_images", "num_texts", "images_without_captions"}.
+    Args:
+        scores: image -> text scores (torch tensor, numpy array or nested lists).
+        text_to_image: for each text (column) its image index, or the indices of all images carrying it.
+        ks: the K values.
+        text_to_image_scores: (n_texts, n_images) scores for the text -> image direction when they differ from
+            `scores.T` (SAR-KnowLIP re-ranks each direction's candidates with ITM separately).
+
+    Images without any text are left out of the image -> text queries and counted in `images_without_captions`.
+    Returns `i2t_R@K`, `t2i_R@K`, `mean_recall`, `num_images`, `num_texts`, `images_without_captions`.
     """
-    num_images, num_texts = image_features.shape[0], text_features.shape[0]
-    images_of = [[int(owner)] if isinstance(owner, Integral) or getattr(owner, "ndim", None) == 0
-                 else [int(image) for image in owner] for owner in text_to_image]
-    if len(images_of) != num_texts:
-        raise ValueError(f"text_to_image has {len(images_of)} entries for {num_texts} texts")
-    if num_texts == 0 or num_images == 0:
+    i2t = _as_tensor(scores)
+    if i2t.ndim != 2:
+        raise ValueError(f"scores must be a 2-D (n_images, n_texts) matrix, got shape {tuple(i2t.shape)}")
+    num_images, num_texts = i2t.shape
+    t2i = i2t.T if text_to_image_scores is None else _as_tensor(text_to_image_scores)
+    if tuple(t2i.shape) != (num_texts, num_images):
+        raise ValueError(f"text_to_image_scores must have shape {(num_texts, num_images)}, got {tuple(t2i.shape)}")
+    if num_images == 0 or num_texts == 0:
         raise ValueError(f"retrieval needs images and texts, got {num_images} images and {num_texts} texts")
-    if any(not owners or min(owners) < 0 or max(owners) >= num_images for owners in images_of):
-        raise ValueError(f"text_to_image holds image indices outside 0..{num_images - 1} (or a text with none)")
-    captions_of = [[] for _ in range(num_images)]
-    for text, owners in enumerate(images_of):
-        for image in owners:
-            captions_of[image].append(text)
-    queried = [image for image in range(num_images) if captions_of[image]]
-
-    metric = load_metric("sar_retrieval")
-    top_k = max(ks)
-    i2t = metric.compute(
-        predictions=rank_candidates(image_features[queried], text_features, top_k).tolist(),
-        references=[captions_of[image] for image in queried],
-        ks=ks,
-    )
-    t2i = metric.compute(
-        predictions=rank_candidates(text_features, image_features, top_k).tolist(),
-        references=images_of,
-        ks=ks,
-    )
-    results = {f"i2t_{name}": value for name, value in i2t.items()}
-    results.update({f"t2i_{name}": value for name, value in t2i.items()})
-    results["mean_recall"] = (sum(i2t.values()) + sum(t2i.values())) / (len(i2t) + len(t2i))
-    results.update(
-        num_images=float(num_images),
-        num_texts=float(num_texts),
-        images_without_captions=float(num_images - len(queried)),
-    )
+    if len(text_to_image) != num_texts:
+        raise ValueError(f"text_to_image has {len(text_to_image)} entries for {num_texts} texts")
+    if not (torch.isfinite(i2t).all() and torch.isfinite(t2i).all()):
+        raise ValueError("scores have non-finite values")
+    images_of = _owners(text_to_image, num_images)
+    texts_of = [[] for _ in range(num_images)]
+    for text, images in enumerate(images_of):
+        for image in images:
+            texts_of[image].append(text)
+    queried = [image for image in range(num_images) if texts_of[image]]
+    i2t_ranks = first_hit_ranks(i2t[queried], [texts_of[image] for image in queried])
+    t2i_ranks = first_hit_ranks(t2i, images_of)
+    results = {f"i2t_R@{k}": 100.0 * (i2t_ranks < k).float().mean().item() for k in ks}
+    results |= {f"t2i_R@{k}": 100.0 * (t2i_ranks < k).float().mean().item() for k in ks}
+    results["mean_recall"] = sum(results.values()) / len(results)
+    results.update(num_images=float(num_images), num_texts=float(num_texts),
+                   images_without_captions=float(num_images - len(queried)))
     return results
 
 
@@ -95,12 +115,12 @@ def unique_captions(captions: Sequence[Sequence[str]]) -> tuple[list[str], list[
     return list(images_of), list(images_of.values())
 
 
-def table_iii_row(results: dict[str, float], ks: Sequence[int] = RECALL_KS) -> str:
-    """One Markdown row in the column order of the paper's Table III: i2t R@K..., t2i R@K..., mean recall."""
+def recall_table_row(results: dict[str, float], ks: Sequence[int] = RECALL_KS) -> str:
+    """One Markdown table in the column order of SARCLIP's Table III: i2t R@K..., t2i R@K..., mean recall."""
     header = [f"i2t R@{k}" for k in ks] + [f"t2i R@{k}" for k in ks] + ["Mean Recall"]
     values = [results[f"i2t_R@{k}"] for k in ks] + [results[f"t2i_R@{k}"] for k in ks] + [results["mean_recall"]]
     rows = [" | ".join(header), "|".join(["---"] * len(header)), " | ".join(f"{v:.2f}" for v in values)]
     return "\n".join(f"| {row} |" for row in rows)
 
 
-__all__ = ["RECALL_KS", "rank_candidates", "retrieval_recalls", "table_iii_row", "unique_captions"]
+__all__ = ["RECALL_KS", "first_hit_ranks", "recall_table_row", "retrieval_recalls", "unique_captions"]

@@ -1,4 +1,4 @@
-"""`run_evaluation`: every evaluation of a SARCLIP model on a train/test `DatasetDict` in one call.
+"""`run_evaluation`: every evaluation of a dual-encoder model (SARCLIP, or SAR-KnowLIP's ITC towers) on a train/test `DatasetDict` in one call.
 
 Test-split image features are computed once and shared by retrieval, zero-shot, the linear probe and the t-SNE plot;
 the linear probe also encodes the train split once. Call it on the main process only.
@@ -17,7 +17,7 @@ import torch
 from .encode import encode_images, encode_texts, eval_mode
 from .feature_plot import save_tsne_plot
 from .linear_probe import evaluate_linear_probe
-from .retrieval import retrieval_recalls, table_iii_row, unique_captions
+from .retrieval import recall_table_row, retrieval_recalls, unique_captions
 from .zero_shot import evaluate_zero_shot
 
 logger = logging.getLogger(__name__)
@@ -86,8 +86,8 @@ def run_evaluation(
         if "retrieval" in tasks:
             texts, text_to_image = unique_captions(test["captions"])
             text_features = encode_texts(model, processor, texts, batch_size)
-            retrieval = retrieval_recalls(test_features, text_features, text_to_image)
-            (out_dir / "retrieval_table.md").write_text(table_iii_row(retrieval) + "\n")
+            retrieval = retrieval_recalls(test_features @ text_features.T, text_to_image)
+            (out_dir / "retrieval_table.md").write_text(recall_table_row(retrieval) + "\n")
             results.update({f"retrieval/{name}": value for name, value in retrieval.items()})
         test_labels = list(test["label"]) if "label" in test.column_names else None
         if "zero_shot" in tasks:

@@ -1,7 +1,8 @@
 """`evaluate_knowlip`: SAR-KnowLIP's downstream evaluation (paper 4.4, Table 6) on image-text data and a VQA set.
 
 - retrieval: ITC similarities of all images x all texts, the ITC top-k of each image (text) re-ranked by the ITM match
-  logit (`SarKnowlipForImageTextRetrieval.retrieve`), Recall@1/5/10 both ways (`train.knowlip_eval`);
+  logit (`SarKnowlipForImageTextRetrieval.retrieve`), Recall@1/5/10 both ways (`train.evaluation.retrieval`, the
+  function and keys SARCLIP's evaluation uses; identical texts are one text whose images are all correct);
 - captioning: one generated caption per image against its reference texts (BLEU-4, METEOR, ROUGE-L, CIDEr);
 - vqa: generated answers to "task type: question [SEP] [MASK]", accuracy per task type.
 
@@ -29,7 +30,11 @@ from modeling_knowlip import (
     SarKnowlipModel,
     SarKnowlipProcessor,
 )
-from train.knowlip_eval import caption_metrics, retrieval_recalls, vqa_accuracy
+from modeling_knowlip.configuration_knowlip import VQA_TASK_TYPES
+
+from ..evaluation.captioning import caption_metrics
+from ..evaluation.retrieval import retrieval_recalls, unique_captions
+from ..evaluation.vqa import vqa_accuracy
 
 from .synthetic_texts import synthetic_scio_dataset
 
@@ -148,24 +153,19 @@ def rerank_score_matrix(itc_similarity: torch.Tensor, indices: torch.Tensor, itm
 def evaluate_retrieval(model: SarKnowlipModel, processor: SarKnowlipProcessor, images: list,
                        texts: list[list[str]], k: int, batch_size: int) -> dict:
     """Recall@1/5/10 both ways and their mean, after ITM re-ranking (`itm`, the reported numbers) and from ITC
-    alone (`itc`)."""
+    alone (`itc`). Identical texts are encoded once and count as one text carrying all their images."""
     model = _task_model(model, SarKnowlipForImageTextRetrieval)
-    flat = [text for refs in texts for text in refs]
-    text_to_image = [image for image, refs in enumerate(texts) for _ in refs]
+    distinct, owners = unique_captions(texts)
     max_length = model.config.text_config.max_position_embeddings
     pixel_values = _pixel_values(processor, images, batch_size)
-    encoded = processor(text=flat, max_length=max_length)
+    encoded = processor(text=distinct, max_length=max_length)
     ranked = model.retrieve(pixel_values, encoded["input_ids"], encoded["attention_mask"], k=k, batch_size=batch_size)
-    i2t = retrieval_recalls(rerank_score_matrix(ranked.itc_similarity, ranked.i2t_indices, ranked.i2t_scores),
-                            text_to_image)
-    t2i = retrieval_recalls(rerank_score_matrix(ranked.itc_similarity.t(), ranked.t2i_indices, ranked.t2i_scores).t(),
-                            text_to_image)
-    # the image -> text recalls (txt_r*) come from the images' re-ranked lists, text -> image (img_r*) from the texts'
-    itm = {key: value for key, value in i2t.items() if key.startswith("txt_")}
-    itm |= {key: value for key, value in t2i.items() if key.startswith("img_")}
-    itm["r_mean"] = sum(itm.values()) / len(itm)
-    return {"itm": itm, "itc": retrieval_recalls(ranked.itc_similarity, text_to_image), "k": k,
-            "images": len(texts), "texts": len(flat)}
+    # each direction's candidates are re-ranked by ITM separately: the image -> text recalls come from the images'
+    # re-ranked lists, the text -> image ones from the texts'
+    itm = retrieval_recalls(
+        rerank_score_matrix(ranked.itc_similarity, ranked.i2t_indices, ranked.i2t_scores), owners,
+        text_to_image_scores=rerank_score_matrix(ranked.itc_similarity.t(), ranked.t2i_indices, ranked.t2i_scores))
+    return {"itm": itm, "itc": retrieval_recalls(ranked.itc_similarity, owners), "k": k}
 
 
 def evaluate_captioning(model: SarKnowlipModel, processor: SarKnowlipProcessor, images: list,
@@ -182,7 +182,7 @@ def evaluate_captioning(model: SarKnowlipModel, processor: SarKnowlipProcessor, 
 
 def evaluate_vqa(model: SarKnowlipModel, processor: SarKnowlipProcessor,
                  vqa: datasets.Dataset, batch_size: int) -> tuple[dict, list[str]]:
-    """Accuracy per task type (x 100, `train.knowlip_eval.vqa_accuracy`) of generated answers, and the answers."""
+    """Accuracy per task type (x 100, `train.evaluation.vqa.vqa_accuracy`) of generated answers, and the answers."""
     model = _task_model(model, SarKnowlipForQuestionAnswering)
     answers = []
     max_length = model.config.text_config.max_position_embeddings
@@ -193,7 +193,7 @@ def evaluate_vqa(model: SarKnowlipModel, processor: SarKnowlipProcessor,
         ids = model.generate(inputs["pixel_values"], inputs["input_ids"], inputs["attention_mask"],
                              suppress_tokens=_unwritable_tokens(processor), **VQA_GENERATION)
         answers += processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
-    accuracy = vqa_accuracy(answers, vqa["answer"], vqa["task_type"])
+    accuracy = vqa_accuracy(answers, vqa["answer"], vqa["task_type"], task_order=VQA_TASK_TYPES)
     return dataclasses.asdict(accuracy), answers
 
 

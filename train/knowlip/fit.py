@@ -14,12 +14,15 @@ from modeling_knowlip import SarKnowlipConfig, SarKnowlipModel, SarKnowlipProces
 from modeling_knowlip.configuration_knowlip import PRESETS
 from modeling_sarclip import SarclipImageProcessor
 
-from .lora import add_scio_lora
+from ..common.lora import add_lora
 from .run_config import ScioRunConfig
 from .scio_trainer import ScioTrainer, scio_accelerator
 from .synthetic_texts import synthetic_scio_dataset
 
 RUN_CONFIG_FILE = "scio_config.yaml"
+# LoRA goes on the online towers only: the momentum encoders (`*_m`) share their layer names but are not trained by
+# gradient; `momentum_update` keeps them an EMA of the online towers' effective weights W + B A.
+ONLINE_TOWERS = ("vision_model", "text_encoder", "fusion_encoder", "text_decoder")
 TOKENIZER_DIR = "tokenizer"
 BASE_MODEL_DIR = "base_model"
 
@@ -104,7 +107,8 @@ def fit_scio(config: ScioRunConfig, accelerator: Accelerator | None = None) -> S
                 model.save_pretrained(base_dir)
             accelerator.wait_for_everyone()
             model = SarKnowlipModel.from_pretrained(base_dir)  # the same weights, and the adapters record this base
-        model = add_scio_lora(model, config)
+        model = add_lora(model, config.lora_target_modules, config.lora_r, config.lora_alpha, config.lora_dropout,
+                         towers=ONLINE_TOWERS)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         config.save_yaml(output_dir / RUN_CONFIG_FILE)
@@ -112,4 +116,4 @@ def fit_scio(config: ScioRunConfig, accelerator: Accelerator | None = None) -> S
     return ScioRunResult(texts=texts, model_dir=output_dir / "model", base_model_dir=base_dir)
 
 
-__all__ = ["ScioRunResult", "fit_scio", "load_scio_dataset", "load_scio_model"]
+__all__ = ["ONLINE_TOWERS", "ScioRunResult", "fit_scio", "load_scio_dataset", "load_scio_model"]

@@ -4,9 +4,8 @@ YAML and overridable with `--field value` CLI flags (the conventions of `train.c
 from __future__ import annotations
 
 import dataclasses
-import typing
 
-from ..yaml_config import YamlConfig
+from ..common.config import YamlConfig
 from .scio_trainer import ScioConfig
 
 
@@ -42,20 +41,10 @@ class ScioRunConfig(ScioConfig, YamlConfig):
     lora_target_modules: list = dataclasses.field(default_factory=lambda: [
         "query", "key", "value", "dense", "q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"])
 
-    def __post_init__(self):
-        # YAML reads "1e-4" (no dot) as a string: numbers are converted, with an error naming the field
-        for name, hint in typing.get_type_hints(ScioRunConfig).items():
-            value = getattr(self, name)
-            if hint in (float, int, int | None) and isinstance(value, str):
-                try:
-                    setattr(self, name, (float if hint is float else int)(value))
-                except ValueError:
-                    raise ValueError(f"{name} must be a number, got {value!r}") from None
+    def check(self):
         self.stage_epochs = tuple(self.stage_epochs)
         if len(self.stage_epochs) != 3 or any(not isinstance(n, int) or n < 0 for n in self.stage_epochs):
             raise ValueError(f"stage_epochs must be 3 epoch counts >= 0, got {self.stage_epochs}")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)

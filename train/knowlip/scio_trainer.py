@@ -20,7 +20,7 @@ process's momentum features reach all queues through the model's own all-gather.
 negative, so an autograd all-gather (`torch.distributed.nn.functional.all_gather`) would change nothing here; DDP
 averages the gradients.
 
-LoRA: give a `PeftModel` (see `train.knowlip.lora.add_scio_lora`); only its adapters are optimised, checkpoints hold
+LoRA: give a `PeftModel` (see `train.common.lora.add_lora` with `towers=train.knowlip.fit.ONLINE_TOWERS`); only its adapters are optimised, checkpoints hold
 the whole state (momentum encoders and queues included) and `output_dir/model` holds the adapters. The passes split the images over the processes and gather the results (`gather_object`).
 """
 
@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from model_cards import knowlip_model_card
 
-from ..checkpointing import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint
+from ..common.checkpointing import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint
 from .scio_passes import ModelTextOps, reconstruct_texts, screen_texts
 from .scio_text import encode_subtexts
 

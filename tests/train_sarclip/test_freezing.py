@@ -4,8 +4,8 @@ import pytest
 from safetensors.torch import load_file
 
 from modeling_sarclip import SarclipModel
-from train import fit
-from train.freezing import apply_partial_unfreezing
+from train.sarclip import fit
+from train.sarclip.freezing import apply_partial_unfreezing
 
 
 def _trainable(model):

@@ -1,4 +1,4 @@
-"""Glue between a training data set and `train.evaluation.run_evaluation`."""
+"""`evaluate_model`: `run_evaluation` on a training `DatasetDict` (split choice, class names from its labels)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from pathlib import Path
 
 import datasets
 import torch
+
+from .run import run_evaluation
 
 EVAL_SPLIT = "test"
 
@@ -43,8 +45,6 @@ def evaluate_model(
 
     Class names come from a ClassLabel `label` column; without one only retrieval runs (reported, not silent).
     """
-    from train.evaluation import run_evaluation
-
     if eval_split not in dataset:
         raise ValueError(f"no evaluation split {eval_split!r} (splits: {list(dataset)})")
     splits = {EVAL_SPLIT: dataset[eval_split]}

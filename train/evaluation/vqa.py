@@ -15,8 +15,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from modeling_knowlip.configuration_knowlip import VQA_TASK_TYPES
-
 _NUMBER_WORDS = {
     word: str(value)
     for value, word in enumerate(
@@ -41,7 +39,7 @@ def normalize_answer(answer: str) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class VqaAccuracy:
-    """Accuracy in percent per task type (paper Table 6 order, only the types present), question counts, and the
+    """Accuracy in percent per task type (in `task_order`, only the types present), question counts, and the
     accuracy over all questions."""
 
     per_task: dict[str, float]
@@ -49,22 +47,32 @@ class VqaAccuracy:
     overall: float
 
 
-def vqa_accuracy(predictions: Sequence[str], references: Sequence[str], task_types: Sequence[str]) -> VqaAccuracy:
-    """Exact-match accuracy of normalised answers, per task type (one of ``VQA_TASK_TYPES``)."""
+def vqa_accuracy(
+    predictions: Sequence[str],
+    references: Sequence[str],
+    task_types: Sequence[str],
+    task_order: Sequence[str] | None = None,
+) -> VqaAccuracy:
+    """Exact-match accuracy of normalised answers, per task type.
+
+    `task_order`: the known task types in report order (SAR-KnowLIP: its config's `VQA_TASK_TYPES`, paper Table 6
+    order); a type outside it is an error. None: the types in order of first appearance.
+    """
     if not len(predictions) == len(references) == len(task_types):
         raise ValueError(
             f"got {len(predictions)} predictions, {len(references)} references and {len(task_types)} task types"
         )
     if not predictions:
         raise ValueError("no question to evaluate")
-    if unknown := sorted(set(task_types) - set(VQA_TASK_TYPES)):
-        raise ValueError(f"unknown VQA task types {unknown}; expected some of {list(VQA_TASK_TYPES)}")
+    order = list(dict.fromkeys(task_types)) if task_order is None else list(task_order)
+    if unknown := sorted(set(task_types) - set(order)):
+        raise ValueError(f"unknown VQA task types {unknown}; expected some of {order}")
     if empty := [i for i, r in enumerate(references) if not normalize_answer(r)]:
         raise ValueError(f"references {empty[:10]} are empty after normalisation ({len(empty)} in all)")
     correct, total = Counter(), Counter(task_types)
     for prediction, reference, task in zip(predictions, references, task_types):
         correct[task] += normalize_answer(prediction) == normalize_answer(reference)
-    present = [t for t in VQA_TASK_TYPES if t in total]
+    present = [t for t in order if t in total]
     return VqaAccuracy(
         per_task={t: 100.0 * correct[t] / total[t] for t in present},
         questions={t: total[t] for t in present},

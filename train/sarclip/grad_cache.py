@@ -16,17 +16,22 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from .distributed_loss import distributed_contrastive_loss
+from modeling_sarclip.loss_sarclip import contrastive_loss
 
 
 def contrastive_step(
-    encoder: nn.Module, batch: dict[str, torch.Tensor], accelerator: Accelerator, num_micro_batches: int = 1
+    model: nn.Module, batch: dict[str, torch.Tensor], accelerator: Accelerator, num_micro_batches: int = 1
 ) -> torch.Tensor:
-    """Forward + backward of one step's batch (this process's share); returns this process's loss, detached."""
+    """Forward + backward of one step's batch (this process's share); returns this process's loss, detached.
+
+    `model` is a (prepared) `SarclipModel` or a peft model around one; `batch` holds `pixel_values`, `input_ids` and
+    optionally `group_ids` (pairs with equal ids are positives, see `loss_sarclip.contrastive_loss`). Without
+    accumulation the model computes its own loss (`return_loss=True`); with it, the cached embeddings are scored by
+    the same loss function.
+    """
     if num_micro_batches == 1:
         with accelerator.autocast():
-            image, text, scale = encoder(**batch)
-        loss = distributed_contrastive_loss(image, text, scale)
+            loss = model(**batch, return_loss=True).loss
         accelerator.backward(loss)
         return loss.detach()
 
@@ -36,37 +41,44 @@ def contrastive_step(
     micro_batches = [dict(zip(batch, values)) for values in zip(*(v.chunk(num_micro_batches) for v in batch.values()))]
 
     # (1) cached embeddings; RNG states and buffers (BatchNorm running stats) are restored for the replay in (3)
-    buffers = {name: b.clone() for name, b in encoder.named_buffers()}
+    group_ids = batch.get("group_ids")
+    micro_batches = [{k: v for k, v in micro.items() if k != "group_ids"} for micro in micro_batches]
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
     rng_states, cached = [], []
     with torch.no_grad():
         for micro in micro_batches:
             rng_states.append(_rng_state())
             with accelerator.autocast():
-                cached.append(encoder(**micro))
+                cached.append(_embeddings(model(**micro)))
     with torch.no_grad():
-        for name, b in encoder.named_buffers():
+        for name, b in model.named_buffers():
             b.copy_(buffers[name])
 
     # (2) loss of the full accumulated batch; gradients reach only the cached embeddings and the temperature
     image = torch.cat([c[0] for c in cached]).requires_grad_()
     text = torch.cat([c[1] for c in cached]).requires_grad_()
     scale = cached[0][2].clone().requires_grad_()
-    loss = distributed_contrastive_loss(image, text, scale)
+    loss = contrastive_loss(image, text, scale, group_ids)
     loss.backward()
 
     # (3) replay each micro-batch with a graph; gradient sync (DDP) only on the last one
     image_grads, text_grads = image.grad.chunk(num_micro_batches), text.grad.chunk(num_micro_batches)
     for i, micro in enumerate(micro_batches):
         sync = i == num_micro_batches - 1
-        with contextlib.nullcontext() if sync else accelerator.no_sync(encoder):
+        with contextlib.nullcontext() if sync else accelerator.no_sync(model):
             _set_rng_state(rng_states[i])
             with accelerator.autocast():
-                micro_image, micro_text, micro_scale = encoder(**micro)
+                micro_image, micro_text, micro_scale = _embeddings(model(**micro))
             # a scalar whose gradient w.r.t. the parameters is the cached gradient pushed through this micro-batch
             surrogate = (micro_image * image_grads[i]).sum() + (micro_text * text_grads[i]).sum()
             surrogate = surrogate + micro_scale * (scale.grad / num_micro_batches)
             accelerator.backward(surrogate)
     return loss.detach()
+
+
+def _embeddings(output) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Normalised image and text embeddings and exp(logit_scale) of a `SarclipOutput`, in float32 for the loss."""
+    return output.image_embeds.float(), output.text_embeds.float(), output.logit_scale.float()
 
 
 def _rng_state():

@@ -29,10 +29,12 @@ def _full_batch_reference(model_dir, batch):
 
 
 def test_two_processes_match_one_process_full_batch(tmp_path, tiny_model_config, make_batch):
-    """Also with GradCache (2 micro-batches per process): the negatives span both processes and both micro-batches."""
+    """Also with GradCache (2 micro-batches per process): the negatives span both processes and both micro-batches;
+    and with the multi-positive loss, whose positive groups span processes too."""
     torch.manual_seed(0)
     SarclipModel(tiny_model_config("vit")).save_pretrained(tmp_path / "model")
     batch = make_batch(8)
+    batch["group_ids"] = torch.tensor([0, 1, 0, 2, 3, 1, 4, 0])
     torch.save(batch, tmp_path / "batch.pt")
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
@@ -43,9 +45,12 @@ def test_two_processes_match_one_process_full_batch(tmp_path, tiny_model_config,
     assert run.returncode == 0, run.stderr[-3000:]
     result = torch.load(tmp_path / "out.pt")
     assert result["world_size"] == 2
-    loss, grads = _full_batch_reference(tmp_path / "model", batch)
-    for num_micro_batches in (1, 2):
-        distributed = result[num_micro_batches]
+    plain = {k: v for k, v in batch.items() if k != "group_ids"}
+    references = {False: _full_batch_reference(tmp_path / "model", plain),
+                  True: _full_batch_reference(tmp_path / "model", batch)}
+    assert not torch.allclose(references[False][0], references[True][0])
+    for (num_micro_batches, grouped), distributed in ((key, result[key]) for key in result if key != "world_size"):
+        loss, grads = references[grouped]
         torch.testing.assert_close(distributed["loss"], loss, atol=1e-5, rtol=1e-5)
         assert grads.keys() == distributed["grads"].keys()
         for name, grad in grads.items():

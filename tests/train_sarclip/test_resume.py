@@ -4,8 +4,8 @@ import json
 
 from safetensors.torch import load_file
 
-from train import fit
-from train.checkpointing import list_checkpoints
+from train.sarclip import fit
+from train.common.checkpointing import list_checkpoints
 
 
 def test_resume_gives_identical_weights(tiny_train_config, tmp_path):

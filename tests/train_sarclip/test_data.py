@@ -3,8 +3,8 @@
 import pytest
 from PIL import Image
 
-from train.config import TrainConfig
-from train.data import EpochShuffleSampler, ImageTextCollator, load_image_text_dataset
+from train.sarclip.config import TrainConfig
+from train.sarclip.data import EpochShuffleSampler, ImageTextCollator, load_image_text_dataset
 
 
 def _write_csv(tmp_path, rows, header="filepath,title"):

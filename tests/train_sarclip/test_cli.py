@@ -5,7 +5,7 @@ import json
 import pytest
 from transformers import AutoModel
 
-from train.__main__ import main
+from train.sarclip.__main__ import main
 
 pytest.importorskip("train.evaluation", reason="train.evaluation (run_evaluation) is not available")
 

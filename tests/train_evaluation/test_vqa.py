@@ -3,7 +3,8 @@
 import pytest
 
 from dataset_scripts.geovl import hrsid_vqa, mstar_recognition_vqa
-from train.knowlip_eval import normalize_answer, vqa_accuracy
+from modeling_knowlip.configuration_knowlip import VQA_TASK_TYPES
+from train.evaluation.vqa import normalize_answer, vqa_accuracy
 
 
 def test_normalisation():
@@ -28,7 +29,7 @@ def test_accuracy_per_task_type_by_hand():
         ("building, vegetation", "building, water, vegetation", "all landforms"),  # wrong
     ]
     predictions, references, tasks = zip(*rows)
-    acc = vqa_accuracy(predictions, references, tasks)
+    acc = vqa_accuracy(predictions, references, tasks, task_order=VQA_TASK_TYPES)
     assert acc.per_task == pytest.approx(
         {"target count": 200 / 3, "target recognition": 100.0, "target position": 50.0, "main landform": 100.0,
          "all landforms": 0.0}
@@ -41,7 +42,7 @@ def test_accuracy_per_task_type_by_hand():
 
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="unknown VQA task types \\['target_count'\\]"):
-        vqa_accuracy(["1"], ["1"], ["target_count"])
+        vqa_accuracy(["1"], ["1"], ["target_count"], task_order=VQA_TASK_TYPES)
     with pytest.raises(ValueError, match="2 predictions, 1 references and 1 task types"):
         vqa_accuracy(["1", "2"], ["1"], ["target count"])
     with pytest.raises(ValueError, match=r"references \[0\] are empty"):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from modeling_sarclip import SarclipConfig
-from train.config import TrainConfig
+from train.sarclip.config import TrainConfig
 
 TINY_VIT = {
     "embed_dim": 16,

@@ -4,8 +4,7 @@ import torch
 from accelerate import Accelerator
 
 from modeling_sarclip import SarclipModel
-from train.encoder import ContrastiveEncoder
-from train.grad_cache import contrastive_step
+from train.sarclip.grad_cache import contrastive_step
 
 
 def test_accumulated_2x4_equals_batch_8(tiny_model_config, make_batch):
@@ -17,8 +16,22 @@ def test_accumulated_2x4_equals_batch_8(tiny_model_config, make_batch):
 
     full_loss = reference(**batch, return_loss=True).loss
     full_loss.backward()
-    loss = contrastive_step(ContrastiveEncoder(cached), batch, Accelerator(cpu=True), num_micro_batches=2)
+    loss = contrastive_step(cached, batch, Accelerator(cpu=True), num_micro_batches=2)
 
+    torch.testing.assert_close(loss, full_loss.detach(), atol=1e-6, rtol=1e-6)
+    for (name, p_ref), (_, p) in zip(reference.named_parameters(), cached.named_parameters()):
+        torch.testing.assert_close(p.grad, p_ref.grad, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_accumulated_multi_positive_equals_full_batch(tiny_model_config, make_batch):
+    torch.manual_seed(0)
+    reference = SarclipModel(tiny_model_config("vit")).train()
+    cached = SarclipModel(tiny_model_config("vit")).train()
+    cached.load_state_dict(reference.state_dict())
+    batch = {**make_batch(8), "group_ids": torch.tensor([0, 1, 0, 2, 3, 1, 4, 0])}
+    full_loss = reference(**batch, return_loss=True).loss
+    full_loss.backward()
+    loss = contrastive_step(cached, batch, Accelerator(cpu=True), num_micro_batches=2)
     torch.testing.assert_close(loss, full_loss.detach(), atol=1e-6, rtol=1e-6)
     for (name, p_ref), (_, p) in zip(reference.named_parameters(), cached.named_parameters()):
         torch.testing.assert_close(p.grad, p_ref.grad, atol=1e-5, rtol=1e-5, msg=name)
@@ -31,7 +44,7 @@ def test_caching_pass_leaves_batchnorm_statistics_alone(tiny_model_config, make_
     batch = make_batch(8)
     replay_only = SarclipModel(tiny_model_config("resnet")).train()
     replay_only.load_state_dict(model.state_dict())
-    contrastive_step(ContrastiveEncoder(model), batch, Accelerator(cpu=True), num_micro_batches=2)
+    contrastive_step(model, batch, Accelerator(cpu=True), num_micro_batches=2)
     with torch.no_grad():
         for i in (0, 4):
             replay_only.get_image_features(batch["pixel_values"][i : i + 4])

@@ -1,4 +1,5 @@
-"""Config dataclasses that load from YAML and take `--field value` command-line overrides."""
+"""Run configs of both trainers: dataclasses that load from YAML, take `--field value` command-line overrides and
+are validated in one place (`YamlConfig.__post_init__`)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,40 @@ from typing import ClassVar
 import yaml
 
 
+MIXED_PRECISION = ("no", "bf16", "fp16")
+_NUMBER_HINTS = {float: float, float | None: float, int: int, int | None: int}
+
+
 class YamlConfig:
-    """Mixin for a config dataclass: YAML keys and CLI flags are its field names."""
+    """Mixin for a config dataclass: YAML keys and CLI flags are its field names.
+
+    Validation, in one place for every run config: number fields given as strings (YAML reads "1e-4" as a string)
+    are converted, bool fields must be true or false, `mixed_precision` must be known; then the subclass's
+    `check()` applies its own rules. Errors name the field.
+    """
 
     # options whose bare flag (no value) means something other than true, e.g. {"resume": "latest"}
     BARE_FLAG_VALUES: ClassVar[dict[str, object]] = {}
+
+    def __post_init__(self):
+        for name, hint in typing.get_type_hints(type(self)).items():
+            if name.isupper() or not hasattr(self, name):
+                continue
+            value = getattr(self, name)
+            kind = _NUMBER_HINTS.get(hint)
+            if kind is not None and isinstance(value, str):
+                try:
+                    setattr(self, name, kind(value))
+                except ValueError:
+                    raise ValueError(f"{name} must be a number, got {value!r}") from None
+            elif hint is bool and not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false, got {value!r}")
+        if getattr(self, "mixed_precision", "no") not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
+        self.check()
+
+    def check(self) -> None:
+        """Rules of one config class (override); raise ValueError naming the field."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

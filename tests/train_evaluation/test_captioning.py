@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from train.knowlip_eval import caption_metrics
+from train.evaluation.captioning import caption_metrics
 
 PREDICTIONS = ["a b c d e", "Ships, port."]
 REFERENCES = [["a b c d f"], ["ships port"]]

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import typing
 
-from .yaml_config import YamlConfig
+from ..common.config import YamlConfig
 
 # SARCLIP paper IV-C: lr 5e-4 for ResNet-50, 5e-5 for ViT-B-32 / ViT-L-14.
 PAPER_LEARNING_RATES = {"resnet": 5e-4, "vit": 5e-5}
@@ -92,18 +91,7 @@ class TrainConfig(YamlConfig):
 
     BARE_FLAG_VALUES = {"resume": "latest"}  # a bare --resume continues from the latest checkpoint
 
-    def __post_init__(self):
-        # YAML reads "1e-4" (no dot) as a string: numbers are converted, with an error naming the field
-        for name, hint in typing.get_type_hints(TrainConfig).items():
-            value = getattr(self, name)
-            if hint in (float, float | None, int, int | None) and isinstance(value, str):
-                kind = float if hint in (float, float | None) else int
-                try:
-                    setattr(self, name, kind(value))
-                except ValueError:
-                    raise ValueError(f"{name} must be a number, got {value!r}") from None
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+    def check(self):
         if self.report_to not in ("tensorboard", "wandb", "none"):
             raise ValueError(f"report_to must be tensorboard, wandb or none, got {self.report_to!r}")
         if self.gradient_accumulation_steps < 1 or self.batch_size < 1:

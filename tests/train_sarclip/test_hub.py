@@ -11,8 +11,8 @@ import torch
 import yaml
 from huggingface_hub import HfApi
 
-from train import fit
-from train.__main__ import main
+from train.sarclip import fit
+from train.sarclip.__main__ import main
 
 SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
 METRICS = {"retrieval/mean_recall": 42.5, "zero_shot/top1": 61.25, "linear_probe/accuracy": 77.0}
@@ -80,7 +80,7 @@ def test_push_to_hub_and_offline_round_trip(tiny_train_config, fake_hub, tmp_pat
     loaded = torch.load(tmp_path / "out.pt")
     assert loaded["class"].startswith("transformers_modules")  # the pushed code, not the installed package
 
-    from train.model_io import load_trained_model
+    from train.sarclip.model_io import load_trained_model
 
     model, processor = load_trained_model(result.model_dir)
     with torch.no_grad():

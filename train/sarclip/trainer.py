@@ -18,16 +18,15 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from .checkpointing import TrainerState, load_checkpoint, resolve_checkpoint, save_checkpoint
+from ..common.checkpointing import TrainerState, load_checkpoint, resolve_checkpoint, save_checkpoint
+from ..common.lora import add_lora
+from ..evaluation.dataset_eval import evaluate_model
 from .config import TrainConfig
 from .data import EpochShuffleSampler, ImageTextCollator, load_image_text_dataset, training_view
-from .encoder import ContrastiveEncoder
 from .freezing import apply_partial_unfreezing
 from .grad_cache import contrastive_step
-from .lora import add_lora
 from .model_io import load_trained_model
 from .model_setup import build_tokenizer, load_model_and_processor
-from .run_eval import evaluate_model
 
 CHECKPOINTS = "checkpoints"
 FINAL = "final"
@@ -77,8 +76,7 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
     if config.gradient_checkpointing:
         model.activation_checkpointing_enable({"use_reentrant": False})
     if config.lora:
-        model = add_lora(model, config)
-    encoder = ContrastiveEncoder(model)
+        model = add_lora(model, config.lora_target_modules, config.lora_r, config.lora_alpha, config.lora_dropout)
 
     train_view = training_view(train_set)
     step_batch = config.batch_size * config.gradient_accumulation_steps  # per process
@@ -89,12 +87,12 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
         num_workers=config.num_workers,
     )
     optimizer = torch.optim.AdamW(
-        optimizer_groups(encoder, config.weight_decay),
+        optimizer_groups(model, config.weight_decay),
         lr=config.learning_rate_for(model.config.vision_config.is_resnet),
         betas=(config.adam_beta1, config.adam_beta2),
         eps=config.adam_epsilon,
     )
-    encoder, optimizer, loader = accelerator.prepare(encoder, optimizer, loader)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise ValueError(
@@ -117,14 +115,14 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
         config.save_yaml(output_dir / CONFIG_FILE)
     if config.report_to != "none":
         accelerator.init_trackers(output_dir.name, config=_tracker_config(config))
-    unwrapped = accelerator.unwrap_model(encoder).model
+    unwrapped = accelerator.unwrap_model(model)
     losses = _read_log(output_dir)[: state.global_step] if config.resume else []
     progress = tqdm(
         total=last_step, initial=state.global_step, desc="train", disable=not accelerator.is_local_main_process
     )
     samples_per_step = step_batch * accelerator.num_processes
     tick, steps_since_log = time.perf_counter(), 0
-    encoder.train()
+    model.train()
     while state.global_step < last_step:
         sampler.set_epoch(state.epoch)
         collator.epoch = state.epoch
@@ -132,9 +130,9 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
             loader
         )
         for batch in epoch_loader:
-            loss = contrastive_step(encoder, batch, accelerator, config.gradient_accumulation_steps)
+            loss = contrastive_step(model, batch, accelerator, config.gradient_accumulation_steps)
             if config.max_grad_norm:
-                accelerator.clip_grad_norm_(encoder.parameters(), config.max_grad_norm)
+                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -172,11 +170,11 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
 
     model_dir = output_dir / FINAL
     if accelerator.is_main_process:
-        save_final_model(accelerator.unwrap_model(encoder).model, processor, config, model_dir)
+        save_final_model(accelerator.unwrap_model(model), processor, config, model_dir)
     accelerator.wait_for_everyone()
     metrics = evaluate_final_model(config, dataset, model_dir) if accelerator.is_main_process else {}
     if accelerator.is_main_process and config.push_to_hub:
-        from .hub import push_model_dir
+        from ..common.hub import push_model_dir
 
         push_model_dir(model_dir, config.push_to_hub, private=config.hub_private)
     if config.report_to != "none":
@@ -219,7 +217,7 @@ def save_final_model(model: torch.nn.Module, processor, config: TrainConfig, mod
 
 def evaluate_final_model(config: TrainConfig, dataset: datasets.DatasetDict, model_dir: Path) -> dict[str, float]:
     """Evaluate the saved model on the eval split (`config.eval_tasks`) and write its model card."""
-    from .hub import write_model_card
+    from ..common.hub import write_model_card
 
     metrics = {}
     if config.eval_tasks and config.eval_split:

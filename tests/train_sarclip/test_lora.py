@@ -7,8 +7,8 @@ from peft import PeftModel
 from PIL import Image
 
 from modeling_sarclip import SarclipImageProcessor, SarclipModel, SarclipProcessor, train_sarclip_tokenizer
-from train import TrainConfig, fit
-from train.model_io import load_trained_model
+from train.sarclip import TrainConfig, fit
+from train.sarclip.model_io import load_trained_model
 
 CLASSES = ("2S1", "BMP2", "BRDM_2", "BTR60", "D7", "T62", "T72", "ZIL131")
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from train.config import TrainConfig
+from train.sarclip.config import TrainConfig
 
-CONFIGS = Path(__file__).resolve().parents[2] / "train" / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "train" / "sarclip" / "configs"
 
 
 def test_yaml_with_cli_overrides(tmp_path):

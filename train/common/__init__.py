@@ -1,0 +1,1 @@
+"""Infrastructure shared by both trainers: checkpoints, run configs, LoRA, Hub push and model cards."""
