@@ -1,17 +1,24 @@
-"""Run a builder into Hub-ready files (``data/<split>-NNNNN-of-NNNNN.parquet`` + README.md card) and push them.
+"""The one writer of dataset folders: Hub-ready ``data/<split>-NNNNN-of-NNNNN.parquet`` shards + a README.md card,
+written atomically, and their push to the Hub. Builders (``build_dataset``), the SAR-GEOVL caption pipeline and the
+VQA sets all go through ``write_dataset_folder`` / ``replace_folder``.
 
-``load_dataset(out_dir)`` reads the result through the card's ``configs:`` block. Parquet written by
-``download_and_prepare(file_format="parquet")`` embeds image bytes; ``Dataset.to_parquet`` would store only paths
-(see dataset_scripts/README.md).
+Everything is written into a temporary folder beside the output (same filesystem) and renamed into place only when
+complete, so a failed or killed build never leaves a half-written output nor destroys a good one.
+``load_dataset(out_dir)`` reads the result. Images are embedded as bytes (``Dataset.to_parquet`` alone would store
+only paths, see dataset_scripts/README.md).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import datasets
 from datasets.exceptions import DatasetGenerationError
+from datasets.table import embed_table_storage
 from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi
@@ -45,6 +52,65 @@ def _size_category(count: int) -> str:
     return "1M<n<10M"
 
 
+def staging_folder(out_dir: str | Path) -> Path:
+    """A new empty temporary folder beside ``out_dir`` (same filesystem: the final rename is atomic)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}-", dir=out_dir.parent))
+
+
+def replace_folder(staging: Path, out_dir: str | Path, keep_other_entries: bool = False) -> None:
+    """Move the complete ``staging`` folder to ``out_dir``; an existing ``out_dir`` is replaced only now.
+
+    ``keep_other_entries``: entries of the old folder that ``staging`` does not have (e.g. an LLM cache) move over
+    to the new one instead of being deleted.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"{out_dir}: the output path is a file, not a folder")
+    if out_dir.is_dir():
+        if keep_other_entries:
+            for entry in out_dir.iterdir():
+                if not (staging / entry.name).exists():
+                    os.replace(entry, staging / entry.name)
+        old = out_dir.with_name(f".old-{out_dir.name}-{os.getpid()}")
+        os.replace(out_dir, old)
+        os.replace(staging, out_dir)
+        shutil.rmtree(old)
+    else:
+        os.replace(staging, out_dir)
+
+
+def write_parquet_splits(folder: Path, splits: Mapping[str, Sequence[datasets.Dataset]]) -> None:
+    """Each split's shards as ``folder/data/<split>-NNNNN-of-NNNNN.parquet``, image files embedded as bytes."""
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    for split, shards in splits.items():
+        for index, shard in enumerate(shards):
+            shard = shard.with_format("arrow").map(embed_table_storage, batched=True).with_format(None)
+            shard.to_parquet(str(folder / "data" / f"{split}-{index:05d}-of-{len(shards):05d}.parquet"))
+
+
+def write_dataset_folder(
+    out_dir: str | Path,
+    splits: Mapping[str, Sequence[datasets.Dataset]],
+    card: str,
+    files: Mapping[str, str] | None = None,
+    keep_other_entries: bool = True,
+) -> Path:
+    """Write ``splits`` (shards per split), the card ``README.md`` and other text ``files`` (name -> content) as a
+    dataset folder, atomically (see the module docstring); returns ``out_dir``."""
+    staging = staging_folder(out_dir)
+    try:
+        write_parquet_splits(staging, splits)
+        (staging / "README.md").write_text(card, encoding="utf-8")
+        for name, text in (files or {}).items():
+            (staging / name).write_text(text, encoding="utf-8")
+        replace_folder(staging, out_dir, keep_other_entries)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Path(out_dir)
+
+
 def build_dataset(
     name: str, source: str | Path | None, out_dir: str | Path, overwrite: bool = False,
     max_shard_size: str | int = "500MB", **options,
@@ -54,20 +120,22 @@ def build_dataset(
     ``options`` are builder config fields (seed, max_items, strict, fluency_check, test_fraction, ...).
     Bad input raises DatasetBuildError (at once for configuration problems such as an unknown class, on the first
     bad item with ``strict=True``); otherwise bad items are skipped and listed in the report and the card. A split
-    whose items were all skipped is left out of the output (and noted in the report).
+    whose items were all skipped is left out of the output (and noted in the report). With ``overwrite`` an
+    existing output is replaced only once the new one is complete.
     """
     if name not in BUILDERS:
         raise ValueError(f"unknown dataset {name!r}; choose from {sorted(BUILDERS)}")
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{out} is not empty (pass overwrite=True / --overwrite)")
-        shutil.rmtree(out)
-    with tempfile.TemporaryDirectory(prefix="sar_build_") as tmp:
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out}: --out is a file, not a folder")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} is not empty (pass overwrite=True / --overwrite)")
+    staging = staging_folder(out)
+    try:
         if source is not None:
             options["data_dir"] = str(source)
-        builder = BUILDERS[name](cache_dir=str(Path(tmp) / "cache"), **options)
-        prepared = Path(tmp) / "prepared"
+        builder = BUILDERS[name](cache_dir=str(staging / ".cache"), **options)
+        prepared = staging / ".prepared"
         try:
             builder.download_and_prepare(output_dir=str(prepared), file_format="parquet",
                                          max_shard_size=max_shard_size)
@@ -77,7 +145,7 @@ def build_dataset(
             raise
         if builder.report.total == 0:
             raise DatasetBuildError(source or name, "every item was skipped:\n" + builder.report.summary())
-        (out / "data").mkdir(parents=True)
+        (staging / "data").mkdir()
         for split in list(builder.info.splits):
             if builder.report.counts[split] == 0:
                 builder.report.drop_split(split)
@@ -86,8 +154,13 @@ def build_dataset(
             shards = sorted(prepared.glob(f"{builder.dataset_name}-{split}.parquet")) or sorted(
                 prepared.glob(f"{builder.dataset_name}-{split}-*-of-*.parquet"))
             for index, shard in enumerate(shards):
-                shutil.move(shard, out / "data" / f"{split}-{index:05d}-of-{len(shards):05d}.parquet")
-    write_dataset_card(out, builder, options)
+                os.replace(shard, staging / "data" / f"{split}-{index:05d}-of-{len(shards):05d}.parquet")
+        shutil.rmtree(prepared)
+        shutil.rmtree(staging / ".cache", ignore_errors=True)
+        write_dataset_card(staging, builder, options)
+        replace_folder(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return builder.report
 
 

@@ -136,17 +136,6 @@ def convert_checkpoint(checkpoint: str | Path, config: SarclipConfig) -> Sarclip
     return model.eval()
 
 
-def default_bpe_path() -> Path:
-    """open_clip's bundled `bpe_simple_vocab_16e6.txt.gz` (the official SARCLIP release ships the same file)."""
-    try:
-        import open_clip
-    except ImportError as e:
-        raise FileNotFoundError(
-            "no BPE merges file: pass --bpe path/to/bpe_simple_vocab_16e6.txt.gz (shipped with SARCLIP and open_clip)"
-        ) from e
-    return Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
-
-
 def convert(
     checkpoint: str | Path,
     model_name: str | None = None,
@@ -167,7 +156,7 @@ def convert(
     else:
         raise ValueError("give the architecture: --model NAME or --open_clip_config JSON")
     model = convert_checkpoint(checkpoint, config)
-    tokenizer = SarclipTokenizer.from_bpe_file(bpe_path or default_bpe_path())
+    tokenizer = SarclipTokenizer.from_bpe_file(bpe_path)
     processor = SarclipProcessor(SarclipImageProcessor(size=config.vision_config.image_size), tokenizer)
     output_dir = Path(output_dir)
     model.save_pretrained(output_dir)

@@ -40,6 +40,17 @@ def _bytes_to_unicode() -> list[str]:
     return [chr(c) for c in cs]
 
 
+def default_bpe_path() -> Path:
+    """open_clip's bundled `bpe_simple_vocab_16e6.txt.gz` (the official SARCLIP release ships the same file)."""
+    try:
+        import open_clip
+    except ImportError as e:
+        raise FileNotFoundError(
+            "no BPE merges file: pass --bpe path/to/bpe_simple_vocab_16e6.txt.gz (shipped with SARCLIP and open_clip)"
+        ) from e
+    return Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
+
+
 class SarclipTokenizer(CLIPTokenizer):
     """`CLIPTokenizer` with open_clip's text cleaning and zero padding, so ids equal `open_clip.tokenize()`.
 
@@ -54,9 +65,10 @@ class SarclipTokenizer(CLIPTokenizer):
         super().__init__(*args, model_max_length=model_max_length, **kwargs)
 
     @classmethod
-    def from_bpe_file(cls, bpe_path: str | Path, **kwargs) -> "SarclipTokenizer":
-        """Build the 49408-token CLIP vocabulary from open_clip's `bpe_simple_vocab_16e6.txt.gz` merges file."""
-        bpe_path = Path(bpe_path)
+    def from_bpe_file(cls, bpe_path: str | Path | None = None, **kwargs) -> "SarclipTokenizer":
+        """Build the 49408-token CLIP vocabulary from open_clip's `bpe_simple_vocab_16e6.txt.gz` merges file
+        (default: `default_bpe_path()`)."""
+        bpe_path = Path(bpe_path) if bpe_path is not None else default_bpe_path()
         try:
             with gzip.open(bpe_path, "rt", encoding="utf-8") if bpe_path.suffix == ".gz" else open(bpe_path) as f:
                 lines = f.read().split("\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..export import push_dataset_to_hub
 from .hcot import HCoTTask, SensorInfo
 from .llm import CachedLLM, OpenAIChatBackend, ResponseCache, TransformersTextBackend
 from .pipeline import DEFAULT_SCALE_SIDES_M, build_geovl_dataset
@@ -43,16 +44,19 @@ def main(argv: list[str] | None = None) -> None:
                      help="radiometric scale of float/16-bit input (default: inferred, see dynamic_range.py)")
     cap.add_argument("--min-entropy", type=float, default=QualityConfig.min_entropy_bits)
     cap.add_argument("--knn-k", type=int, default=QualityConfig.knn_k)
+    cap.add_argument("--push-to-hub", metavar="REPO", help="upload the result to this Hub dataset repo")
 
     vqa = sub.add_parser("vqa", help="HRSID / SAR-AIRcraft / MSTAR -> VQA evaluation parquet")
     vqa.add_argument("--data-dir", type=Path, required=True, help="the shared/data folder")
     vqa.add_argument("--out", type=Path, required=True)
     vqa.add_argument("--mstar-per-class", type=int, help="keep the first N MSTAR test chips per class")
+    vqa.add_argument("--push-to-hub", metavar="REPO", help="upload the result to this Hub dataset repo")
 
     args = parser.parse_args(argv)
     if args.command == "vqa":
         ds = save_vqa_sets(args.data_dir, args.out, args.mstar_per_class)
         print(f"wrote {len(ds)} questions to {args.out}")
+        _push(args)
         return
     if args.backend == "local":
         if args.local_model is None:
@@ -74,6 +78,14 @@ def main(argv: list[str] | None = None) -> None:
         num_workers=args.workers,
     )
     print(report.summary())
+    _push(args)
+
+
+def _push(args) -> None:
+    """The same Hub upload as `python -m dataset_scripts push` (dataset card and parquet shards)."""
+    if args.push_to_hub:
+        push_dataset_to_hub(args.out, args.push_to_hub)
+        print(f"pushed {args.out} to {args.push_to_hub}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from pathlib import Path
 import datasets
 import numpy as np
 
+from ..export import write_dataset_folder
+
 from .dynamic_range import InputScale, compress_to_uint8, to_pil
 from .geotiff import read_geotiff
 from .hcot import SUBTEXT_FIELDS, HCoTTask, MissingFieldError, SensorInfo, TileContext, build_hcot_prompt, join_subtexts, parse_subtexts
@@ -93,29 +95,27 @@ def build_geovl_dataset(
     input_scale: InputScale | None = None,
     num_workers: int = 1,
 ) -> PipelineReport:
-    """Caption every GeoTIFF and write ``out_dir/data/train-XXXXX-of-YYYYY.parquet`` (one shard per file,
-    replacing the shards of an earlier run), a dataset card ``README.md`` and ``report.json``.
+    """Caption every GeoTIFF and write ``out_dir/data/train-XXXXX-of-YYYYY.parquet`` (one shard per file), a dataset
+    card ``README.md`` and ``report.json`` through ``dataset_scripts.export.write_dataset_folder``: the output of an
+    earlier run is replaced only once the new one is complete (its other entries, such as the LLM cache, stay).
     Returns the report (also written)."""
     paths = [Path(p) for p in geotiffs]
     stems = Counter(p.stem for p in paths)
     if duplicates := [s for s, n in stems.items() if n > 1]:
         raise ValueError(f"input file names must be unique (they prefix the tile ids): {duplicates}")
     out_dir = Path(out_dir)
-    (out_dir / "data").mkdir(parents=True, exist_ok=True)
-    for stale in (out_dir / "data").glob("train-*-of-*.parquet"):  # shards of an earlier run
-        stale.unlink()
     report = PipelineReport(files=len(paths))
     task = HCoTTask(task)
     requests0, hits0 = llm.requests, llm.hits
-    for index, path in enumerate(paths):
+    shards = []
+    for path in paths:
         rows = _caption_file(path, llm, task, scale_sides_m, sensor, place, quality, input_scale, num_workers, report)
         columns = {name: [row[name] for row in rows] for name in FEATURES}  # keeps the schema when empty
-        shard = datasets.Dataset.from_dict(columns, features=FEATURES)
-        shard.to_parquet(str(out_dir / "data" / f"train-{index:05d}-of-{len(paths):05d}.parquet"))
+        shards.append(datasets.Dataset.from_dict(columns, features=FEATURES))
     report.llm_requests = llm.requests - requests0
     report.cache_hits = llm.hits - hits0
-    (out_dir / "report.json").write_text(json.dumps(asdict(report), indent=2), encoding="utf-8")
-    (out_dir / "README.md").write_text(_dataset_card(report, task, scale_sides_m), encoding="utf-8")
+    write_dataset_folder(out_dir, {"train": shards}, _dataset_card(report, task, scale_sides_m),
+                         files={"report.json": json.dumps(asdict(report), indent=2)})
     return report
 
 

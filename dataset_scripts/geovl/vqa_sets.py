@@ -19,7 +19,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import datasets
-from datasets.table import embed_table_storage
+
+from ..export import write_dataset_folder
 
 GRID = 3
 # Task type names as in modeling_knowlip's VQA_TASK_TYPES (paper Table 6); the three landform types need
@@ -136,22 +137,18 @@ def save_vqa_sets(data_dir: str | Path, out_dir: str | Path, mstar_per_class: in
     ds = datasets.concatenate_datasets(
         [hrsid_vqa(data_dir), sar_aircraft_vqa(data_dir), mstar_recognition_vqa(data_dir, max_per_class=mstar_per_class)]
     )
-    ds = ds.with_format("arrow").map(embed_table_storage, batched=True).with_format(None)
-    out_dir = Path(out_dir)
-    (out_dir / "data").mkdir(parents=True, exist_ok=True)
-    ds.to_parquet(str(out_dir / "data" / "test-00000-of-00001.parquet"))
     # The card has no `configs:` block (see pipeline._dataset_card): the file name gives the split.
     counts = defaultdict(int)
     for dataset, task in zip(ds["dataset"], ds["task_type"]):
         counts[f"{dataset}/{task}"] += 1
     table = "\n".join(f"| {k} | {v} |" for k, v in sorted(counts.items()))
-    (out_dir / "README.md").write_text(
+    write_dataset_folder(
+        out_dir, {"test": [ds]},
         "---\ntask_categories:\n- visual-question-answering\ntags:\n- sar\n---\n"
         "# SAR VQA evaluation sets (HRSID, SAR-AIRcraft-1.0, MSTAR SOC)\n\n"
         "Question/answer pairs from real annotations (SAR-KnowLIP Table 6 task types). " + _GRID_TEXT + "\n"
         "A target's region is the one holding its box centre; multiple answers are listed ascending, ', '-separated.\n"
         "Research-only source data: see each source folder's SOURCE.md for licences.\n\n"
         "| dataset/task | questions |\n|---|---|\n" + table + "\n",
-        encoding="utf-8",
     )
     return ds

@@ -3,7 +3,7 @@
 import pytest
 
 from modeling_sarclip import SarclipConfig, SarclipTokenizer
-from modeling_sarclip.convert_open_clip_to_sarclip import default_bpe_path
+from modeling_sarclip.tokenization_sarclip import default_bpe_path
 
 
 def _tiny_vit_config(**overrides) -> SarclipConfig:

@@ -15,7 +15,7 @@ from transformers import pipeline
 from modeling_sarclip import SarclipImageProcessor, SarclipModel, SarclipProcessor
 
 TEXTS = ["a SAR image of a ship", "a SAR image of a tank", "a SAR image of farmland"]
-CODE_FILES = {"configuration_sarclip.py", "modeling_sarclip.py", "image_processing_sarclip.py",
+CODE_FILES = {"configuration_sarclip.py", "modeling_sarclip.py", "loss_sarclip.py", "image_processing_sarclip.py",
               "processing_sarclip.py", "tokenization_sarclip.py"}
 
 # prints the loaded classes and the logits of TEXTS against a fixed chip, as JSON
@@ -103,3 +103,15 @@ def test_zero_shot_pipeline_scores_match_the_model(tmp_path, tiny_config, clip_t
         expected = model(**inputs).logits_per_image.softmax(-1)[0]
     got = {s["label"]: s["score"] for s in scores}
     np.testing.assert_allclose([got[label] for label in labels], expected.numpy(), atol=1e-5)
+
+
+def test_image_feature_extraction_pipeline_gives_the_image_embedding(tmp_path, tiny_config, clip_tokenizer,
+                                                                     sar_data_dir):
+    folder = tmp_path / "model"
+    model, processor, _ = _save(folder, tiny_config(), clip_tokenizer)
+    chip = Image.open(next((sar_data_dir / "mstar_soc" / "test" / "T72").iterdir()))
+    extractor = pipeline("image-feature-extraction", model=str(folder))
+    features = torch.tensor(extractor(chip))
+    with torch.no_grad():
+        pooled = model.get_image_features(**processor(images=chip, return_tensors="pt")).pooler_output
+    torch.testing.assert_close(features, torch.nn.functional.normalize(pooled, dim=-1), atol=1e-5, rtol=1e-5)

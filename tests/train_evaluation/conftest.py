@@ -5,7 +5,7 @@ import torch
 
 from dataset_scripts import synthetic_dataset
 from modeling_sarclip import SarclipConfig, SarclipImageProcessor, SarclipModel, SarclipProcessor, SarclipTokenizer
-from modeling_sarclip.convert_open_clip_to_sarclip import default_bpe_path
+from modeling_sarclip.tokenization_sarclip import default_bpe_path
 
 IMAGE_SIZE = 32
 CLASS_NAMES = ["vehicle", "ship", "aircraft", "storage tank", "building"]  # caption words of the synthetic labels

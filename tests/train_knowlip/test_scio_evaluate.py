@@ -113,3 +113,23 @@ def test_bad_requests_are_named(model_dir, tmp_path, scio_dataset):
         evaluate_knowlip(model_dir, None, ["vqa"], tmp_path)
     with pytest.raises(ValueError, match="needs a `captions`, `caption` or `subtexts` column"):
         load_image_texts(scio_dataset.remove_columns("subtexts"), image_size=32)
+
+
+def test_one_encode_path_serves_both_families(tiny_model, processor, scio_dataset):
+    """`train.evaluation.encode` reads SAR-KnowLIP through the transformers CLIP feature contract."""
+    from train.evaluation.encode import encode_images, encode_texts
+
+    model = tiny_model(seed=4).eval()
+    texts = [" ".join(subtexts) for subtexts in scio_dataset["subtexts"]]
+    images = encode_images(model, processor, scio_dataset["image"], batch_size=4)
+    text_features = encode_texts(model, processor, texts, batch_size=4)
+    with torch.no_grad():
+        pixel_values = processor(images=list(scio_dataset["image"]))["pixel_values"]
+        output = model.get_image_features(pixel_values)
+        _, expected_images = model.encode_image(pixel_values)
+        encoded = processor(text=texts)
+        _, expected_texts = model.encode_text(encoded["input_ids"], encoded["attention_mask"])
+    assert output.pooler_output.shape == (6, model.config.embed_dim)
+    assert not torch.allclose(output.pooler_output.norm(dim=-1), torch.ones(6))  # projected, not normalised
+    torch.testing.assert_close(images, expected_images, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(text_features, expected_texts, atol=1e-5, rtol=1e-5)

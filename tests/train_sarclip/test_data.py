@@ -3,6 +3,7 @@
 import pytest
 from PIL import Image
 
+from dataset_scripts.errors import DatasetBuildError
 from train.sarclip.config import TrainConfig
 from train.sarclip.data import EpochShuffleSampler, ImageTextCollator, load_image_text_dataset
 
@@ -21,13 +22,27 @@ def test_csv_pairs_load_relative_to_the_file(tmp_path):
     assert dataset["train"][0]["image"].size == (8, 8)
 
 
-def test_csv_missing_image_and_column_are_named(tmp_path):
+def test_csv_missing_image_empty_caption_and_column_are_named(tmp_path):
     path = _write_csv(tmp_path, ["missing.png,a ship"])
-    with pytest.raises(FileNotFoundError, match=r"pairs.csv: 1 image file\(s\) not found.*missing.png"):
+    with pytest.raises(DatasetBuildError, match=r"pairs.csv: 1 image file\(s\) not found.*missing.png"):
         load_image_text_dataset(TrainConfig(data=str(path)))
-    path = _write_csv(tmp_path, ["missing.png,a ship"], header="image,text")
-    with pytest.raises(ValueError, match=r"pairs.csv: missing column\(s\) \['filepath', 'title'\]"):
+    Image.new("L", (8, 8), 100).save(tmp_path / "a.png")
+    path = _write_csv(tmp_path, ["a.png,a ship", "a.png,"])
+    with pytest.raises(DatasetBuildError, match=r"pairs.csv: row 3: empty caption"):
         load_image_text_dataset(TrainConfig(data=str(path)))
+    path = _write_csv(tmp_path, ["a.png,a ship"], header="picture,words")
+    with pytest.raises(DatasetBuildError, match=r"pairs.csv: no image column found"):
+        load_image_text_dataset(TrainConfig(data=str(path)))
+    with pytest.raises(DatasetBuildError, match=r"pairs.csv: no caption column 'title'"):
+        load_image_text_dataset(TrainConfig(data=str(_write_csv(tmp_path, ["a.png,x"], "filepath,text")),
+                                            csv_caption_key="title"))
+
+
+def test_rows_of_one_image_are_grouped_and_columns_detected(tmp_path):
+    Image.new("L", (8, 8), 100).save(tmp_path / "a.png")
+    path = _write_csv(tmp_path, ["a.png,a ship", "a.png,a vessel"], header="filename,caption")
+    dataset = load_image_text_dataset(TrainConfig(data=str(path)))
+    assert dataset["train"]["captions"] == [["a ship", "a vessel"]]
 
 
 def test_epoch_order_and_captions_depend_only_on_seed_and_epoch():

@@ -30,6 +30,7 @@ from modeling_knowlip import (
     SarKnowlipModel,
     SarKnowlipProcessor,
 )
+from dataset_scripts.loading import load_image_text_data
 from modeling_knowlip.configuration_knowlip import VQA_TASK_TYPES
 
 from ..evaluation.captioning import caption_metrics
@@ -108,10 +109,8 @@ def evaluate_knowlip(
 def load_image_texts(data: datasets.Dataset | str | Path, image_size: int) -> tuple[list, list[list[str]]]:
     """The images and, per image, its reference texts (see the module docstring for the columns)."""
     if isinstance(data, (str, Path)):
-        if str(data) == "synthetic":
-            data = synthetic_scio_dataset(num_images=16, image_size=image_size, seed=0)
-        else:
-            data = _load_split(data)
+        data = _load_split(data, lambda: datasets.DatasetDict(
+            {"test": synthetic_scio_dataset(num_images=16, image_size=image_size, seed=0)}))
     if "image" not in data.column_names:
         raise ValueError(f"image-text data has no `image` column (columns: {data.column_names})")
     if "captions" in data.column_names:
@@ -223,12 +222,11 @@ def _task_model(model: str | Path | SarKnowlipModel, task_class: type[SarKnowlip
     return loaded.eval()
 
 
-def _load_split(folder: str | Path) -> datasets.Dataset:
-    if not Path(folder).is_dir():
-        raise FileNotFoundError(f"{folder}: no such dataset folder")
-    loaded = datasets.load_dataset(str(folder))
+def _load_split(data: str | Path, synthetic=None) -> datasets.Dataset:
+    """The `test` split of `data` (`dataset_scripts.loading.load_image_text_data`)."""
+    loaded = load_image_text_data(str(data), synthetic)
     if "test" not in loaded:
-        raise ValueError(f"{folder}: no `test` split (splits: {list(loaded)})")
+        raise ValueError(f"{data}: no `test` split (splits: {list(loaded)})")
     return loaded["test"]
 
 

@@ -10,6 +10,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from transformers import BertTokenizer
 
+from dataset_scripts.loading import load_image_text_data
 from modeling_knowlip import SarKnowlipConfig, SarKnowlipModel, SarKnowlipProcessor, train_wordpiece_tokenizer
 from modeling_knowlip.configuration_knowlip import PRESETS
 from modeling_sarclip import SarclipImageProcessor
@@ -38,13 +39,14 @@ class ScioRunResult:
 
 def load_scio_dataset(config: ScioRunConfig) -> datasets.Dataset:
     """The SCIO training images and their sub-texts, as `config.data` names them."""
-    if config.data == "synthetic":
-        dataset = synthetic_scio_dataset(config.synthetic_num_images, config.synthetic_image_size, config.seed)
-    else:
-        loaded = datasets.load_dataset(config.data)
-        if config.split not in loaded:
-            raise ValueError(f"{config.data}: no split {config.split!r} (splits: {list(loaded)})")
-        dataset = loaded[config.split]
+    def synthetic() -> datasets.DatasetDict:
+        return datasets.DatasetDict({config.split: synthetic_scio_dataset(
+            config.synthetic_num_images, config.synthetic_image_size, config.seed)})
+
+    loaded = load_image_text_data(config.data, synthetic)
+    if config.split not in loaded:
+        raise ValueError(f"{config.data}: no split {config.split!r} (splits: {list(loaded)})")
+    dataset = loaded[config.split]
     if config.max_train_samples:
         dataset = dataset.select(range(min(config.max_train_samples, len(dataset))))
     return dataset

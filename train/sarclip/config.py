@@ -14,10 +14,10 @@ PAPER_LEARNING_RATES = {"resnet": 5e-4, "vit": 5e-5}
 class TrainConfig(YamlConfig):
     """Everything a training run needs. YAML keys and CLI flags use the field names.
 
-    Data (`data`): "synthetic" (built-in synthetic SAR set), a `datasets.load_dataset` folder or Hub repo with
-    `image` and `captions` (or `caption`) columns, or an open_clip-style CSV/TSV file with an image-path column and a
-    caption column (`csv_image_key`, `csv_caption_key`, `csv_separator`; relative paths resolve against the file's
-    folder).
+    Data (`data`, read by `dataset_scripts.loading.load_image_text_data`): "synthetic" (built-in synthetic SAR set),
+    a `datasets.load_dataset` folder or Hub repo with `image` and `captions` (or `caption`) columns, or a caption
+    table (open_clip CSV/TSV, SARCLIP list, JSON/JSONL) with an image-path column and a caption column
+    (`csv_image_key`, `csv_caption_key`, detected when null; relative paths resolve against the table's folder).
 
     Model (`model`): an open_clip preset name (ViT-B-32, ViT-B-16, ViT-L-14, RN50, RN101; random init, optionally
     shrunk with `model_overrides`, a dict merged into the preset's SarclipConfig kwargs), or a folder / Hub id saved
@@ -33,9 +33,8 @@ class TrainConfig(YamlConfig):
     data: str = "synthetic"
     train_split: str = "train"
     eval_split: str | None = "test"
-    csv_image_key: str = "filepath"
-    csv_caption_key: str = "title"
-    csv_separator: str = ","
+    csv_image_key: str | None = None  # caption-table columns; None: detected from the header
+    csv_caption_key: str | None = None
     synthetic_num_train: int = 1000
     synthetic_num_test: int = 200
     synthetic_image_size: int = 64

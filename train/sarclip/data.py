@@ -3,33 +3,26 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import datasets
 import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from dataset_scripts.loading import load_image_text_data
+
 from .config import TrainConfig
 
-CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
-
-
 def load_image_text_dataset(config: TrainConfig) -> datasets.DatasetDict:
-    """`config.data` -> DatasetDict whose splits have an `image` column and a `captions` (list of str) column."""
-    if config.data == "synthetic":
-        from dataset_scripts import synthetic_dataset
+    """`config.data` (`dataset_scripts.loading.load_image_text_data`) -> DatasetDict whose splits have an `image`
+    column and a `captions` (list of str) column."""
+    from dataset_scripts import synthetic_dataset
 
-        return synthetic_dataset(
-            num_train=config.synthetic_num_train,
-            num_test=config.synthetic_num_test,
-            image_size=config.synthetic_image_size,
-            seed=config.seed,
-        )
-    path = Path(config.data)
-    if path.suffix.lower() in CSV_SUFFIXES:
-        return load_caption_table(path, config.csv_image_key, config.csv_caption_key, config.csv_separator)
-    dataset = datasets.load_dataset(config.data)
+    def synthetic() -> datasets.DatasetDict:
+        return synthetic_dataset(num_train=config.synthetic_num_train, num_test=config.synthetic_num_test,
+                                 image_size=config.synthetic_image_size, seed=config.seed)
+
+    dataset = load_image_text_data(config.data, synthetic, config.csv_image_key, config.csv_caption_key)
     return with_captions_column(dataset, config.data)
 
 
@@ -43,28 +36,6 @@ def with_captions_column(dataset: datasets.DatasetDict, source: str) -> datasets
                 raise ValueError(f"{source}: split {split!r} has no 'captions' or 'caption' column")
             dataset[split] = ds.map(lambda ex: {"captions": [ex["caption"]]}, remove_columns=["caption"])
     return dataset
-
-
-def load_caption_table(path: Path, image_key: str, caption_key: str, separator: str) -> datasets.DatasetDict:
-    """open_clip-style CSV/TSV (one image path and one caption per row) -> a single `train` split.
-
-    Rows with a missing image file are an error naming the file (nothing is silently dropped).
-    """
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such caption table")
-    separator = CSV_SUFFIXES.get(path.suffix.lower(), separator) if separator == "," else separator
-    table = datasets.load_dataset("csv", data_files=str(path), sep=separator, split="train")
-    missing = [key for key in (image_key, caption_key) if key not in table.column_names]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; columns are {table.column_names}")
-    root = path.parent
-    paths = [str(p if Path(p).is_absolute() else root / p) for p in table[image_key]]
-    absent = [p for p in paths if not Path(p).is_file()]
-    if absent:
-        raise FileNotFoundError(f"{path}: {len(absent)} image file(s) not found, e.g. {absent[:3]}")
-    captions = [[str(c)] for c in table[caption_key]]
-    ds = datasets.Dataset.from_dict({"image": paths, "captions": captions})
-    return datasets.DatasetDict({"train": ds.cast_column("image", datasets.Image())})
 
 
 class EpochShuffleSampler(Sampler[int]):

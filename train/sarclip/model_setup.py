@@ -15,7 +15,6 @@ from modeling_sarclip import (
     SarclipTokenizer,
     train_sarclip_tokenizer,
 )
-from modeling_sarclip.convert_open_clip_to_sarclip import default_bpe_path
 
 from .config import TrainConfig
 
@@ -42,7 +41,7 @@ def preset_config(name: str, overrides: dict) -> SarclipConfig:
 
 def build_tokenizer(config: TrainConfig, captions: Iterable[str]) -> SarclipTokenizer:
     if config.tokenizer == "open_clip":
-        return SarclipTokenizer.from_bpe_file(default_bpe_path())
+        return SarclipTokenizer.from_bpe_file()
     if config.tokenizer == "trained":
         return train_sarclip_tokenizer(captions, vocab_size=config.tokenizer_vocab_size)
     folder = Path(config.tokenizer)
