@@ -5,14 +5,7 @@ Importing the package registers the classes with transformers' Auto classes; `sa
 Internals (losses, masking, the feature queue) are importable by module path.
 """
 
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForImageClassification,
-    AutoModelForImageTextToText,
-    AutoModelForVisualQuestionAnswering,
-    AutoProcessor,
-)
+import transformers
 
 from .configuration_knowlip import PRESETS, VQA_TASK_TYPES, SarKnowlipConfig
 from .modeling_knowlip import (
@@ -27,31 +20,23 @@ from .modeling_knowlip import (
 from .processing_knowlip import SarKnowlipProcessor
 from .tokenization_knowlip import train_wordpiece_tokenizer
 
-AutoConfig.register(SarKnowlipConfig.model_type, SarKnowlipConfig, exist_ok=True)
-AutoModel.register(SarKnowlipConfig, SarKnowlipModel, exist_ok=True)
-AutoModelForImageTextToText.register(SarKnowlipConfig, SarKnowlipForConditionalGeneration, exist_ok=True)
-AutoModelForVisualQuestionAnswering.register(SarKnowlipConfig, SarKnowlipForQuestionAnswering, exist_ok=True)
-AutoModelForImageClassification.register(SarKnowlipConfig, SarKnowlipForImageClassification, exist_ok=True)
-AutoProcessor.register(SarKnowlipConfig, SarKnowlipProcessor, exist_ok=True)
-
+transformers.AutoConfig.register(SarKnowlipConfig.model_type, SarKnowlipConfig, exist_ok=True)
+transformers.AutoProcessor.register(SarKnowlipConfig, SarKnowlipProcessor, exist_ok=True)
 SarKnowlipConfig.register_for_auto_class()
-SarKnowlipModel.register_for_auto_class("AutoModel")
-SarKnowlipForConditionalGeneration.register_for_auto_class("AutoModelForImageTextToText")
-SarKnowlipForQuestionAnswering.register_for_auto_class("AutoModelForVisualQuestionAnswering")
-SarKnowlipForImageClassification.register_for_auto_class("AutoModelForImageClassification")
 SarKnowlipProcessor.register_for_auto_class("AutoProcessor")
+# each task class under the transformers Auto class of its task (also written to a saved folder's auto_map)
+for _auto_class, _model_class in (
+    ("AutoModel", SarKnowlipModel),
+    ("AutoModelForImageTextToText", SarKnowlipForConditionalGeneration),
+    ("AutoModelForVisualQuestionAnswering", SarKnowlipForQuestionAnswering),
+    ("AutoModelForImageClassification", SarKnowlipForImageClassification),
+):
+    getattr(transformers, _auto_class).register(SarKnowlipConfig, _model_class, exist_ok=True)
+    _model_class.register_for_auto_class(_auto_class)
 
 __all__ = [
-    "PRESETS",
-    "VQA_TASK_TYPES",
-    "SarKnowlipConfig",
-    "SarKnowlipForConditionalGeneration",
-    "SarKnowlipForImageClassification",
-    "SarKnowlipForImageTextRetrieval",
-    "SarKnowlipForQuestionAnswering",
-    "SarKnowlipModel",
-    "SarKnowlipOutput",
-    "SarKnowlipPreTrainedModel",
-    "SarKnowlipProcessor",
+    "PRESETS", "VQA_TASK_TYPES", "SarKnowlipConfig", "SarKnowlipForConditionalGeneration",
+    "SarKnowlipForImageClassification", "SarKnowlipForImageTextRetrieval", "SarKnowlipForQuestionAnswering",
+    "SarKnowlipModel", "SarKnowlipOutput", "SarKnowlipPreTrainedModel", "SarKnowlipProcessor",
     "train_wordpiece_tokenizer",
 ]

@@ -5,14 +5,7 @@ next to the weights so that a fresh environment loads them with `trust_remote_co
 `loss_sarclip`, the SAR raster reader and radiometry, text cleaning) are importable by module path.
 """
 
-from transformers import (
-    AutoConfig,
-    AutoImageProcessor,
-    AutoModel,
-    AutoModelForZeroShotImageClassification,
-    AutoProcessor,
-    AutoTokenizer,
-)
+import transformers
 
 from .configuration_sarclip import OPEN_CLIP_PRESETS, SarclipConfig, SarclipTextConfig, SarclipVisionConfig
 from .image_processing_sarclip import SarclipImageProcessor
@@ -20,30 +13,22 @@ from .modeling_sarclip import SarclipModel, SarclipOutput, SarclipPreTrainedMode
 from .processing_sarclip import SarclipProcessor
 from .tokenization_sarclip import SarclipTokenizer, train_sarclip_tokenizer
 
-AutoConfig.register(SarclipConfig.model_type, SarclipConfig, exist_ok=True)
-AutoModel.register(SarclipConfig, SarclipModel, exist_ok=True)
-AutoModelForZeroShotImageClassification.register(SarclipConfig, SarclipModel, exist_ok=True)
-AutoImageProcessor.register(SarclipConfig, slow_image_processor_class=SarclipImageProcessor, exist_ok=True)
-AutoTokenizer.register(SarclipConfig, fast_tokenizer_class=SarclipTokenizer, exist_ok=True)
-AutoProcessor.register(SarclipConfig, SarclipProcessor, exist_ok=True)
-
+transformers.AutoConfig.register(SarclipConfig.model_type, SarclipConfig, exist_ok=True)
+transformers.AutoImageProcessor.register(SarclipConfig, slow_image_processor_class=SarclipImageProcessor,
+                                         exist_ok=True)
+transformers.AutoTokenizer.register(SarclipConfig, fast_tokenizer_class=SarclipTokenizer, exist_ok=True)
+transformers.AutoProcessor.register(SarclipConfig, SarclipProcessor, exist_ok=True)
 SarclipConfig.register_for_auto_class()
-SarclipModel.register_for_auto_class("AutoModel")
-SarclipModel.register_for_auto_class("AutoModelForZeroShotImageClassification")
 SarclipImageProcessor.register_for_auto_class("AutoImageProcessor")
 SarclipTokenizer.register_for_auto_class("AutoTokenizer")
 SarclipProcessor.register_for_auto_class("AutoProcessor")
+# one model class for both Auto classes, as transformers does for CLIPModel (save_pretrained lists both in auto_map)
+for _auto_class in ("AutoModel", "AutoModelForZeroShotImageClassification"):
+    getattr(transformers, _auto_class).register(SarclipConfig, SarclipModel, exist_ok=True)
+    SarclipModel.register_for_auto_class(_auto_class)
 
 __all__ = [
-    "OPEN_CLIP_PRESETS",
-    "SarclipConfig",
-    "SarclipImageProcessor",
-    "SarclipModel",
-    "SarclipOutput",
-    "SarclipPreTrainedModel",
-    "SarclipProcessor",
-    "SarclipTextConfig",
-    "SarclipTokenizer",
-    "SarclipVisionConfig",
+    "OPEN_CLIP_PRESETS", "SarclipConfig", "SarclipImageProcessor", "SarclipModel", "SarclipOutput",
+    "SarclipPreTrainedModel", "SarclipProcessor", "SarclipTextConfig", "SarclipTokenizer", "SarclipVisionConfig",
     "train_sarclip_tokenizer",
 ]

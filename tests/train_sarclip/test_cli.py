@@ -1,13 +1,15 @@
 """`python -m train quickstart` / `eval` end to end (shrunk), with tensorboard logs and an AutoModel-loadable folder."""
 
+import dataclasses
 import json
+import subprocess
+import sys
 
 import pytest
 from transformers import AutoModel
 
 from train.sarclip.__main__ import main
-
-pytest.importorskip("train.evaluation", reason="train.evaluation (run_evaluation) is not available")
+from train.sarclip.config import TrainConfig
 
 
 def test_quickstart_then_eval(tmp_path, capsys):
@@ -28,3 +30,24 @@ def test_quickstart_then_eval(tmp_path, capsys):
                  "--out", str(tmp_path / "eval")]) == 0
     again = json.loads((tmp_path / "eval" / "eval_results.json").read_text())
     assert set(again) == {k for k in metrics if k.startswith("retrieval/")}
+
+
+@pytest.mark.parametrize("module", ["train", "train.knowlip"])
+def test_user_errors_exit_2_without_traceback_and_debug_shows_it(module, tmp_path):
+    run = subprocess.run([sys.executable, "-m", module, "fit", "--config", str(tmp_path / "missing.yaml")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: ") and "missing.yaml: no such config file" in run.stderr
+    assert "Traceback" not in run.stderr
+    debug = subprocess.run([sys.executable, "-m", module, "--debug", "fit", "--config", str(tmp_path / "missing.yaml")],
+                           capture_output=True, text=True, timeout=120)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_fit_help_lists_every_config_field_with_its_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    text = capsys.readouterr().out
+    for field in dataclasses.fields(TrainConfig):
+        assert f"--{field.name} (default: " in text, field.name
+    assert "--learning_rate (default: None)" in text

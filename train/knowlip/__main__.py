@@ -8,19 +8,21 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..common.cli import add_fit_command, cli_parser, run_cli
+from .run_config import ScioRunConfig
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m train.knowlip", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    fit = commands.add_parser("fit", help="run SCIO; any ScioRunConfig field can be overridden with --field value")
-    fit.add_argument("--config", help="YAML config (see train/knowlip/configs/)")
-    evaluate = commands.add_parser("eval", help="retrieval / captioning / VQA metrics of a saved model")
+    parser, commands = cli_parser("python -m train.knowlip", __doc__)
+    add_fit_command(commands, ScioRunConfig, "run SCIO (three stages) as configured", "train/knowlip/configs/")
+    evaluate = commands.add_parser("eval", help="retrieval / captioning / VQA metrics of a saved model",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     evaluate.add_argument("model_dir", help="a model folder with its processor (e.g. a SCIO run's model/)")
-    evaluate.add_argument("--tasks", default="retrieval,captioning,vqa", help="comma-separated: %(default)s")
+    evaluate.add_argument("--tasks", default="retrieval,captioning,vqa", help="comma-separated tasks")
     evaluate.add_argument("--data", help="image-text dataset folder (split test) or 'synthetic'")
     evaluate.add_argument("--vqa-data", help="VQA folder from `python -m dataset_scripts.geovl vqa`")
     evaluate.add_argument("--out", required=True, help="folder for eval_results.json and the generated texts")
-    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument("--batch-size", type=int, default=32, help="images or texts per forward")
     evaluate.add_argument("--k", type=int, default=16, help="ITC candidates per query re-ranked by ITM")
     return parser
 
@@ -39,15 +41,18 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     args, rest = _parser().parse_known_args(argv)
     if args.command == "eval":
         if rest:
-            raise SystemExit(f"eval: unrecognized arguments {rest}")
+            raise ValueError(f"eval: unrecognized arguments {' '.join(rest)}")
         return _evaluate(args)
     from accelerate import PartialState
 
     from .fit import fit_scio
-    from .run_config import ScioRunConfig
 
     result = fit_scio(ScioRunConfig.from_cli(args.config, rest))
     if PartialState().is_main_process:

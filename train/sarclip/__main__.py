@@ -8,38 +8,46 @@ import json
 import sys
 from pathlib import Path
 
+from ..common.cli import add_fit_command, cli_parser, run_cli
+from .config import TrainConfig
+
 CONFIGS = Path(__file__).parent / "configs"
 QUICKSTART = CONFIGS / "quickstart.yaml"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    fit = commands.add_parser("fit", help="train; any TrainConfig field can be overridden with --field value")
-    fit.add_argument("--config", help="YAML config (see train/sarclip/configs/)")
-    quick = commands.add_parser("quickstart", help="tiny SARCLIP on the synthetic SAR set on CPU (~2 min)")
+    parser, commands = cli_parser("python -m train", __doc__)
+    add_fit_command(commands, TrainConfig, "train SARCLIP as configured", "train/sarclip/configs/")
+    quick = commands.add_parser("quickstart", help="tiny SARCLIP on the synthetic SAR set on CPU (~2 min)",
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     quick.add_argument("--config", default=str(QUICKSTART), help=argparse.SUPPRESS)
-    evaluate = commands.add_parser("eval", help="evaluate a model folder on a data set")
-    evaluate.add_argument("model_dir", type=Path)
-    evaluate.add_argument("--data", required=True, help="'synthetic', a load_dataset folder/repo or a CSV")
+    evaluate = commands.add_parser("eval", help="evaluate a model folder on a data set",
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    evaluate.add_argument("model_dir", type=Path, help="a run's final/ folder (full model or LoRA adapters)")
+    evaluate.add_argument("--data", required=True, help="'synthetic', a load_dataset folder / Hub id or a caption "
+                                                         "table (see dataset_scripts.loading)")
     evaluate.add_argument("--train-split", default="train", help="split the linear probe is fitted on")
-    evaluate.add_argument("--eval-split", default="test")
-    evaluate.add_argument("--tasks", default="retrieval,zero_shot,linear_probe")
-    evaluate.add_argument("--batch-size", type=int, default=64)
-    evaluate.add_argument("--out", type=Path, help="results folder (default: MODEL_DIR/eval_<data name>)")
-    push = commands.add_parser("push", help="upload a finished run (its final model) to the Hub")
-    push.add_argument("run_dir", type=Path)
-    push.add_argument("repo")
-    push.add_argument("--private", action="store_true")
+    evaluate.add_argument("--eval-split", default="test", help="split evaluated")
+    evaluate.add_argument("--tasks", default="retrieval,zero_shot,linear_probe", help="comma-separated tasks")
+    evaluate.add_argument("--batch-size", type=int, default=64, help="images or texts per forward")
+    evaluate.add_argument("--out", type=Path, help="results folder; none: MODEL_DIR/eval_<data name>")
+    push = commands.add_parser("push", help="upload a finished run (its final model) to the Hub",
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    push.add_argument("run_dir", type=Path, help="a run folder (its final/ is pushed) or a model folder")
+    push.add_argument("repo", help="Hub model repo id, e.g. org/sarclip-vit-b-32")
+    push.add_argument("--private", action="store_true", help="create the repo private")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     args, rest = _parser().parse_known_args(argv)
     if args.command in ("fit", "quickstart"):
         from accelerate import PartialState
 
-        from .config import TrainConfig
         from .trainer import fit
 
         result = fit(TrainConfig.from_cli(args.config, rest))
@@ -52,9 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name}: {value:.4f}")
         return 0
     if rest:
-        raise SystemExit(f"error: unrecognized arguments: {' '.join(rest)}")
+        raise ValueError(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "eval":
-        from .config import TrainConfig
         from .data import load_image_text_dataset
         from .model_io import load_trained_model
         from ..evaluation.dataset_eval import evaluate_model
