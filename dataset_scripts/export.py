@@ -21,7 +21,9 @@ from datasets.exceptions import DatasetGenerationError
 from datasets.table import embed_table_storage
 from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
-from huggingface_hub import DatasetCard, DatasetCardData, HfApi
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from modeling_sarclip.hub_sarclip import push_folder
 
 from .builders import BUILDERS, SarBuilder
 from .captions import CAPTIONS_PER_IMAGE
@@ -155,8 +157,9 @@ def build_dataset(
                 prepared.glob(f"{builder.dataset_name}-{split}-*-of-*.parquet"))
             for index, shard in enumerate(shards):
                 os.replace(shard, staging / "data" / f"{split}-{index:05d}-of-{len(shards):05d}.parquet")
-        shutil.rmtree(prepared)
-        shutil.rmtree(staging / ".cache", ignore_errors=True)
+        for entry in staging.iterdir():  # the builder's cache, prepared files and lock files
+            if entry.name != "data":
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         write_dataset_card(staging, builder, options)
         replace_folder(staging, out)
     finally:
@@ -214,7 +217,5 @@ License field: `{builder.license}`. Check the source data's terms before redistr
 
 def push_dataset_to_hub(out_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None):
     """Upload a built folder (parquet shards + card) to a Hub dataset repo; returns the commit info."""
-    api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    return api.upload_folder(folder_path=str(out_dir), repo_id=repo_id, repo_type="dataset",
-                             commit_message="Upload SAR image-text dataset built with dataset_scripts")
+    return push_folder(out_dir, repo_id, repo_type="dataset", private=private, token=token,
+                       commit_message="Upload SAR image-text dataset built with dataset_scripts")

@@ -9,7 +9,7 @@ SARCLIP_TAGS = ["sar", "remote-sensing", "clip", "sarclip", "zero-shot-image-cla
 KNOWLIP_TAGS = ["sar", "remote-sensing", "sar-knowlip", "image-text-retrieval", "image-captioning", "vqa"]
 
 
-def _render(template: str, pipeline_tag: str, tags: list[str], model_name: str, license: str,
+def _render(template: str, pipeline_tag: str, tags: list[str], model_name: str, license: str | None,
             eval_results: list[EvalResult] | None, base_model: str | None, **variables) -> ModelCard:
     """Hub metadata (library, pipeline tag, tags, model-index when `eval_results` are given) + the template."""
     card_data = ModelCardData(library_name="transformers", pipeline_tag=pipeline_tag, license=license, tags=tags,
@@ -37,3 +37,10 @@ def knowlip_model_card(preset: str, source: str, training: str = "", eval_result
     """Card for a SAR-KnowLIP folder (retrieval, captioning and VQA heads share the checkpoint)."""
     return _render("knowlip.md", "image-text-to-text", KNOWLIP_TAGS, model_name, license, eval_results, None,
                    preset=preset, source=source, training=training)
+
+
+def clip_export_model_card(model_name: str, architecture: str, source: str, image_size: int, license: str | None = None,
+                           base_model: str | None = None) -> ModelCard:
+    """Card for a native transformers `CLIPModel` export of a SARCLIP ViT: what its processor can and cannot do."""
+    return _render("clip_export.md", "zero-shot-image-classification", SARCLIP_TAGS, model_name, license, None,
+                   base_model, architecture=architecture, source=source, image_size=image_size)

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .configuration_sarclip import SarclipConfig
+from .hub_sarclip import push_folder
 from .image_processing_sarclip import SarclipImageProcessor
 from .modeling_sarclip import SarclipModel
 from .processing_sarclip import SarclipProcessor
@@ -164,10 +165,7 @@ def convert(
     card = sarclip_model_card(architecture=architecture, source=f"converted from the open_clip checkpoint `{Path(checkpoint).name}`")
     card.save(output_dir / "README.md")
     if push_to_hub:
-        from huggingface_hub import HfApi
-
-        HfApi().create_repo(push_to_hub, exist_ok=True)
-        HfApi().upload_folder(repo_id=push_to_hub, folder_path=str(output_dir), commit_message="Add SARCLIP model")
+        push_folder(output_dir, push_to_hub, commit_message="Add SARCLIP model")
     return output_dir
 
 

@@ -14,7 +14,7 @@ from dataset_scripts.errors import DatasetBuildError
 
 # errors that mean bad input (a config value, a path, a data file), not a bug in this package
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
-               PermissionError, DatasetBuildError)
+               PermissionError, ConnectionError, DatasetBuildError)
 
 
 def config_fields_help(config_cls: type) -> str:

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import yaml
-from huggingface_hub import EvalResult, HfApi
+from huggingface_hub import EvalResult
 
 from model_cards import sarclip_model_card
+from modeling_sarclip.hub_sarclip import push_folder
 
 CARD_FILE = "README.md"
 EVAL_FILE = "eval_results.json"
@@ -88,7 +89,5 @@ def push_model_dir(model_dir: str | Path, repo_id: str, private: bool = False) -
     if not (model_dir / "config.json").is_file() and not (model_dir / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{model_dir}: not a model folder (no config.json or adapter_config.json)")
     refresh_model_card(model_dir)
-    api = HfApi()
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    api.upload_folder(folder_path=str(model_dir), repo_id=repo_id, commit_message="Upload SARCLIP run")
+    push_folder(model_dir, repo_id, private=private, commit_message="Upload SARCLIP run")
     return repo_id
