@@ -6,9 +6,14 @@ The paper (3.1, step 2) follows SARDet-CL without giving its constants, so the r
    log-compressed with ``log10`` (dB up to a factor 10 or 20, which the stretch below cancels);
    dB data is used as it is;
 2. per band, the ``low_pct`` and ``high_pct`` percentiles of the valid pixels of the *whole scene* are
-   the quantisation thresholds (computed before slicing, so all tiles of a scene share one radiometry);
+   the quantisation thresholds (computed before slicing, so all tiles of a scene share one radiometry; on a
+   regular subsample of at most ``MAX_PERCENTILE_SAMPLES`` pixels);
 3. values are clipped to the thresholds and mapped linearly to 0..255; invalid pixels (non-finite or
    nodata) become 0.
+
+Steps 2-3 are the project's one percentile stretch (``modeling_sarclip.radiometry_sarclip.percentile_stretch``,
+also used by the SARCLIP image processor for 16-bit input), then rounding to 8 bits; 2-band tiles become the one
+dual-pol composite of that module (``dual_pol_composite``).
 
 uint8 input is already 8-bit and passes through unchanged.
 """
@@ -20,10 +25,11 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from modeling_sarclip.radiometry_sarclip import STRETCH_PERCENTILES, dual_pol_composite, percentile_stretch
+
 InputScale = Literal["db", "linear"]
 
-LOW_PERCENTILE = 1.0
-HIGH_PERCENTILE = 99.0
+LOW_PERCENTILE, HIGH_PERCENTILE = STRETCH_PERCENTILES
 # Percentiles of very large scenes are estimated on a regular subsample of at most this many pixels.
 MAX_PERCENTILE_SAMPLES = 4_000_000
 
@@ -53,14 +59,10 @@ def compress_to_uint8(
         valid = valid & np.all(np.isfinite(values), axis=2)  # zeros or negatives have no log
     if not valid.any():
         raise ValueError("no valid pixel: every pixel is nodata, non-finite or (linear scale) not positive")
-    stride = max(1, int(np.ceil(np.sqrt(valid.size / MAX_PERCENTILE_SAMPLES))))
     out = np.zeros(data.shape, dtype=np.uint8)
     for band in range(data.shape[2]):
-        samples = values[::stride, ::stride, band][valid[::stride, ::stride]]
-        low, high = np.percentile(samples, [low_pct, high_pct])
-        span = high - low if high > low else 1.0
-        scaled = np.clip((values[:, :, band] - low) / span, 0.0, 1.0) * 255.0
-        out[:, :, band] = np.where(valid, np.rint(scaled), 0).astype(np.uint8)
+        unit = percentile_stretch(values[:, :, band], valid, (low_pct, high_pct), MAX_PERCENTILE_SAMPLES)
+        out[:, :, band] = np.where(valid, np.rint(unit * 255.0), 0).astype(np.uint8)
     return out
 
 
@@ -73,6 +75,5 @@ def to_pil(tile_uint8: np.ndarray) -> Image.Image:
     if tile_uint8.shape[2] == 1:
         return Image.fromarray(tile_uint8[:, :, 0])
     if tile_uint8.shape[2] == 2:
-        mean = ((tile_uint8[:, :, 0].astype(np.uint16) + tile_uint8[:, :, 1]) // 2).astype(np.uint8)
-        return Image.fromarray(np.dstack([tile_uint8, mean]))
+        return Image.fromarray(dual_pol_composite(tile_uint8))
     raise ValueError(f"{tile_uint8.shape[2]} bands: only single- or dual-polarisation rasters are supported")

@@ -1,7 +1,9 @@
 """Read a GeoTIFF with its geo-referencing (affine transform, CRS as EPSG code, pixel size, nodata).
 
-The GeoTIFF tags are parsed with ``tifffile`` (ModelPixelScale + ModelTiepoint, or ModelTransformation,
-and the GeoKeyDirectory); CRS maths goes through ``pyproj``.
+The raster, its GeoTIFF keys and tags (ModelPixelScale + ModelTiepoint, or ModelTransformation, and the
+GeoKeyDirectory) and GDAL_NODATA come from the project's one SAR raster reader
+(``modeling_sarclip/sar_raster_sarclip.py``, tifffile); this module turns them into an affine transform and a CRS,
+whose maths goes through ``pyproj``.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pyproj
-import tifffile
+
+from modeling_sarclip.sar_raster_sarclip import SarRasterError, read_sar_raster
 
 WGS84_EPSG = 4326
 _USER_DEFINED = 32767
 _RASTER_PIXEL_IS_POINT = 2
 
 
-class GeoTiffError(ValueError):
-    """A GeoTIFF lacks, or has unsupported, geo-referencing."""
+class GeoTiffError(SarRasterError):
+    """A GeoTIFF lacks, or has unsupported, geo-referencing. ``str(error)`` is ``"<file>: <problem>"``."""
 
 
 @dataclass(frozen=True)
@@ -104,35 +107,21 @@ class GeoRaster:
 
 
 def read_geotiff(path: str | Path) -> GeoRaster:
-    """Read the first image of a GeoTIFF and its geo-referencing. Raises ``GeoTiffError`` naming the file."""
-    path = Path(path)
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        geokeys = tif.geotiff_metadata
-        if not geokeys:
-            raise GeoTiffError(f"{path}: no GeoTIFF tags (GeoKeyDirectory) found; the file is not geo-referenced")
-        series = tif.series[0]
-        data = series.asarray()
-        axes = series.axes
-        nodata_tag = page.tags.get("GDAL_NODATA")
-        nodata = float(nodata_tag.value.strip("\x00 ")) if nodata_tag is not None else None
+    """Read the first image of a GeoTIFF and its geo-referencing.
+
+    Raises ``SarRasterError`` naming the file when it cannot be read, ``GeoTiffError`` (a SarRasterError) when it is
+    not (or not supportedly) geo-referenced.
+    """
+    raster = read_sar_raster(path)
+    if not raster.geo:
+        raise GeoTiffError(raster.path, "no GeoTIFF tags (GeoKeyDirectory) found; the file is not geo-referenced")
     return GeoRaster(
-        path=path,
-        data=_to_hwb(data, axes, path),
-        transform=_transform_from_geokeys(geokeys, path),
-        epsg=_epsg_from_geokeys(geokeys, path),
-        nodata=nodata,
+        path=raster.path,
+        data=raster.array,
+        transform=_transform_from_geokeys(raster.geo, raster.path),
+        epsg=_epsg_from_geokeys(raster.geo, raster.path),
+        nodata=raster.nodata,
     )
-
-
-def _to_hwb(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
-    if axes == "YX":
-        return data[:, :, None]
-    if axes == "YXS":
-        return data
-    if axes == "SYX":
-        return np.moveaxis(data, 0, -1)
-    raise GeoTiffError(f"{path}: unsupported image layout {axes!r} (expected one 2-D image, bands as samples)")
 
 
 def _transform_from_geokeys(geokeys: dict, path: Path) -> AffineTransform:
@@ -143,15 +132,15 @@ def _transform_from_geokeys(geokeys: dict, path: Path) -> AffineTransform:
         tiepoints = np.asarray(geokeys["ModelTiepoint"], dtype=np.float64).reshape(-1, 6)
         if len(tiepoints) != 1:
             raise GeoTiffError(
-                f"{path}: {len(tiepoints)} tie points (ground control points) found; only a single tie point "
-                "with a pixel scale defines an affine transform"
+                path, f"{len(tiepoints)} tie points (ground control points) found; only a single tie point with a "
+                "pixel scale defines an affine transform"
             )
         i, j, _, x, y, _ = tiepoints[0]
         sx, sy = geokeys["ModelPixelScale"][:2]
         # GeoTIFF's pixel scale is positive for north-up images: y decreases as rows increase.
         transform = AffineTransform(*map(float, (sx, 0.0, x - i * sx, 0.0, -sy, y + j * sy)))
     else:
-        raise GeoTiffError(f"{path}: neither ModelTransformation nor ModelPixelScale + ModelTiepoint tags present")
+        raise GeoTiffError(path, "neither ModelTransformation nor ModelPixelScale + ModelTiepoint tags present")
     if int(geokeys.get("GTRasterTypeGeoKey", 1)) == _RASTER_PIXEL_IS_POINT:
         # PixelIsPoint: the model coordinates refer to pixel centres; shift by half a pixel so that
         # integer pixel coordinates are pixel corners (the GDAL convention).
@@ -163,10 +152,10 @@ def _epsg_from_geokeys(geokeys: dict, path: Path) -> int:
     model_type = int(geokeys.get("GTModelTypeGeoKey", 0))
     key = {1: "ProjectedCSTypeGeoKey", 2: "GeographicTypeGeoKey"}.get(model_type)
     if key is None:
-        raise GeoTiffError(f"{path}: GTModelTypeGeoKey={model_type} is neither projected (1) nor geographic (2)")
+        raise GeoTiffError(path, f"GTModelTypeGeoKey={model_type} is neither projected (1) nor geographic (2)")
     if key not in geokeys:
-        raise GeoTiffError(f"{path}: {key} missing; cannot tell the coordinate reference system")
+        raise GeoTiffError(path, f"{key} missing; cannot tell the coordinate reference system")
     epsg = int(geokeys[key])
     if epsg == _USER_DEFINED:
-        raise GeoTiffError(f"{path}: user-defined {key} (32767) is not supported; only EPSG-coded CRSs are")
+        raise GeoTiffError(path, f"user-defined {key} (32767) is not supported; only EPSG-coded CRSs are")
     return epsg

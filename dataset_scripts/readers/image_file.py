@@ -1,4 +1,5 @@
-"""8-bit raster images read with PIL (JPEG, PNG, BMP and 8-bit TIFF chips)."""
+"""8-bit raster images (JPEG, PNG, BMP and 8-bit TIFF chips) decoded with PIL by the model folder's one SAR raster
+reader (modeling_sarclip/sar_raster_sarclip.py), keeping the file's bytes for an ``Image()`` column."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+
+from modeling_sarclip.sar_raster_sarclip import SarRasterError, read_pil_image
 
 from ..errors import DatasetBuildError
 
@@ -19,7 +21,7 @@ class ImageFile:
     """A decoded 8-bit image and the file's original bytes (kept so a dataset stores them unchanged)."""
 
     path: Path
-    array: np.ndarray  # uint8, (H, W) or (H, W, C), values as stored
+    array: np.ndarray  # uint8, (H, W, bands) as decoded by PIL (palette and alpha images as L or RGB)
     data: bytes
 
     @property
@@ -32,7 +34,7 @@ class ImageFile:
 
 
 def read_image_file(path: str | Path) -> ImageFile:
-    """Decode an 8-bit image fully (so truncation is caught) and keep its bytes.
+    """Decode an 8-bit image fully with PIL (the decoder that reads it back from a dataset) and keep its bytes.
 
     Raises DatasetBuildError naming the file if it is missing, unreadable, truncated or not 8-bit.
     """
@@ -44,11 +46,9 @@ def read_image_file(path: str | Path) -> ImageFile:
     if not data:
         raise DatasetBuildError(path, "empty file")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            array = np.asarray(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DatasetBuildError(path, f"corrupt or unsupported image ({err})") from err
+        array = read_pil_image(io.BytesIO(data), path)
+    except SarRasterError as err:
+        raise DatasetBuildError(err.source, err.problem) from err
     if array.dtype != np.uint8:
         raise DatasetBuildError(
             path, f"expected an 8-bit image, got {array.dtype} (use the TIFF reader for SAR values)")

@@ -164,7 +164,7 @@ def test_caption_table_of_float_geotiffs(sar_data_dir, tmp_path, load_built):
     report = build_dataset("csv", source, tmp_path / "out")
     assert report.counts == {"train": 1, "test": 1}
     assert sorted(reason.split(" (")[0] for _, reason in report.skipped) == [
-        "corrupt or unreadable TIFF", "row 2: empty caption for image a.tif"]
+        "cannot read SAR image", "row 2: empty caption for image a.tif"]
     ds = load_built(tmp_path / "out")
     row = ds["train"][0]
     assert row["captions"] == ["an SAR image of urban zones", "urban area with dense buildings"]
@@ -204,9 +204,9 @@ def test_cli_strict_exit_code_names_the_file(sar_data_dir, tmp_path, capsys):
     shutil.copy(good, source / good.name)
     (source / "zz_cut.jpeg").write_bytes(good.read_bytes()[:700])
     assert main(["build", "mstar", "--source", str(tmp_path / "soc"), "--out", str(tmp_path / "o1")]) == 0
-    assert "zz_cut.jpeg: corrupt or unsupported image" in capsys.readouterr().out
+    assert "zz_cut.jpeg: cannot read SAR image" in capsys.readouterr().out
     assert main(["build", "mstar", "--source", str(tmp_path / "soc"), "--out", str(tmp_path / "o2"), "--strict"]) == 1
-    assert "zz_cut.jpeg: corrupt or unsupported image" in capsys.readouterr().err
+    assert "zz_cut.jpeg: cannot read SAR image" in capsys.readouterr().err
 
 
 def test_python_dash_m_entry_point(tmp_path, repo_root):

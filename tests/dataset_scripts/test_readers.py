@@ -45,7 +45,7 @@ def test_mstar_chip_folders_match_labels_csv(sar_data_dir):
 def test_mstar_jpeg_chip_decodes_to_its_native_size(sar_data_dir):
     path = sorted((sar_data_dir / "mstar_soc" / "train" / "D7").glob("*.jpeg"))[0]
     image = read_image_file(path)  # D7 chips are 177x178 (SOURCE.md)
-    assert image.array.dtype == np.uint8 and image.array.ndim == 2
+    assert image.array.dtype == np.uint8 and image.array.shape == (178, 177, 1)  # one grey band, bands last
     assert (image.width, image.height) == (177, 178)
     assert image.data == image.path.read_bytes()
 
@@ -54,7 +54,7 @@ def test_truncated_jpeg_names_the_file(sar_data_dir, tmp_path):
     source = next((sar_data_dir / "mstar_soc" / "test" / "T72").glob("*.jpeg"))
     bad = tmp_path / "cut.jpeg"
     bad.write_bytes(source.read_bytes()[:600])
-    with pytest.raises(DatasetBuildError, match="cut.jpeg: corrupt or unsupported image"):
+    with pytest.raises(DatasetBuildError, match="cut.jpeg: cannot read SAR image"):
         read_image_file(bad)
 
 
@@ -188,11 +188,16 @@ def test_tiff_layouts_read_bands_last(tmp_path, kind):
 def test_corrupt_tiff_names_the_file(sar_data_dir, tmp_path):
     data = (sar_data_dir / "sarclip_examples" / "example.tif").read_bytes()
     (tmp_path / "cut.tif").write_bytes(data[:5000])
-    with pytest.raises(DatasetBuildError, match="cut.tif: corrupt or unreadable TIFF"):
+    with pytest.raises(DatasetBuildError, match="cut.tif: cannot read SAR image"):
         read_tiff(tmp_path / "cut.tif")
     (tmp_path / "junk.tif").write_bytes(b"not a tiff at all")
-    with pytest.raises(DatasetBuildError, match="junk.tif: corrupt or unreadable TIFF"):
+    with pytest.raises(DatasetBuildError, match="junk.tif: cannot read SAR image"):
         read_tiff(tmp_path / "junk.tif")
+    with pytest.raises(DatasetBuildError, match="missing.tif: no such SAR image file"):
+        read_tiff(tmp_path / "missing.tif")
+    tifffile.imwrite(tmp_path / "int32.tif", np.zeros((8, 8), np.int32))
+    with pytest.raises(DatasetBuildError, match="int32.tif: unsupported sample type int32"):
+        read_tiff(tmp_path / "int32.tif")
 
 
 # --- detection annotations --------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from dataset_scripts.geovl import (
     src_tiles,
     to_pil,
 )
+from modeling_sarclip.sar_raster_sarclip import SarRasterError
 
 TIEPOINT_E, TIEPOINT_N = 611870.3605161788, 4513577.479713077
 
@@ -144,6 +145,16 @@ def test_pixel_is_point_geographic_crs_and_bad_files(tmp_path):
     tifffile.imwrite(tmp_path / "plain.tif", np.ones((8, 8), np.uint8))
     with pytest.raises(GeoTiffError, match="plain.tif: no GeoTIFF tags"):
         read_geotiff(tmp_path / "plain.tif")
+    # the raster comes from the one SAR reader: its layout rule (bands first -> bands last) and its errors
+    planes = np.stack([np.full((8, 8), 1.0, np.float32), np.full((8, 8), 2.0, np.float32)])
+    keys = (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32633)
+    _write_geotiff(tmp_path / "planar.tif", planes, keys)
+    planar = read_geotiff(tmp_path / "planar.tif")
+    assert planar.data.shape == (8, 8, 2) and (planar.data[..., 1] == 2.0).all() and planar.epsg == 32633
+    (tmp_path / "cut.tif").write_bytes((tmp_path / "planar.tif").read_bytes()[:300])
+    with pytest.raises(SarRasterError, match="cut.tif: cannot read SAR image"):
+        read_geotiff(tmp_path / "cut.tif")
+    assert issubclass(GeoTiffError, SarRasterError)
 
 
 def test_db_compression_to_uint8(example):

@@ -4,7 +4,8 @@ import tifffile
 import torch
 from PIL import Image
 
-from modeling_sarclip import SarclipImageProcessor, sar_to_unit_range
+from modeling_sarclip import SarclipImageProcessor
+from modeling_sarclip.radiometry_sarclip import sar_to_unit_range
 
 
 def _official(vv_vh_db: np.ndarray) -> np.ndarray:
