@@ -4,12 +4,21 @@ families' training and evaluation.
 `data` is one of:
 - "synthetic": the caller's built-in synthetic set (`synthetic`, a function returning a `DatasetDict`; each family
   has its own: SARCLIP captions, SAR-KnowLIP sub-texts);
-- a caption table (`.csv`, `.tsv`, `.json`, `.jsonl`): read by `readers.caption_table.read_caption_table` (open_clip
-  `filepath`/`title`, SARCLIP `filename`/`caption`, SARLANG and COCO caption files; rows of one image are grouped),
-  as a single `train` split with `image` and `captions` columns; a missing image file or an empty caption is an
-  error naming the table and the row;
+- an image folder of labelled chips, `<split>/<class>/<file>` or flat `<class>/<file>` (any raster the SAR image
+  processor reads: 8-bit PNG/JPEG/BMP, 8/16-bit and float (dB, dual-pol) TIFF, complex SLC TIFF): `image` is the file
+  path (the processor reads it; float and multi-band rasters keep their values) and `label` a `ClassLabel` of the
+  class folder names, the same classes in every split;
+- a table (`.csv`, `.tsv`, `.json`, `.jsonl`) of `image,label` rows (a label column: `label`, `class`,
+  `class_name`, `category`), read like an image folder; or of `image,caption` rows, read by
+  `readers.caption_table.read_caption_table` (open_clip `filepath`/`title`, SARCLIP `filename`/`caption`, SARLANG
+  and COCO caption files; rows of one image are grouped) into `image` and `captions` columns;
 - anything else: `datasets.load_dataset(data)`, i.e. a folder this package built (parquet shards + card) or a Hub
   dataset id.
+
+Bad input is a `DatasetBuildError` naming the file or value: a missing or unreadable image, a folder with fewer than
+two classes, an empty class folder, an empty label or caption. Files that are not images (a README, hidden files) are
+reported, never used silently. Labels become captions at training time (`train.sarclip.data`), through the
+SARCLIP-1M templates and the class words of `dataset_scripts.captions.class_names.class_words`.
 """
 
 from __future__ import annotations
@@ -20,10 +29,14 @@ from pathlib import Path
 import datasets
 
 from .errors import DatasetBuildError
-from .readers.caption_table import read_caption_table
+from .readers.caption_table import IMAGE_KEYS, read_caption_table
 from .report import BuildReport
 
 CAPTION_TABLE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+LABEL_KEYS = ("label", "class", "class_name", "category")
+SPLIT_NAMES = ("train", "validation", "test")
+_SPLIT_ALIASES = {"val": "validation", "valid": "validation", "eval": "test"}
 
 
 def load_image_text_data(
@@ -40,7 +53,11 @@ def load_image_text_data(
         return synthetic()
     path = Path(data)
     if path.suffix.lower() in CAPTION_TABLE_SUFFIXES:
+        if caption_key is None and _label_key(path) is not None:
+            return label_table_dataset(path, image_key)
         return caption_table_dataset(path, image_key, caption_key)
+    if path.is_dir() and is_image_folder(path):
+        return image_folder_dataset(path)
     if path.is_file():
         raise DatasetBuildError(path, f"not a caption table (expected one of {CAPTION_TABLE_SUFFIXES}) nor a "
                                       "dataset folder")
@@ -60,4 +77,112 @@ def caption_table_dataset(path: Path, image_key: str | None = None,
     return datasets.DatasetDict({"train": table.cast_column("image", datasets.Image())})
 
 
-__all__ = ["CAPTION_TABLE_SUFFIXES", "caption_table_dataset", "load_image_text_data"]
+def is_image_folder(root: Path) -> bool:
+    """A folder of class folders (or of split folders of class folders) holding images, not a built dataset."""
+    if (root / "README.md").is_file() or (root / "dataset_dict.json").is_file() or any(root.glob("data/*.parquet")):
+        return False
+    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in root.glob("*/*")) or any(
+        p.suffix.lower() in IMAGE_SUFFIXES for p in root.glob("*/*/*"))
+
+
+def image_folder_dataset(root: Path) -> datasets.DatasetDict:
+    """`<split>/<class>/<file>` or `<class>/<file>` -> `DatasetDict` with `image` (path) and `label` columns."""
+    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    split_folders = {_SPLIT_ALIASES.get(p.name.lower(), p.name.lower()): p for p in subfolders}
+    if subfolders and set(split_folders) <= set(SPLIT_NAMES):
+        layout = {split: _class_files(folder) for split, folder in split_folders.items()}
+    else:
+        layout = {"train": _class_files(root)}
+    classes = sorted({name for files in layout.values() for name in files})
+    if len(classes) < 2:
+        raise DatasetBuildError(root, f"an image folder needs at least 2 class folders, found {classes or 'none'}")
+    rows = {split: [(str(path), name) for name, paths in files.items() for path in paths]
+            for split, files in layout.items()}
+    return _labelled_splits(rows, classes)
+
+
+def _class_files(folder: Path) -> dict[str, list[Path]]:
+    files = {}
+    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        entries = sorted(p for p in class_dir.iterdir() if not p.name.startswith("."))
+        images = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        if others := [p.name for p in entries if p not in images]:
+            print(f"{class_dir}: ignoring {len(others)} non-image entries, e.g. {others[:3]}")
+        if not images:
+            raise DatasetBuildError(class_dir, f"class folder holds no image ({', '.join(IMAGE_SUFFIXES)}); remove "
+                                               "it or add images")
+        files[class_dir.name] = images
+    for path in folder.iterdir():
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            raise DatasetBuildError(path, "image outside a class folder: put each image in a folder named after "
+                                          "its class")
+    return files
+
+
+def _labelled_splits(rows: dict[str, list[tuple[str, str]]], classes: list[str]) -> datasets.DatasetDict:
+    features = datasets.Features({"image": datasets.Value("string"), "label": datasets.ClassLabel(names=classes)})
+    for split_rows in rows.values():
+        for path, _ in split_rows:
+            check_readable(path)
+    return datasets.DatasetDict({
+        split: datasets.Dataset.from_dict({"image": [p for p, _ in split_rows],
+                                           "label": [classes.index(c) for _, c in split_rows]}, features=features)
+        for split, split_rows in rows.items()
+    })
+
+
+def check_readable(path: str | Path) -> None:
+    """Open the file's header (TIFF) or decode it (other formats): an unreadable image is an error naming it."""
+    from modeling_sarclip.sar_raster_sarclip import SarRasterError, read_sar_raster
+
+    try:
+        read_sar_raster(path, metadata=False)
+    except SarRasterError as err:
+        raise DatasetBuildError(path, f"unreadable image: {err.problem}") from err
+
+
+def _label_key(path: Path) -> str | None:
+    """The label column of a table, or None (a caption table)."""
+    import csv
+
+    if not path.is_file() or path.suffix.lower() not in (".csv", ".tsv"):
+        return None
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        header = next(csv.reader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ","), [])
+    return next((key for key in LABEL_KEYS if key in header), None)
+
+
+def label_table_dataset(path: Path, image_key: str | None = None) -> datasets.DatasetDict:
+    """A CSV/TSV of `image,label` rows (optional `split` column: train/validation/test, default train); relative
+    image paths resolve against the table's folder."""
+    import csv
+
+    label_key = _label_key(path)
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        records = list(csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
+    if not records:
+        raise DatasetBuildError(path, "the table has no rows")
+    image_key = image_key or next((k for k in IMAGE_KEYS if k in records[0]), None)
+    if image_key is None or image_key not in records[0]:
+        raise DatasetBuildError(path, f"no image column (one of {IMAGE_KEYS}); columns: {list(records[0])}")
+    rows: dict[str, list[tuple[str, str]]] = {}
+    for line, record in enumerate(records, start=2):
+        image, label = (record.get(image_key) or "").strip(), (record.get(label_key) or "").strip()
+        split = _SPLIT_ALIASES.get((record.get("split") or "train").strip().lower(),
+                                   (record.get("split") or "train").strip().lower())
+        if not image or not label:
+            raise DatasetBuildError(path, f"row {line}: empty {'image path' if not image else 'label'}")
+        if split not in SPLIT_NAMES:
+            raise DatasetBuildError(path, f"row {line}: unknown split {split!r} (use one of {SPLIT_NAMES})")
+        file = Path(image) if Path(image).is_absolute() else path.parent / image
+        if not file.is_file():
+            raise DatasetBuildError(path, f"row {line}: image file {image} not found")
+        rows.setdefault(split, []).append((str(file), label))
+    classes = sorted({label for split_rows in rows.values() for _, label in split_rows})
+    if len(classes) < 2:
+        raise DatasetBuildError(path, f"the label column {label_key!r} needs at least 2 classes, found {classes}")
+    return _labelled_splits(rows, classes)
+
+
+__all__ = ["CAPTION_TABLE_SUFFIXES", "caption_table_dataset", "image_folder_dataset", "label_table_dataset",
+           "load_image_text_data"]

@@ -75,3 +75,45 @@ class ClassNameTable:
         except KeyError:
             raise KeyError(f"unknown class {raw!r}: add it to section {self.section!r} of class_names.yaml "
                            "or pass extra class names") from None
+
+
+def load_class_words(path: str | Path | None) -> dict[str, str]:
+    """A user's YAML/JSON mapping of class (folder) names to caption words, e.g. `{BTR_60: "BTR-60 carrier"}`."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such class-words file (a YAML or JSON mapping of class name to words)")
+    mapping = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML
+    if not isinstance(mapping, dict) or not all(isinstance(v, str) and v.strip() for v in mapping.values()):
+        raise ValueError(f"{path}: class words must be a mapping of class name to non-empty words")
+    return {str(key): value.strip() for key, value in mapping.items()}
+
+
+def class_words(label_names: list[str], mapping: dict[str, str] | None = None, section: str = "common") -> list[str]:
+    """The caption words of each class, for training captions and zero-shot prompts alike: the user's `mapping`
+    first, then class_names.yaml (`section`, falling back to `common`), else the name with `_` as spaces.
+
+    A `mapping` key that names no class is an error (a typo would otherwise be ignored silently).
+    """
+    mapping = mapping or {}
+    if unknown := sorted(set(mapping) - set(label_names)):
+        raise ValueError(f"class words given for unknown classes {unknown}; the classes are {label_names}")
+    try:
+        table = ClassNameTable(section)
+    except ValueError:
+        table = ClassNameTable("common")
+    return [mapping[name] if name in mapping else table[name].singular if name in table else name.replace("_", " ")
+            for name in label_names]
+
+
+def label_class_words(split, words: dict[str, str] | None = None) -> list[str] | None:
+    """Caption words of the split's ClassLabel `label` names (None without one): `class_words` with the section of
+    class_names.yaml named by the split's `source` column (builders write it), else `common`."""
+    import datasets
+
+    label = split.features.get("label")
+    if not isinstance(label, datasets.ClassLabel):
+        return None
+    section = split[0]["source"] if "source" in split.column_names and len(split) else "common"
+    return class_words(label.names, words, section)

@@ -1,6 +1,8 @@
-"""Training data: CSV errors name the file, epoch order and caption choice are reproducible."""
+"""Training data: every --data form (caption and label tables, image folders), held-out splits, captions from labels,
+positive groups and augmentation; bad input is named."""
 
 import pytest
+import torch
 from PIL import Image
 
 from dataset_scripts.errors import DatasetBuildError
@@ -17,7 +19,7 @@ def _write_csv(tmp_path, rows, header="filepath,title"):
 def test_csv_pairs_load_relative_to_the_file(tmp_path):
     Image.new("L", (8, 8), 100).save(tmp_path / "a.png")
     path = _write_csv(tmp_path, ["a.png,a bright ship"])
-    dataset = load_image_text_dataset(TrainConfig(data=str(path)))
+    dataset = load_image_text_dataset(TrainConfig(data=str(path), eval_split=None))
     assert dataset["train"][0]["captions"] == ["a bright ship"]
     assert dataset["train"][0]["image"].size == (8, 8)
 
@@ -41,7 +43,7 @@ def test_csv_missing_image_empty_caption_and_column_are_named(tmp_path):
 def test_rows_of_one_image_are_grouped_and_columns_detected(tmp_path):
     Image.new("L", (8, 8), 100).save(tmp_path / "a.png")
     path = _write_csv(tmp_path, ["a.png,a ship", "a.png,a vessel"], header="filename,caption")
-    dataset = load_image_text_dataset(TrainConfig(data=str(path)))
+    dataset = load_image_text_dataset(TrainConfig(data=str(path), eval_split=None))
     assert dataset["train"]["captions"] == [["a ship", "a vessel"]]
 
 
@@ -59,3 +61,103 @@ def test_epoch_order_and_captions_depend_only_on_seed_and_epoch():
     assert len(picks) == 1
     collator.epoch = 1
     assert {collator.caption_for({**example, "__index__": i}) for i in range(20)} == set(example["captions"])
+
+
+def _chip_folder(root, layout):
+    """layout: {relative class folder: number of chips}; chips are 8-bit PNGs and float32 dB TIFFs."""
+    import numpy as np
+    import tifffile
+
+    for folder, count in layout.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            if i % 2:
+                tifffile.imwrite(root / folder / f"{i}.tif", np.full((12, 12), -10.0 - i, np.float32))
+            else:
+                Image.new("L", (12, 12), 40 * i % 255).save(root / folder / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("layout", ["split", "flat"])
+def test_image_folder_labels_become_template_captions(tmp_path, layout):
+    classes = {"cargo": 5, "tanker": 5}
+    if layout == "split":
+        _chip_folder(tmp_path, {f"{split}/{c}": n for split in ("train", "test") for c, n in classes.items()})
+    else:
+        _chip_folder(tmp_path, classes)
+    words = tmp_path / "words.yaml"
+    words.write_text("tanker: oil tanker\n")
+    dataset = load_image_text_dataset(TrainConfig(data=str(tmp_path), class_words=str(words)))
+    assert set(dataset) == {"train", "test"}
+    if layout == "flat":  # held out: seeded and stratified, 2 of 10 chips, one per class
+        assert sorted(dataset["test"]["label"]) == [0, 1] and len(dataset["train"]) == 8
+    assert dataset["train"].features["label"].names == ["cargo", "tanker"]
+    example = dataset["train"][0]
+    assert example["image"].endswith((".png", ".tif"))
+    word = "cargo" if example["label"] == 0 else "oil tanker"
+    assert len(example["captions"]) == 10 and all(word in caption for caption in example["captions"])
+
+
+def test_held_out_split_is_reproducible_and_eval_split_typos_are_errors(tmp_path):
+    _chip_folder(tmp_path / "flat", {"a": 6, "b": 6})
+    first = load_image_text_dataset(TrainConfig(data=str(tmp_path / "flat"), seed=3))
+    again = load_image_text_dataset(TrainConfig(data=str(tmp_path / "flat"), seed=3))
+    assert first["test"]["image"] == again["test"]["image"]
+    _chip_folder(tmp_path / "split", {"train/a": 2, "train/b": 2, "test/a": 1, "test/b": 1})
+    with pytest.raises(ValueError, match=r"no split 'tset'"):
+        load_image_text_dataset(TrainConfig(data=str(tmp_path / "split"), eval_split="tset"))
+
+
+def test_label_table_and_bad_folders_are_named(tmp_path):
+    _chip_folder(tmp_path / "chips", {"a": 2, "b": 2})
+    table = tmp_path / "labels.csv"
+    table.write_text("image,label\nchips/a/0.png,ship\nchips/a/1.tif,ship\nchips/b/0.png,tank\nchips/b/1.tif,tank\n")
+    dataset = load_image_text_dataset(TrainConfig(data=str(table), eval_split=None))
+    assert dataset["train"].features["label"].names == ["ship", "tank"] and len(dataset["train"]) == 4
+    table.write_text("image,label\nchips/a/0.png,ship\nchips/b/0.png,\n")
+    with pytest.raises(DatasetBuildError, match="labels.csv: row 3: empty label"):
+        load_image_text_dataset(TrainConfig(data=str(table)))
+    with pytest.raises(ValueError, match=r"class words given for unknown classes \['tnak'\]"):
+        words = tmp_path / "w.json"
+        words.write_text('{"tnak": "tank"}')
+        load_image_text_dataset(TrainConfig(data=str(tmp_path / "chips"), class_words=str(words)))
+
+    _chip_folder(tmp_path / "one", {"a": 3})
+    with pytest.raises(DatasetBuildError, match=r"one: an image folder needs at least 2 class folders"):
+        load_image_text_dataset(TrainConfig(data=str(tmp_path / "one")))
+    _chip_folder(tmp_path / "empty", {"a": 3})
+    (tmp_path / "empty" / "b").mkdir()
+    (tmp_path / "empty" / "b" / "notes.txt").write_text("x")
+    with pytest.raises(DatasetBuildError, match=r"empty/b: class folder holds no image"):
+        load_image_text_dataset(TrainConfig(data=str(tmp_path / "empty")))
+    _chip_folder(tmp_path / "broken", {"a": 2, "b": 2})
+    (tmp_path / "broken" / "b" / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetBuildError, match=r"bad.png: unreadable image"):
+        load_image_text_dataset(TrainConfig(data=str(tmp_path / "broken")))
+
+
+def test_group_ids_by_label_or_caption():
+    from train.sarclip.data import caption_id
+
+    collator = ImageTextCollator(processor=lambda images, text: {"pixel_values": torch.zeros(len(images), 3, 4, 4),
+                                                                  "input_ids": torch.zeros(len(text), 5)},
+                                 seed=0, group_by="caption")
+    examples = [{"image": None, "captions": [c], "__index__": i, "label": i % 2}
+                for i, c in enumerate(["a ship", "a tank", "a ship"])]
+    ids = collator(examples)["group_ids"].tolist()
+    assert ids[0] == ids[2] != ids[1] and ids[0] == caption_id("a ship")
+    collator.group_by = "label"
+    assert collator(examples)["group_ids"].tolist() == [0, 1, 0]
+
+
+def test_augmentation_is_deterministic_per_example_and_keeps_pixel_values():
+    from train.sarclip.augment import SarAugment
+
+    chips = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).reshape(2, 3, 16, 16)
+    augment = SarAugment(["translate", "hflip"], translate_fraction=0.25, seed=1)
+    once, again = augment(chips, epoch=0, indices=[5, 6]), augment(chips, epoch=0, indices=[5, 6])
+    assert torch.equal(once, again) and not torch.equal(once, chips)
+    assert not torch.equal(augment(chips, epoch=1, indices=[5, 6]), once)
+    assert set(once.unique().tolist()) <= set(chips.unique().tolist())  # values moved, never resampled
+    with pytest.raises(ValueError, match=r"unknown augmentations \['rotate'\]"):
+        SarAugment(["rotate"])

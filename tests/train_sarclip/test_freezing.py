@@ -1,11 +1,14 @@
 """Partial unfreezing (paper Fig. 6): only the last N blocks (+ head) of each tower train."""
 
 import pytest
+from accelerate.utils import set_seed
 from safetensors.torch import load_file
 
 from modeling_sarclip import SarclipModel
 from train.sarclip import fit
+from train.sarclip.data import load_image_text_dataset
 from train.sarclip.freezing import apply_partial_unfreezing
+from train.sarclip.model_setup import load_model_and_processor
 
 
 def _trainable(model):
@@ -40,9 +43,12 @@ def test_negative_layer_count_is_refused(tiny_model_config):
 
 
 def test_training_leaves_frozen_layers_untouched(tiny_train_config):
-    start = fit(tiny_train_config(max_steps=0, output_dir=tiny_train_config().output_dir + "0"))
-    result = fit(tiny_train_config(max_steps=2, trainable_vision_layers=1, trainable_text_layers=1))
-    before, after = load_file(start.model_dir / "model.safetensors"), load_file(result.model_dir / "model.safetensors")
+    config = tiny_train_config(max_steps=2, trainable_vision_layers=1, trainable_text_layers=1)
+    set_seed(config.seed)  # the start of `fit`: seed, data, model
+    load_image_text_dataset(config)
+    before = {name: tensor.clone() for name, tensor in load_model_and_processor(config)[0].state_dict().items()}
+    result = fit(config)
+    after = load_file(result.model_dir / "model.safetensors")
     trained = ("vision_model.encoder.layers.1.", "vision_model.post_layernorm.", "vision_model.projection.",
                "text_model.encoder.layers.1.", "text_model.final_layer_norm.", "text_model.projection.", "logit_scale")
     for name in before:

@@ -12,6 +12,13 @@ import yaml
 
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
+
+
+def option(default, help: str):
+    """A config field with its one-line meaning (shown by `fit --help`); list/dict defaults are copied per instance."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
 _NUMBER_HINTS = {float: float, float | None: float, int: int, int | None: int}
 
 

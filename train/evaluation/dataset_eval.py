@@ -7,28 +7,11 @@ from pathlib import Path
 import datasets
 import torch
 
+from dataset_scripts.captions.class_names import label_class_words
+
 from .run import run_evaluation
 
 EVAL_SPLIT = "test"
-
-
-def caption_class_names(split: datasets.Dataset) -> list[str] | None:
-    """Prompt words of the ClassLabel `label` names, as the captions spell them (None without such a column).
-
-    Looked up in dataset_scripts' class_names.yaml (the section named by the `source` column, else `common`);
-    names it does not list are used as they are, with underscores as spaces.
-    """
-    from dataset_scripts.captions.class_names import ClassNameTable
-
-    label = split.features.get("label")
-    if not isinstance(label, datasets.ClassLabel):
-        return None
-    source = split[0]["source"] if "source" in split.column_names and len(split) else "common"
-    try:
-        table = ClassNameTable(source)
-    except ValueError:
-        table = ClassNameTable("common")
-    return [table[name].singular if name in table else name.replace("_", " ") for name in label.names]
 
 
 def evaluate_model(
@@ -40,17 +23,20 @@ def evaluate_model(
     tasks: list[str],
     out_dir: str | Path,
     batch_size: int = 64,
+    class_words: dict[str, str] | None = None,
 ) -> dict[str, float]:
     """Evaluate on `dataset[eval_split]` (linear probe fitted on `dataset[train_split]`).
 
-    Class names come from a ClassLabel `label` column; without one only retrieval runs (reported, not silent).
+    Class names come from a ClassLabel `label` column, spelled as the training captions spell them
+    (`dataset_scripts.captions.class_names.label_class_words`, with the user's `class_words` mapping); without
+    such a column only retrieval runs (reported, not silent).
     """
     if eval_split not in dataset:
         raise ValueError(f"no evaluation split {eval_split!r} (splits: {list(dataset)})")
     splits = {EVAL_SPLIT: dataset[eval_split]}
     if train_split in dataset:
         splits["train"] = dataset[train_split]
-    class_names = caption_class_names(dataset[eval_split])
+    class_names = label_class_words(dataset[eval_split], class_words)
     tasks = list(tasks)
     if class_names is None and set(tasks) - {"retrieval"}:
         print(f"no ClassLabel 'label' column: skipping {sorted(set(tasks) - {'retrieval'})}, running retrieval only")

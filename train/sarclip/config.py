@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..common.config import YamlConfig
+from ..common.config import YamlConfig, option
 
 # SARCLIP paper IV-C: lr 5e-4 for ResNet-50, 5e-5 for ViT-B-32 / ViT-L-14.
 PAPER_LEARNING_RATES = {"resnet": 5e-4, "vit": 5e-5}
+# LoRA fine-tuning of a trained SARCLIP (chosen on OpenSARShip, see README "Fine-tuning on your own chips")
+LORA_LEARNING_RATE = 1e-4
+MULTI_POSITIVE = ("auto", "label", "caption", "off")
 
 
 @dataclasses.dataclass
@@ -30,75 +33,104 @@ class TrainConfig(YamlConfig):
     """
 
     # data
-    data: str = "synthetic"
-    train_split: str = "train"
-    eval_split: str | None = "test"
-    csv_image_key: str | None = None  # caption-table columns; None: detected from the header
-    csv_caption_key: str | None = None
-    synthetic_num_train: int = 1000
-    synthetic_num_test: int = 200
-    synthetic_image_size: int = 64
-    max_train_samples: int | None = None
+    data: str = option("synthetic", "synthetic | image folder | label or caption table | dataset folder or Hub id")
+    train_split: str = option("train", "split trained on")
+    eval_split: str | None = option("test", "split evaluated after training (held out of train if absent); null: none")
+    held_out_fraction: float = option(0.2, "share of train held out (seeded, stratified) when eval_split is absent")
+    class_words: str | None = option(None, "YAML/JSON mapping class name -> caption words (default: the names)")
+    csv_image_key: str | None = option(None, "caption-table image column (null: detected from the header)")
+    csv_caption_key: str | None = option(None, "caption-table caption column (null: detected from the header)")
+    synthetic_num_train: int = option(1000, "synthetic data: train chips")
+    synthetic_num_test: int = option(200, "synthetic data: test chips")
+    synthetic_image_size: int = option(64, "synthetic data: chip side in pixels")
+    max_train_samples: int | None = option(None, "use at most this many training examples")
+    augment: list = option(["translate"], "training augmentations: translate, hflip, vflip (none: [])")
+    translate_fraction: float = option(0.125, "translate: largest shift as a fraction of the image side")
     # model
-    model: str = "ViT-B-32"
-    model_overrides: dict = dataclasses.field(default_factory=dict)
-    init_from: str | None = None
-    tokenizer: str = "open_clip"
-    tokenizer_vocab_size: int = 1024
-    context_length: int | None = None
+    model: str = option("ViT-B-32", "open_clip preset (random init) or a model folder / Hub id")
+    model_overrides: dict = option({}, "preset changes in open_clip keys: embed_dim, vision_cfg, text_cfg")
+    init_from: str | None = option(None, "a previous run's final/ folder to start from (wins over model)")
+    tokenizer: str = option("open_clip", "open_clip | trained | a tokenizer folder (when the model has none)")
+    tokenizer_vocab_size: int = option(1024, "vocabulary of a trained tokenizer")
+    context_length: int | None = option(None, "text tower context length of a preset (null: the preset's)")
     # optimisation (defaults: SARCLIP paper IV-C + open_clip's training defaults where the paper gives none)
-    learning_rate: float | None = None  # None: the paper's value for the image tower type
-    weight_decay: float = 0.2  # open_clip's default (the paper does not give one)
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.98  # open_clip / CLIP for ViT towers
-    adam_epsilon: float = 1e-6
-    warmup_steps: int | None = None
-    warmup_ratio: float = 0.1  # used when warmup_steps is None (the paper says "linear warm-up" without a length)
-    max_grad_norm: float = 1.0
-    batch_size: int = 32  # per process and per micro-batch
-    gradient_accumulation_steps: int = 1  # micro-batches per step, contrasted together (GradCache)
-    num_epochs: int = 1
-    max_steps: int | None = None  # stop after this many optimizer steps (the schedule still spans all epochs)
-    mixed_precision: str = "no"  # no | bf16 | fp16
-    gradient_checkpointing: bool = False
-    seed: int = 0
-    # partial unfreezing (paper Fig. 6): number of last blocks trained per tower, None = all
-    trainable_vision_layers: int | None = None
-    trainable_text_layers: int | None = None
+    learning_rate: float | None = option(None, "peak rate (null: paper IV-C, 5e-4 ResNet / 5e-5 ViT; LoRA: 1e-4)")
+    weight_decay: float = option(0.2, "AdamW decay (not on gains, biases, norms, logit_scale); open_clip's")
+    adam_beta1: float = option(0.9, "AdamW beta1")
+    adam_beta2: float = option(0.98, "AdamW beta2 (open_clip / CLIP for ViT towers)")
+    adam_epsilon: float = option(1e-6, "AdamW epsilon")
+    warmup_steps: int | None = option(None, "linear warm-up steps (null: warmup_ratio of all steps)")
+    warmup_ratio: float = option(0.1, "warm-up share of all steps when warmup_steps is null (0 to 1)")
+    max_grad_norm: float = option(1.0, "gradient clipping norm (0: none)")
+    batch_size: int = option(32, "pairs per process and micro-batch")
+    gradient_accumulation_steps: int = option(1, "micro-batches per step, contrasted together (GradCache)")
+    num_epochs: int = option(1, "epochs (>= 1)")
+    max_steps: int | None = option(None, "stop after this many steps; the schedule still spans all epochs")
+    multi_positive: str = option("auto", "auto | label | caption | off: pairs of one class / caption are positives")
+    mixed_precision: str = option("no", "no | bf16 | fp16")
+    gradient_checkpointing: bool = option(False, "recompute activations in backward (less memory)")
+    seed: int = option(0, "seed of init, data order, captions and augmentation")
+    trainable_vision_layers: int | None = option(None, "train only the last N vision blocks + head (null: all)")
+    trainable_text_layers: int | None = option(None, "train only the last N text blocks + head (null: all)")
     # LoRA (peft)
-    lora: bool = False
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
-    lora_target_modules: list = dataclasses.field(
-        default_factory=lambda: ["qkv", "out_proj", "fc1", "fc2", "q_proj", "k_proj", "v_proj", "c_proj"]
-    )
-    merge_lora: bool = False
+    lora: bool = option(False, "train LoRA adapters on both towers instead of all weights")
+    lora_r: int = option(16, "LoRA rank")
+    lora_alpha: int = option(32, "LoRA alpha (scale alpha / r)")
+    lora_dropout: float = option(0.0, "LoRA dropout")
+    lora_target_modules: list = option(["qkv", "out_proj", "fc1", "fc2", "q_proj", "k_proj", "v_proj", "c_proj"],
+                                       "Linear layer names that get adapters (absent names are ignored)")
+    merge_lora: bool = option(False, "also save the merged model (adapters go to final/adapter)")
     # evaluation after training (train.evaluation.run_evaluation)
-    eval_tasks: list = dataclasses.field(default_factory=lambda: ["retrieval", "zero_shot", "linear_probe"])
-    eval_batch_size: int = 64
+    eval_tasks: list = option(["retrieval", "zero_shot", "linear_probe"], "retrieval, zero_shot, linear_probe, "
+                              "feature_plot")
+    eval_batch_size: int = option(64, "evaluation batch size")
     # output, logging, checkpoints, Hub
-    output_dir: str = "runs/sarclip"
-    checkpoint_every: int | None = None  # optimizer steps between checkpoints (None: one at the end of each epoch)
-    keep_checkpoints: int = 2
-    resume: str | None = None  # "latest" or a checkpoint folder
-    report_to: str = "tensorboard"  # tensorboard | wandb | none
-    log_every: int = 10
-    push_to_hub: str | None = None
-    hub_private: bool = False
-    num_workers: int = 0
+    output_dir: str = option("runs/sarclip", "run folder (checkpoints/, logs/, final/)")
+    checkpoint_every: int | None = option(None, "steps between checkpoints (null: one per epoch)")
+    keep_checkpoints: int = option(2, "newest checkpoints kept")
+    resume: str | None = option(None, "latest or a checkpoint folder (a bare --resume is latest)")
+    report_to: str = option("tensorboard", "tensorboard | wandb | none")
+    log_every: int = option(10, "steps between log lines")
+    push_to_hub: str | None = option(None, "Hub repo id to upload final/ to")
+    hub_private: bool = option(False, "create the Hub repo private")
+    num_workers: int = option(0, "DataLoader worker processes")
 
     BARE_FLAG_VALUES = {"resume": "latest"}  # a bare --resume continues from the latest checkpoint
 
     def check(self):
-        if self.report_to not in ("tensorboard", "wandb", "none"):
-            raise ValueError(f"report_to must be tensorboard, wandb or none, got {self.report_to!r}")
-        if self.gradient_accumulation_steps < 1 or self.batch_size < 1:
-            raise ValueError("batch_size and gradient_accumulation_steps must be at least 1")
+        from ..evaluation.run import TASKS
+        from .augment import AUGMENTATIONS
+
+        choices = {"report_to": ("tensorboard", "wandb", "none"), "multi_positive": MULTI_POSITIVE}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        minimum = {name: 1 for name in ("batch_size", "gradient_accumulation_steps", "num_epochs", "eval_batch_size",
+                                        "log_every", "lora_r", "tokenizer_vocab_size", "max_steps", "checkpoint_every")}
+        minimum.update(warmup_steps=0, keep_checkpoints=0, num_workers=0)
+        for name, least in minimum.items():
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+                raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+        ranges = {"warmup_ratio": (0.0, 1.0), "held_out_fraction": (0.0, 1.0), "lora_dropout": (0.0, 1.0)}
+        for name, (low, high) in ranges.items():
+            if not low <= getattr(self, name) < high or (name == "held_out_fraction" and self.held_out_fraction == 0):
+                raise ValueError(f"{name} must be in [{low}, {high}){' and > 0' if name == 'held_out_fraction' else ''},"
+                                 f" got {getattr(self, name)}")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if unknown := sorted(set(self.eval_tasks) - set(TASKS)):
+            raise ValueError(f"eval_tasks: unknown tasks {unknown}; choose from {list(TASKS)}")
+        if unknown := sorted(set(self.augment) - set(AUGMENTATIONS)):
+            raise ValueError(f"augment: unknown augmentations {unknown}; choose from {list(AUGMENTATIONS)}")
+        if not 0 <= self.translate_fraction < 0.5:
+            raise ValueError(f"translate_fraction must be in [0, 0.5), got {self.translate_fraction}")
         if self.merge_lora and not self.lora:
             raise ValueError("merge_lora needs lora: true")
 
     def learning_rate_for(self, is_resnet: bool) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
+        if self.lora:
+            return LORA_LEARNING_RATE
         return PAPER_LEARNING_RATES["resnet" if is_resnet else "vit"]

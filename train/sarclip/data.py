@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import datasets
@@ -9,13 +10,17 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from dataset_scripts.captions.class_names import label_class_words, load_class_words
+from dataset_scripts.captions.templates import load_templates
 from dataset_scripts.loading import load_image_text_data
 
+from .augment import SarAugment
 from .config import TrainConfig
 
 def load_image_text_dataset(config: TrainConfig) -> datasets.DatasetDict:
     """`config.data` (`dataset_scripts.loading.load_image_text_data`) -> DatasetDict whose splits have an `image`
-    column and a `captions` (list of str) column."""
+    column and a `captions` (list of str) column (made from the labels where the data has labels only), with a
+    held-out evaluation split when the data has none."""
     from dataset_scripts import synthetic_dataset
 
     def synthetic() -> datasets.DatasetDict:
@@ -23,18 +28,55 @@ def load_image_text_dataset(config: TrainConfig) -> datasets.DatasetDict:
                                  image_size=config.synthetic_image_size, seed=config.seed)
 
     dataset = load_image_text_data(config.data, synthetic, config.csv_image_key, config.csv_caption_key)
-    return with_captions_column(dataset, config.data)
+    if config.train_split not in dataset:
+        raise ValueError(f"{config.data}: no split {config.train_split!r} (splits: {list(dataset)})")
+    if config.eval_split and config.eval_split not in dataset:
+        if set(dataset) != {config.train_split}:  # the data has evaluation splits: the name is probably a typo
+            raise ValueError(f"{config.data}: no split {config.eval_split!r} (splits: {list(dataset)}); set "
+                             "eval_split to one of them")
+        dataset = with_held_out_split(dataset, config.train_split, config.eval_split, config.held_out_fraction,
+                                      config.seed, config.data)
+    return with_captions_column(dataset, config.data, load_class_words(config.class_words))
 
 
-def with_captions_column(dataset: datasets.DatasetDict, source: str) -> datasets.DatasetDict:
-    """Check the columns; a single `caption` string column becomes a one-element `captions` list."""
+def with_held_out_split(dataset: datasets.DatasetDict, train_split: str, eval_split: str, fraction: float, seed: int,
+                        source: str) -> datasets.DatasetDict:
+    """Split `fraction` of `train_split` off as `eval_split`: seeded, and stratified by `label` when there is one
+    (the same data and seed give the same split, for `fit` and `eval` alike). Reported on stdout."""
+    train = dataset[train_split]
+    stratify = "label" if isinstance(train.features.get("label"), datasets.ClassLabel) else None
+    per_split = len(set(train["label"])) if stratify else 1  # stratified: at least one example per class each side
+    size = max(round(fraction * len(train)), per_split)
+    if len(train) - size < per_split:
+        raise ValueError(f"{source}: {len(train)} {train_split!r} examples are too few to hold out an evaluation "
+                         f"split; add a {eval_split!r} split or set eval_split: null")
+    parts = train.train_test_split(test_size=size, seed=seed, stratify_by_column=stratify)
+    print(f"{source}: no {eval_split!r} split; held out {len(parts['test'])} of {len(train)} {train_split!r} "
+          f"examples as {eval_split!r} (seed {seed}, fraction {fraction}{', stratified by label' if stratify else ''})")
+    return datasets.DatasetDict({**dataset, train_split: parts["train"], eval_split: parts["test"]})
+
+
+def with_captions_column(dataset: datasets.DatasetDict, source: str,
+                         words: dict[str, str] | None = None) -> datasets.DatasetDict:
+    """Every split gets a `captions` list column: a single `caption` string becomes a one-element list; a split
+    with a `ClassLabel` `label` and no caption gets the SARCLIP-1M classification templates filled with its class
+    words (`class_words`: the user's `words` mapping, class_names.yaml, or the class name); training draws one per
+    image and epoch."""
     for split, ds in dataset.items():
         if "image" not in ds.column_names:
             raise ValueError(f"{source}: split {split!r} has no 'image' column (columns: {ds.column_names})")
-        if "captions" not in ds.column_names:
-            if "caption" not in ds.column_names:
-                raise ValueError(f"{source}: split {split!r} has no 'captions' or 'caption' column")
+        if "captions" in ds.column_names:
+            continue
+        if "caption" in ds.column_names:
             dataset[split] = ds.map(lambda ex: {"captions": [ex["caption"]]}, remove_columns=["caption"])
+            continue
+        label = ds.features.get("label")
+        if not isinstance(label, datasets.ClassLabel):
+            raise ValueError(f"{source}: split {split!r} has no 'captions', 'caption' or ClassLabel 'label' column "
+                             f"(columns: {ds.column_names})")
+        templates = load_templates().classification
+        per_class = [[t.format_map({"class": w}) for t in templates] for w in label_class_words(ds, words)]
+        dataset[split] = ds.add_column("captions", [per_class[i] for i in ds["label"]])
     return dataset
 
 
@@ -57,15 +99,20 @@ class EpochShuffleSampler(Sampler[int]):
 
 
 class ImageTextCollator:
-    """Examples -> `{"pixel_values", "input_ids"}`; one of each image's captions, chosen by (seed, epoch, index).
+    """Examples -> `{"pixel_values", "input_ids"[, "group_ids"]}`; one of each image's captions, chosen by
+    (seed, epoch, index).
 
     The choice does not use the global RNG, so a resumed run sees the same captions as an uninterrupted one.
-    Examples must carry `__index__` (added by `training_view`).
+    Examples must carry `__index__` (added by `training_view`). With `group_by` ("label" or "caption") the batch
+    also holds `group_ids` for the multi-positive loss: the label, or a stable hash of the caption string (the same
+    on every process), so pairs of one class or one caption are positives for each other.
     """
 
-    def __init__(self, processor, seed: int):
+    def __init__(self, processor, seed: int, group_by: str | None = None, augment: SarAugment | None = None):
         self.processor = processor
         self.seed = seed
+        self.group_by = group_by
+        self.augment = augment
         self.epoch = 0
 
     def caption_for(self, example: dict) -> str:
@@ -79,10 +126,45 @@ class ImageTextCollator:
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         texts = [self.caption_for(example) for example in examples]
         batch = self.processor(images=[example["image"] for example in examples], text=texts)
-        return {"pixel_values": batch["pixel_values"], "input_ids": batch["input_ids"]}
+        pixel_values = batch["pixel_values"]
+        if self.augment is not None:
+            pixel_values = self.augment(pixel_values, self.epoch, [example["__index__"] for example in examples])
+        out = {"pixel_values": pixel_values, "input_ids": batch["input_ids"]}
+        if self.group_by == "label":
+            out["group_ids"] = torch.tensor([example["label"] for example in examples])
+        elif self.group_by == "caption":
+            out["group_ids"] = torch.tensor([caption_id(text) for text in texts])
+        return out
+
+
+def caption_id(text: str) -> int:
+    """A stable 63-bit id of a caption string (equal strings, equal ids, on every process and run)."""
+    return int.from_bytes(hashlib.sha1(text.encode("utf-8")).digest()[:8], "big") >> 1
+
+
+def positive_grouping(split: datasets.Dataset, setting: str) -> str | None:
+    """What the multi-positive loss groups by, for `multi_positive` = "auto" | "label" | "caption" | "off".
+
+    auto: "label" when the split has a ClassLabel `label` (its captions come from class templates, so pairs of one
+    class are matches), else "caption" when a caption string is carried by more than one image, else None (plain
+    InfoNCE, which the multi-positive loss equals when all captions differ).
+    """
+    if setting == "off":
+        return None
+    if setting != "auto":
+        return setting
+    if isinstance(split.features.get("label"), datasets.ClassLabel):
+        return "label"
+    seen: set[str] = set()
+    for captions in split["captions"]:
+        distinct = set([captions] if isinstance(captions, str) else captions)
+        if seen & distinct:
+            return "caption"
+        seen |= distinct
+    return None
 
 
 def training_view(dataset: datasets.Dataset) -> datasets.Dataset:
     """Only the columns training reads, plus the row number as `__index__` (used to pick captions)."""
-    dataset = dataset.select_columns(["image", "captions"])
+    dataset = dataset.select_columns([c for c in ("image", "captions", "label") if c in dataset.column_names])
     return dataset.add_column("__index__", list(range(len(dataset))))

@@ -22,7 +22,9 @@ from ..common.checkpointing import TrainerState, load_checkpoint, resolve_checkp
 from ..common.lora import add_lora
 from ..evaluation.dataset_eval import evaluate_model
 from .config import TrainConfig
-from .data import EpochShuffleSampler, ImageTextCollator, load_image_text_dataset, training_view
+from .augment import SarAugment
+from .data import (EpochShuffleSampler, ImageTextCollator, load_image_text_dataset, positive_grouping,
+                   training_view)
 from .freezing import apply_partial_unfreezing
 from .grad_cache import contrastive_step
 from .model_io import load_trained_model
@@ -66,8 +68,6 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
     )
     set_seed(config.seed)
     dataset = load_image_text_dataset(config)
-    if config.train_split not in dataset:
-        raise ValueError(f"{config.data}: no split {config.train_split!r} (splits: {list(dataset)})")
     train_set = dataset[config.train_split]
     if config.max_train_samples:
         train_set = train_set.select(range(min(config.max_train_samples, len(train_set))))
@@ -81,7 +81,10 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
     train_view = training_view(train_set)
     step_batch = config.batch_size * config.gradient_accumulation_steps  # per process
     sampler = EpochShuffleSampler(len(train_view), config.seed)
-    collator = ImageTextCollator(processor, config.seed)
+    group_by = positive_grouping(train_set, config.multi_positive)
+    accelerator.print(f"contrastive loss: {'multi-positive by ' + group_by if group_by else 'InfoNCE'}")
+    collator = ImageTextCollator(processor, config.seed, group_by,
+                                 SarAugment(config.augment, config.translate_fraction, config.seed))
     loader = DataLoader(
         train_view, batch_size=step_batch, sampler=sampler, collate_fn=collator, drop_last=True,
         num_workers=config.num_workers,
@@ -101,7 +104,13 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
         )
     total_steps = steps_per_epoch * config.num_epochs
     warmup = config.warmup_steps if config.warmup_steps is not None else int(config.warmup_ratio * total_steps)
+    if warmup >= total_steps:
+        raise ValueError(f"warm-up of {warmup} steps is not shorter than the run ({total_steps} steps): lower "
+                         "warmup_steps / warmup_ratio or train longer")
     scheduler = accelerator.prepare(get_cosine_schedule_with_warmup(optimizer, warmup, total_steps))
+    # one schedule step per optimizer step, also when the caller's Accelerator was made with
+    # step_scheduler_with_optimizer=True (which steps it once per process)
+    scheduler.step_with_optimizer = False
 
     state = TrainerState()
     if config.resume:
