@@ -10,6 +10,7 @@ import transformers
 from .configuration_sarclip import OPEN_CLIP_PRESETS, SarclipConfig, SarclipTextConfig, SarclipVisionConfig
 from .image_processing_sarclip import SarclipImageProcessor
 from .modeling_sarclip import SarclipModel, SarclipOutput, SarclipPreTrainedModel
+from .pipeline_sarclip import SAR_ZERO_SHOT_TASK, SarZeroShotImageClassificationPipeline
 from .processing_sarclip import SarclipProcessor
 from .tokenization_sarclip import SarclipTokenizer, train_sarclip_tokenizer
 
@@ -22,6 +23,9 @@ SarclipConfig.register_for_auto_class()
 SarclipImageProcessor.register_for_auto_class("AutoImageProcessor")
 SarclipTokenizer.register_for_auto_class("AutoTokenizer")
 SarclipProcessor.register_for_auto_class("AutoProcessor")
+transformers.pipelines.PIPELINE_REGISTRY.register_pipeline(
+    SAR_ZERO_SHOT_TASK, pipeline_class=SarZeroShotImageClassificationPipeline,
+    pt_model=transformers.AutoModelForZeroShotImageClassification, type="multimodal")
 # one model class for both Auto classes, as transformers does for CLIPModel (save_pretrained lists both in auto_map)
 for _auto_class in ("AutoModel", "AutoModelForZeroShotImageClassification"):
     getattr(transformers, _auto_class).register(SarclipConfig, SarclipModel, exist_ok=True)
@@ -30,5 +34,6 @@ for _auto_class in ("AutoModel", "AutoModelForZeroShotImageClassification"):
 __all__ = [
     "OPEN_CLIP_PRESETS", "SarclipConfig", "SarclipImageProcessor", "SarclipModel", "SarclipOutput",
     "SarclipPreTrainedModel", "SarclipProcessor", "SarclipTextConfig", "SarclipTokenizer", "SarclipVisionConfig",
+    "SarZeroShotImageClassificationPipeline",
     "train_sarclip_tokenizer",
 ]

@@ -6,8 +6,10 @@ the same embeddings (see convert_open_clip_to_sarclip.py). Attention goes throug
 """
 
 import math
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -380,13 +382,21 @@ class SarclipModel(SarclipPreTrainedModel):
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         # `register_for_auto_class` keeps one Auto class per model class, but SarclipModel serves two (like CLIPModel):
-        # list both in the saved config so trust_remote_code loading works through either.
+        # list both in the saved config so trust_remote_code loading works through either. The SAR zero-shot
+        # pipeline (float dB / dual-pol files and arrays) travels with the folder as a custom pipeline.
         if self._auto_class is not None:
             auto_map = dict(getattr(self.config, "auto_map", None) or {})
             for auto_class in ("AutoModel", "AutoModelForZeroShotImageClassification"):
                 auto_map[auto_class] = f"modeling_sarclip.{type(self).__name__}"
             self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
+            self.config.custom_pipelines = {"sar-zero-shot-image-classification": {
+                "impl": "pipeline_sarclip.SarZeroShotImageClassificationPipeline",
+                "pt": ["AutoModelForZeroShotImageClassification"], "type": "multimodal"}}
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        pipeline_file = Path(__file__).with_name("pipeline_sarclip.py")
+        if self._auto_class is not None and pipeline_file.is_file():
+            shutil.copy(pipeline_file, Path(save_directory) / pipeline_file.name)
+        return result
 
     def get_input_embeddings(self) -> nn.Module:
         return self.text_model.token_embedding

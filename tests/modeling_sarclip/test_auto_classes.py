@@ -115,3 +115,37 @@ def test_image_feature_extraction_pipeline_gives_the_image_embedding(tmp_path, t
     with torch.no_grad():
         pooled = model.get_image_features(**processor(images=chip, return_tensors="pt")).pooler_output
     torch.testing.assert_close(features, torch.nn.functional.normalize(pooled, dim=-1), atol=1e-5, rtol=1e-5)
+
+
+SAR_PIPELINE = """
+import json, sys
+import numpy as np
+from transformers import pipeline
+sys.modules["modeling_sarclip"] = None  # the pipeline code must come from the model folder
+classifier = pipeline("sar-zero-shot-image-classification", model=sys.argv[1], trust_remote_code=True)
+labels = ["ship", "tank", "farmland"]
+from_file = classifier(sys.argv[2], candidate_labels=labels, hypothesis_template="a SAR image of {}.")
+from_array = classifier(np.load(sys.argv[3]), candidate_labels=labels, hypothesis_template="a SAR image of {}.")
+print(json.dumps({"file": {s["label"]: s["score"] for s in from_file}, "array": {s["label"]: s["score"] for s in from_array}}))
+"""
+
+
+def test_sar_zero_shot_pipeline_takes_float_dual_pol_files_and_arrays(tmp_path, tiny_config, clip_tokenizer,
+                                                                     sar_data_dir):
+    folder = tmp_path / "model"
+    model, processor, _ = _save(folder, tiny_config(), clip_tokenizer)
+    assert (folder / "pipeline_sarclip.py").is_file()
+    geotiff = sar_data_dir / "sarclip_examples" / "example.tif"  # 224 x 224 x 2, float32 VV/VH dB
+    labels = ["ship", "tank", "farmland"]
+    result = _run(SAR_PIPELINE, folder, geotiff, folder / "chip.npy", cwd=tmp_path,
+                  env_extra={"HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"})
+    texts = [f"a SAR image of {label}." for label in labels]
+    with torch.no_grad():
+        for key, image in (("file", str(geotiff)), ("array", np.load(folder / "chip.npy"))):
+            inputs = processor(text=texts, images=image, return_tensors="pt", padding=True)
+            expected = model(**inputs).logits_per_image.softmax(-1)[0].numpy()
+            np.testing.assert_allclose([result[key][label] for label in labels], expected, atol=1e-5)
+    # the standard pipeline opens files with PIL, which cannot read a 2-band float raster
+    standard = pipeline("zero-shot-image-classification", model=str(folder))
+    with pytest.raises(Exception, match="cannot identify image file"):
+        standard(str(geotiff), candidate_labels=labels)
