@@ -10,10 +10,13 @@ KNOWLIP_TAGS = ["sar", "remote-sensing", "sar-knowlip", "image-text-retrieval", 
 
 
 def _render(template: str, pipeline_tag: str, tags: list[str], model_name: str, license: str | None,
-            eval_results: list[EvalResult] | None, base_model: str | None, **variables) -> ModelCard:
-    """Hub metadata (library, pipeline tag, tags, model-index when `eval_results` are given) + the template."""
-    card_data = ModelCardData(library_name="transformers", pipeline_tag=pipeline_tag, license=license, tags=tags,
-                              base_model=base_model, model_name=model_name, eval_results=eval_results)
+            eval_results: list[EvalResult] | None, base_model: str | None, library_name: str = "transformers",
+            datasets: list[str] | None = None, **variables) -> ModelCard:
+    """Hub metadata (library, pipeline tag, tags, datasets, model-index when `eval_results` are given) + the
+    template."""
+    card_data = ModelCardData(library_name=library_name, pipeline_tag=pipeline_tag, license=license, tags=tags,
+                              base_model=base_model, model_name=model_name, eval_results=eval_results,
+                              datasets=datasets)
     return ModelCard.from_template(card_data, template_path=str(TEMPLATES / template), model_name=model_name,
                                    **variables)
 
@@ -26,10 +29,13 @@ def sarclip_model_card(
     model_name: str = "SARCLIP",
     license: str = "mit",
     base_model: str | None = None,
+    library_name: str = "transformers",
+    datasets: list[str] | None = None,
 ) -> ModelCard:
-    """Card for a SARCLIP folder."""
-    return _render("sarclip.md", "zero-shot-image-classification", SARCLIP_TAGS, model_name, license, eval_results,
-                   base_model, architecture=architecture, source=source, training=training)
+    """Card for a SARCLIP folder (`library_name="peft"` for LoRA adapters)."""
+    tags = SARCLIP_TAGS + (["lora", "peft"] if library_name == "peft" else [])
+    return _render("sarclip.md", "zero-shot-image-classification", tags, model_name, license, eval_results,
+                   base_model, library_name, datasets, architecture=architecture, source=source, training=training)
 
 
 def knowlip_model_card(preset: str, source: str, training: str = "", eval_results: list[EvalResult] | None = None,

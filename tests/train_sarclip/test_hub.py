@@ -51,8 +51,11 @@ def test_push_to_hub_and_offline_round_trip(tiny_train_config, fake_hub, tmp_pat
     assert main(["push", str(result.model_dir.parent), "org/tiny-sarclip-eval"]) == 0
     metadata = _model_index((fake_hub / "org" / "tiny-sarclip-eval" / "README.md").read_text())
     assert metadata["pipeline_tag"] == "zero-shot-image-classification"
-    reported = {m["type"]: m["value"] for entry in metadata["model-index"][0]["results"] for m in entry["metrics"]}
-    assert reported == METRICS
+    metrics = [m for entry in metadata["model-index"][0]["results"] for m in entry["metrics"]]
+    assert {m["name"]: m["value"] for m in metrics} == METRICS
+    assert {m["name"]: m["type"] for m in metrics} == {  # the Hub's standard metric types
+        "retrieval/mean_recall": "recall", "zero_shot/top1": "accuracy", "linear_probe/accuracy": "accuracy"}
+    assert metadata["datasets"] == ["synthetic"] and "/" not in json.dumps(metadata["datasets"])
 
     # a local HF cache snapshot of the pushed repo loads by repo id, offline, with trust_remote_code
     hf_home = tmp_path / "hf_home"

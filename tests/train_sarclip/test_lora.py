@@ -77,3 +77,20 @@ def test_lora_changes_only_adapters_and_lowers_loss(sar_data_dir, tmp_path, tiny
         # the training loss on all 16 chips (2 per caption: the multi-positive loss), before and after the adapters
         batch["group_ids"] = torch.tensor([caption_id(c) for c in captions])
         assert merged(**batch, return_loss=True).loss < base(**batch, return_loss=True).loss
+
+
+def test_lora_folder_keeps_peft_metadata_and_loads_with_auto_peft_model(tiny_train_config):
+    import json
+
+    import yaml
+    from peft import AutoPeftModel
+
+    base = fit(tiny_train_config(max_steps=1, output_dir=tiny_train_config().output_dir + "_base")).model_dir
+    result = fit(tiny_train_config(max_steps=2, init_from=str(base), lora=True, eval_tasks=["zero_shot"]))
+    card = yaml.safe_load((result.model_dir / "README.md").read_text().split("---")[1])
+    assert card["library_name"] == "peft" and card["base_model"] == base.name and "lora" in card["tags"]
+    assert json.loads((result.model_dir / "adapter_config.json").read_text())["base_model_name_or_path"] == str(base)
+    # peft imports the base class named in the adapter config only from allow-listed packages
+    model = AutoPeftModel.from_pretrained(result.model_dir, import_allowlist=["modeling_sarclip"])
+    assert type(model.get_base_model()).__name__ == "SarclipModel"
+    assert any("lora_A" in name for name, _ in model.named_parameters())

@@ -25,8 +25,19 @@ TASKS = {
 NOT_RESULTS = ("num_", "without", "weight_decay", "class_accuracy/")
 
 
+def metric_type(name: str) -> str:
+    """The Hub's standard metric type of one of our flat metric names (`retrieval/i2t_R@1` -> recall)."""
+    leaf = name.rsplit("/", 1)[-1].lower()
+    if "recall" in leaf or leaf.startswith(("i2t_r@", "t2i_r@")):
+        return "recall"
+    if "accuracy" in leaf or leaf.startswith("top"):
+        return "accuracy"
+    return leaf
+
+
 def eval_results_for_card(metrics: dict[str, float], dataset_name: str) -> list[EvalResult]:
-    """Flat metric names (`retrieval/mean_recall`, `zero_shot_top1`, ...) -> model-index entries, one per metric.
+    """Flat metric names (`retrieval/mean_recall`, `zero_shot/top1`, ...) -> model-index entries, one per metric,
+    with the Hub's standard metric types (accuracy, recall) and our name as the display name.
 
     The task is read from the name's prefix; metrics of other tasks are listed under "Evaluation". Bookkeeping
     entries (`NOT_RESULTS`) stay in eval_results.json only.
@@ -41,37 +52,62 @@ def eval_results_for_card(metrics: dict[str, float], dataset_name: str) -> list[
         results.append(
             EvalResult(
                 task_type=task_type, task_name=task_name, dataset_type=dataset_name, dataset_name=dataset_name,
-                metric_type=name, metric_name=name, metric_value=float(value),
+                metric_type=metric_type(name), metric_name=name, metric_value=float(value),
             )
         )
     return results
 
 
+def describe_architecture(config: dict) -> str:
+    """The towers as built (not a preset name): e.g. `ViT 4 layers, width 128, patch 8, 64 px; text 3 layers,
+    width 128; embedding 64`."""
+    vision, text = config.get("vision_config", {}), config.get("text_config", {})
+    if isinstance(vision.get("layers"), list):
+        image = f"ModifiedResNet {vision['layers']}, width {vision.get('width')}"
+    else:
+        image = f"ViT {vision.get('layers')} layers, width {vision.get('width')}, patch {vision.get('patch_size')}"
+    return (f"{image}, {vision.get('image_size')} px; text {text.get('layers')} layers, width {text.get('width')}, "
+            f"context {text.get('context_length')}; embedding {config.get('embed_dim')}")
+
+
 def write_model_card(
     model_dir: str | Path, train_config: dict | None, metrics: dict[str, float], dataset_name: str = "unknown"
 ) -> Path:
-    """Render `model_dir/README.md` from the model_cards template: architecture, training config, eval results."""
+    """Render `model_dir/README.md` from the model_cards template: architecture, training config, eval results.
+
+    A LoRA adapter folder keeps PEFT's metadata (`library_name: peft`, `base_model`: the base it loads onto) and
+    describes the base's architecture.
+    """
     model_dir = Path(model_dir)
-    config = json.loads((model_dir / "config.json").read_text()) if (model_dir / "config.json").is_file() else {}
-    vision = config.get("vision_config", {})
-    if isinstance(vision.get("layers"), list):
-        architecture = f"ModifiedResNet {vision['layers']}, width {vision.get('width')}"
-    elif vision:
-        layers, width, patch = vision.get("layers"), vision.get("width"), vision.get("patch_size")
-        architecture = f"ViT {layers} layers, width {width}, patch {patch}"
-    else:
-        architecture = "LoRA adapters on a SARCLIP base"
+    adapter = model_dir / "adapter_config.json"
+    base_model = json.loads(adapter.read_text())["base_model_name_or_path"] if adapter.is_file() else None
+    config_file = model_dir / "config.json" if not base_model else Path(base_model) / "config.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    architecture = describe_architecture(config) if config else f"LoRA adapters on {base_model}"
+    if base_model:
+        architecture = f"LoRA adapters on {architecture}"
     training = ""
     if train_config:
         keys = ("model", "init_from", "data", "num_epochs", "batch_size", "gradient_accumulation_steps",
-                "learning_rate", "weight_decay", "mixed_precision", "lora", "seed")
-        training = "; ".join(f"{k}={train_config.get(k)}" for k in keys if train_config.get(k) not in (None, False))
-    results = eval_results_for_card(metrics, Path(dataset_name).name or dataset_name) if metrics else None
+                "learning_rate", "weight_decay", "mixed_precision", "lora", "lora_r", "seed")
+        training = "; ".join(f"{k}={_public(train_config.get(k))}" for k in keys
+                             if train_config.get(k) not in (None, False))
+    dataset = _public(dataset_name)
+    results = eval_results_for_card(metrics, dataset) if metrics else None
     card = sarclip_model_card(architecture=architecture, source="trained with `python -m train`", training=training,
-                              eval_results=results)
+                              eval_results=results, base_model=_public(base_model) if base_model else None,
+                              library_name="peft" if base_model else "transformers",
+                              datasets=[dataset] if dataset and dataset != "unknown" else None)
     path = model_dir / CARD_FILE
     card.save(path)
     return path
+
+
+def _public(value):
+    """Local paths as their last part (a card or pushed file never shows this machine's folders)."""
+    if isinstance(value, str) and (value.startswith(("/", "./", "../", "~")) or Path(value).exists()):
+        return Path(value).name
+    return value
 
 
 def refresh_model_card(model_dir: str | Path) -> Path:
