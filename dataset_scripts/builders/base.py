@@ -9,8 +9,9 @@ from typing import Any
 
 import datasets
 
-from ..captions import ClassNameTable, FluencyCheck, apply_fluency_check
+from ..captions import ClassNameTable, FluencyCheck, apply_fluency_check, classification_captions
 from ..errors import DatasetBuildError
+from ..readers import read_image_file
 from ..report import BuildReport
 
 
@@ -82,6 +83,19 @@ class SarBuilder(datasets.GeneratorBasedBuilder):
             return self.class_table[raw].singular
         except KeyError as err:
             raise DatasetBuildError(where, err.args[0]) from None
+
+    def chip_example(self, path, class_name: str, item: Item, **columns) -> dict:
+        """A classification chip's row: the file's bytes, SARCLIP-1M template captions of its class, label, source,
+        split and file, plus the builder's own `columns`."""
+        return {
+            "image": {"bytes": read_image_file(path).data, "path": path.name},
+            "captions": classification_captions(self.caption_name(class_name, str(path)), item.key, self.config.seed),
+            "label": class_name,
+            "source": self.SOURCE,
+            "split": item.split,
+            **columns,
+            "file": item.key,
+        }
 
     def checked_class_names(self, pairs) -> list[str]:
         """Sorted names of (class, where found) pairs. A class without caption words is a configuration error:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import datasets
 
-from ..captions import classification_captions
 from ..features import classification_features
-from ..readers import list_mstar_chip_folders, read_image_file
+from ..readers import list_mstar_chip_folders
 from .base import Item, SarBuilder
 
 
@@ -32,14 +31,4 @@ class MstarBuilder(SarBuilder):
 
     def _example(self, item: Item) -> dict:
         chip = item.value
-        image = read_image_file(chip.path)
-        return {
-            "image": {"bytes": image.data, "path": chip.path.name},
-            "captions": classification_captions(self.caption_name(chip.class_name, str(chip.path)), item.key,
-                                                self.config.seed),
-            "label": chip.class_name,
-            "source": self.SOURCE,
-            "split": item.split,
-            "depression_deg": chip.depression_deg,
-            "file": item.key,
-        }
+        return self.chip_example(chip.path, chip.class_name, item, depression_deg=chip.depression_deg)

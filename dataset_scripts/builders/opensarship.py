@@ -6,9 +6,8 @@ from pathlib import Path
 
 import datasets
 
-from ..captions import classification_captions
 from ..features import classification_features
-from ..readers import list_opensarship_chips, read_image_file
+from ..readers import list_opensarship_chips
 from ..splits import hash_split
 from .base import Item, SarBuilder
 
@@ -46,24 +45,17 @@ class OpenSarShipBuilder(SarBuilder):
 
     def _example(self, item: Item) -> dict:
         chip = item.value
-        image = read_image_file(chip.path)
         ship = chip.ship
-        return {
-            "image": {"bytes": image.data, "path": chip.path.name},
-            "captions": classification_captions(self.caption_name(chip.label, str(chip.path)), item.key,
-                                                self.config.seed),
-            "label": chip.label,
-            "source": self.SOURCE,
-            "split": item.split,
-            "ship_id": chip.ship_id,
-            "scene": chip.scene,
-            "polarization": chip.polarization,
-            "mmsi": ship.mmsi,
-            "ais_ship_type_code": ship.ais_ship_type_code,
-            "elaborated_type": ship.elaborated_type,
-            "ais_length_m": ship.ais_length_m,
-            "ais_width_m": ship.ais_width_m,
-            "manual_length_px": ship.manual_length_px,
-            "incidence_deg": ship.incidence_deg,
-            "file": item.key,
-        }
+        return self.chip_example(
+            chip.path, chip.label, item,
+            ship_id=chip.ship_id,
+            scene=chip.scene,
+            polarization=chip.polarization,
+            mmsi=ship.mmsi,
+            ais_ship_type_code=ship.ais_ship_type_code,
+            elaborated_type=ship.elaborated_type,
+            ais_length_m=ship.ais_length_m,
+            ais_width_m=ship.ais_width_m,
+            manual_length_px=ship.manual_length_px,
+            incidence_deg=ship.incidence_deg,
+        )

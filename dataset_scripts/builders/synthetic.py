@@ -1,13 +1,23 @@
-"""The synthetic SAR set as a builder (for the CLI and parquet export); ``synthetic_dataset`` is the in-memory twin."""
+"""The synthetic SAR set as a builder (for the CLI and parquet export); ``synthetic_dataset`` is the in-memory twin;
+``write_synthetic_corpus`` writes it at SARCLIP-1M size (sharded parquet, several processes)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
+import shutil
+from pathlib import Path
 
 import datasets
+import pyarrow.parquet as pq
+from datasets.utils.metadata import MetadataConfigs
+from huggingface_hub import DatasetCard, DatasetCardData
 
+from ..captions import CAPTIONS_PER_IMAGE
 from ..synthetic import SyntheticSarGenerator, synthetic_example, synthetic_features
+
+PARQUET_ROW_GROUP_SIZE = 100  # rows read at a time when streaming: small, as images are large
 from .base import Item, SarBuilder, SarBuilderConfig
 
 
@@ -44,3 +54,66 @@ class SyntheticBuilder(SarBuilder):
     def _example(self, item: Item) -> dict:
         stream, index = item.value
         return synthetic_example(self.generator.chip(index, stream), item.split, index, self.config.with_boxes)
+
+
+def write_synthetic_corpus(
+    out_dir: str | Path, num_pairs: int, image_size: int = 64, num_shards: int = 64, num_proc: int = 1,
+    seed: int = 0, looks: float = 3.0, overwrite: bool = False,
+) -> Path:
+    """A SARCLIP-1M-size synthetic training corpus, for scale runs: ``ceil(num_pairs / 5)`` chips with 5 captions
+    each (SARCLIP-1M counts one pair per caption) as ``num_shards`` parquet shards ``data/train-NNNNN-of-NNNNN.parquet``
+    of equal size, written by ``num_proc`` processes in parallel, plus a README card; ``load_dataset(out_dir)`` (or
+    streaming, ``train.sarclip.streaming``) reads it.
+
+    Shard s holds train chips ``[s * n // num_shards, (s + 1) * n // num_shards)``, the same chips as the builder's
+    train split for the same seed and size: the content does not depend on ``num_proc``. Each process holds one
+    shard at a time (memory stays flat as the corpus grows). The folder is written atomically like every dataset
+    folder here. A shard count that divides the number of training processes gives each process whole shards.
+    """
+    from ..export import replace_folder, staging_folder
+
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} is not empty (pass overwrite=True)")
+    num_images = -(-num_pairs // CAPTIONS_PER_IMAGE)
+    if not 1 <= num_shards <= num_images:
+        raise ValueError(f"num_shards must be in 1..{num_images} (the number of chips), got {num_shards}")
+    staging = staging_folder(out)
+    try:
+        (staging / "data").mkdir()
+        jobs = [(staging / "data" / f"train-{s:05d}-of-{num_shards:05d}.parquet", s * num_images // num_shards,
+                 (s + 1) * num_images // num_shards, image_size, looks, seed) for s in range(num_shards)]
+        if num_proc > 1:
+            with concurrent.futures.ProcessPoolExecutor(num_proc) as pool:  # workers use numpy, PIL and pyarrow only
+                list(pool.map(_write_shard, jobs))
+        else:
+            for job in jobs:
+                _write_shard(job)
+        _write_card(staging, num_images, image_size, looks, seed)
+        replace_folder(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def _write_shard(job) -> None:
+    path, start, stop, image_size, looks, seed = job
+    generator = SyntheticSarGenerator(image_size, looks, seed)
+    features = synthetic_features(with_boxes=False)
+    rows = [synthetic_example(generator.chip(i, 0), "train", i, with_boxes=False) for i in range(start, stop)]
+    columns = {name: [row[name] for row in rows] for name in features}
+    table = datasets.Dataset.from_dict(columns, features=features).data.table  # schema metadata holds the features
+    pq.write_table(table, path, row_group_size=PARQUET_ROW_GROUP_SIZE)
+
+
+def _write_card(folder: Path, num_images: int, image_size: int, looks: float, seed: int) -> None:
+    card_data = DatasetCardData(license=SyntheticBuilder.LICENSE, pretty_name="Synthetic SAR image-text corpus",
+                                tags=["sar", "synthetic-aperture-radar", "synthetic", "image-text", "clip"],
+                                task_categories=["zero-shot-image-classification", "image-to-text"], language=["en"])
+    MetadataConfigs({"default": {"data_files": [{"split": "train", "path": "data/train-*"}]}}
+                    ).to_dataset_card_data(card_data)
+    body = (f"# Synthetic SAR image-text corpus\n\n{SyntheticBuilder.DESCRIPTION}\n\n{num_images} chips of "
+            f"{image_size} x {image_size} px ({looks} looks, seed {seed}), {CAPTIONS_PER_IMAGE} captions each: "
+            f"{num_images * CAPTIONS_PER_IMAGE} image-text pairs. Written by "
+            "`dataset_scripts.builders.synthetic.write_synthetic_corpus`.\n")
+    DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n{body}").save(folder / "README.md")
