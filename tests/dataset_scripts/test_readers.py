@@ -25,13 +25,17 @@ from dataset_scripts.readers import (
 from dataset_scripts.report import BuildReport
 
 
+def _labels_csv(root) -> dict[str, dict]:
+    """The data folder's own labels.csv, by relative path."""
+    with open(root / "labels.csv", newline="") as handle:
+        return {row["path"]: row for row in csv.DictReader(handle)}
+
+
 # --- MSTAR JPEG chip folders ------------------------------------------------------------------------------------------
 def test_mstar_chip_folders_match_labels_csv(sar_data_dir):
     root = sar_data_dir / "mstar_soc"
     report = BuildReport("mstar")
-    chips = list_mstar_chip_folders(root, report)
-    with open(root / "labels.csv", newline="") as handle:
-        expected = {row["path"]: row for row in csv.DictReader(handle)}
+    chips, expected = list_mstar_chip_folders(root, report), _labels_csv(root)
     assert {chip.relative_path for chip in chips} == set(expected)
     for chip in chips:
         row = expected[chip.relative_path]
@@ -129,9 +133,7 @@ def test_malformed_ship_xml_error_names_the_file(tmp_path):
 def test_opensarship_chips_match_labels_csv(sar_data_dir):
     root = sar_data_dir / "opensarship"
     report = BuildReport("opensarship")
-    chips = list_opensarship_chips(root, report)
-    with open(root / "labels.csv", newline="") as handle:
-        expected = {row["path"]: row for row in csv.DictReader(handle)}
+    chips, expected = list_opensarship_chips(root, report), _labels_csv(root)
     assert len(chips) == len(expected) == 522
     assert len({chip.ship_id for chip in chips}) == 351
     for chip in chips:
