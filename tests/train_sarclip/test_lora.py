@@ -94,3 +94,14 @@ def test_lora_folder_keeps_peft_metadata_and_loads_with_auto_peft_model(tiny_tra
     model = AutoPeftModel.from_pretrained(result.model_dir, import_allowlist=["modeling_sarclip"])
     assert type(model.get_base_model()).__name__ == "SarclipModel"
     assert any("lora_A" in name for name, _ in model.named_parameters())
+
+
+def test_lora_on_a_preset_saves_its_base_so_the_adapters_reload_offline(tiny_train_config):
+    import json
+    from pathlib import Path
+
+    result = fit(tiny_train_config(max_steps=2, lora=True))
+    base = json.loads((result.model_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert base == str(Path(tiny_train_config().output_dir) / "base_model") and (Path(base) / "config.json").is_file()
+    merged, _ = load_trained_model(result.model_dir)  # no network: the base is a local folder
+    assert type(merged).__name__ == "SarclipModel"

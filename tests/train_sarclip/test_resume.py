@@ -1,11 +1,13 @@
 """A run stopped mid-epoch and resumed ends with exactly the weights of an uninterrupted run."""
 
 import json
+from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
-from train.sarclip import fit
 from train.common.checkpointing import list_checkpoints
+from train.sarclip import fit
 
 
 def test_resume_gives_identical_weights(tiny_train_config, tmp_path):
@@ -27,3 +29,37 @@ def test_resume_gives_identical_weights(tiny_train_config, tmp_path):
     assert full.keys() == split.keys()
     assert all((full[k] == split[k]).all() for k in full)
     assert uninterrupted.losses[-1] < uninterrupted.losses[0]
+
+
+def test_damaged_training_log_is_named_and_log_writes_are_atomic(tiny_train_config):
+    from train.common.checkpointing import read_json, write_json
+
+    config = tiny_train_config(max_steps=2)
+    fit(config)
+    log = Path(config.output_dir) / "training_log.json"
+    assert len(read_json(log)["losses"]) == 2 and not list(log.parent.glob(".tmp-*"))
+    log.write_text('{"losses": [1.0, 2')  # a torn write of the old, non-atomic code
+    with pytest.raises(ValueError, match="training_log.json: damaged JSON"):
+        fit(tiny_train_config(max_steps=3, resume="latest"))
+    write_json(log, {"losses": [1.0, 2.0]})
+    assert read_json(log) == {"losses": [1.0, 2.0]}
+
+
+def test_disk_full_during_a_checkpoint_keeps_the_last_good_one(tiny_train_config, monkeypatch):
+    import errno
+
+    from accelerate import Accelerator
+
+    config = tiny_train_config(max_steps=2, checkpoint_every=1)
+    fit(config)
+    checkpoints = Path(config.output_dir) / "checkpoints"
+    before = sorted(p.name for p in checkpoints.iterdir())
+
+    def full_disk(self, output_dir=None, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 4608 vs 4500")
+
+    monkeypatch.setattr(Accelerator, "save_state", full_disk)
+    with pytest.raises(OSError) as raised:
+        fit(tiny_train_config(max_steps=3, checkpoint_every=1, resume="latest"))
+    assert raised.value.errno == errno.ENOSPC and "checkpoints/.tmp-step_00000003" in raised.value.filename
+    assert sorted(p.name for p in checkpoints.iterdir()) == before  # nothing half-written, nothing lost

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -12,6 +13,29 @@ from accelerate import Accelerator
 
 STATE_FILE = "trainer_state.json"
 PREFIX = "step_"
+
+
+def write_json(path: str | Path, data) -> None:
+    """Write JSON atomically (temporary file beside it, then one rename): a kill never leaves a torn file."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: str | Path):
+    """Read a JSON file this package wrote; a damaged one is an error naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: damaged JSON ({err}); delete it or restore it from a checkpoint") from None
+
+
+def _no_space(err: BaseException, path: Path) -> bool:
+    """torch reports a full disk while saving as a RuntimeError ("... unexpected pos ..."), not as ENOSPC."""
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return True
+    return isinstance(err, RuntimeError) and "unexpected pos" in str(err) or shutil.disk_usage(path).free < 1 << 20
 
 
 @dataclasses.dataclass
@@ -35,10 +59,17 @@ def save_checkpoint(accelerator: Accelerator, root: str | Path, state: TrainerSt
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
+    try:
+        accelerator.save_state(str(tmp))
+        if accelerator.is_main_process:
+            write_json(tmp / STATE_FILE, dataclasses.asdict(state))
+    except (OSError, RuntimeError) as err:
+        shutil.rmtree(tmp, ignore_errors=True)  # the previous checkpoints stay as they were
+        if _no_space(err, root):
+            raise OSError(errno.ENOSPC, "no space left on device", str(tmp)) from err
+        raise
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (tmp / STATE_FILE).write_text(json.dumps(dataclasses.asdict(state)), encoding="utf-8")
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -72,4 +103,4 @@ def resolve_checkpoint(resume: str, root: str | Path) -> Path:
 def load_checkpoint(accelerator: Accelerator, path: Path) -> TrainerState:
     """Restore model, optimizer, scheduler and RNG states; return the saved trainer position."""
     accelerator.load_state(str(path))
-    return TrainerState(**json.loads((path / STATE_FILE).read_text(encoding="utf-8")))
+    return TrainerState(**read_json(path / STATE_FILE))

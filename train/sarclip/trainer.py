@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import shutil
@@ -18,7 +17,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from ..common.checkpointing import TrainerState, load_checkpoint, resolve_checkpoint, save_checkpoint
+from ..common.checkpointing import (TrainerState, load_checkpoint, read_json, resolve_checkpoint, save_checkpoint,
+                                   write_json)
 from ..common.lora import add_lora
 from ..evaluation.dataset_eval import evaluate_model
 from .config import TrainConfig
@@ -36,6 +36,7 @@ LOGS = "logs"
 CONFIG_FILE = "train_config.yaml"
 TRAINING_LOG = "training_log.json"
 TOKENIZER = "tokenizer"
+BASE_MODEL = "base_model"
 
 
 @dataclasses.dataclass
@@ -76,6 +77,13 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
     if config.gradient_checkpointing:
         model.activation_checkpointing_enable({"use_reentrant": False})
     if config.lora:
+        if not model.config.name_or_path:  # a preset's random init: save it, so the adapters name a base to load
+            base_dir = output_dir / BASE_MODEL
+            if accelerator.is_main_process and not (base_dir / "config.json").is_file():
+                model.save_pretrained(base_dir)
+                processor.save_pretrained(base_dir)
+            accelerator.wait_for_everyone()
+            model = type(model).from_pretrained(base_dir)
         model = add_lora(model, config.lora_target_modules, config.lora_r, config.lora_alpha, config.lora_dropout)
 
     train_view = training_view(train_set)
@@ -172,7 +180,7 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
             if periodic or (end_of_epoch and not config.checkpoint_every) or state.global_step == last_step:
                 save_checkpoint(accelerator, output_dir / CHECKPOINTS, state, config.keep_checkpoints)
                 if accelerator.is_main_process:
-                    (output_dir / TRAINING_LOG).write_text(json.dumps({"losses": losses}), encoding="utf-8")
+                    write_json(output_dir / TRAINING_LOG, {"losses": losses})
             if state.global_step >= last_step or end_of_epoch:
                 break
     progress.close()
@@ -246,4 +254,4 @@ def _tracker_config(config: TrainConfig) -> dict:
 
 def _read_log(output_dir: Path) -> list[float]:
     path = output_dir / TRAINING_LOG
-    return json.loads(path.read_text(encoding="utf-8"))["losses"] if path.is_file() else []
+    return read_json(path)["losses"] if path.is_file() else []
