@@ -9,7 +9,7 @@ from ..common.config import YamlConfig, option
 # SARCLIP paper IV-C: lr 5e-4 for ResNet-50, 5e-5 for ViT-B-32 / ViT-L-14.
 PAPER_LEARNING_RATES = {"resnet": 5e-4, "vit": 5e-5}
 # LoRA fine-tuning of a trained SARCLIP (chosen on OpenSARShip, see README "Fine-tuning on your own chips")
-LORA_LEARNING_RATE = 1e-4
+LORA_LEARNING_RATE = 5e-4
 MULTI_POSITIVE = ("auto", "label", "caption", "off")
 
 
@@ -54,7 +54,7 @@ class TrainConfig(YamlConfig):
     tokenizer_vocab_size: int = option(1024, "vocabulary of a trained tokenizer")
     context_length: int | None = option(None, "text tower context length of a preset (null: the preset's)")
     # optimisation (defaults: SARCLIP paper IV-C + open_clip's training defaults where the paper gives none)
-    learning_rate: float | None = option(None, "peak rate (null: paper IV-C, 5e-4 ResNet / 5e-5 ViT; LoRA: 1e-4)")
+    learning_rate: float | None = option(None, "peak rate (null: paper IV-C, 5e-4 ResNet / 5e-5 ViT; LoRA: 5e-4)")
     weight_decay: float = option(0.2, "AdamW decay (not on gains, biases, norms, logit_scale); open_clip's")
     adam_beta1: float = option(0.9, "AdamW beta1")
     adam_beta2: float = option(0.98, "AdamW beta2 (open_clip / CLIP for ViT towers)")
@@ -77,8 +77,8 @@ class TrainConfig(YamlConfig):
     lora_r: int = option(16, "LoRA rank")
     lora_alpha: int = option(32, "LoRA alpha (scale alpha / r)")
     lora_dropout: float = option(0.0, "LoRA dropout")
-    lora_target_modules: list = option(["qkv", "out_proj", "fc1", "fc2", "q_proj", "k_proj", "v_proj", "c_proj"],
-                                       "Linear layer names that get adapters (absent names are ignored)")
+    lora_target_modules: list = option(["qkv", "out_proj", "fc1", "fc2", "projection", "q_proj", "k_proj", "v_proj",
+                                        "c_proj"], "Linear layer names that get adapters (absent names are ignored)")
     merge_lora: bool = option(False, "also save the merged model (adapters go to final/adapter)")
     # evaluation after training (train.evaluation.run_evaluation)
     eval_tasks: list = option(["retrieval", "zero_shot", "linear_probe"], "retrieval, zero_shot, linear_probe, "
