@@ -1,4 +1,8 @@
-"""CLI: ``python -m dataset_scripts build <name> --source DIR --out DIR`` and ``... push DIR REPO``."""
+"""CLI: ``python -m dataset_scripts build <name> --source DIR --out DIR`` and ``... push DIR REPO``.
+
+Options are checked before any work; bad input is reported as ``error: <what>`` with exit code 2 and no traceback
+(``--debug`` shows it).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,12 @@ import time
 from pathlib import Path
 
 import yaml
+from huggingface_hub.utils import validate_repo_id
 
 from .builders import BUILDERS
+from .builders.base import NAN_POLICIES
 from .captions import load_fluency_check
+from .cli_errors import run_cli
 from .errors import DatasetBuildError
 from .export import build_dataset, push_dataset_to_hub
 
@@ -31,6 +38,7 @@ BUILDER_OPTIONS = {
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dataset_scripts", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (default: off)")
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="build parquet shards + dataset card")
     build.add_argument("name", choices=sorted(BUILDERS))
@@ -48,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--fluency-check", help="'package.module:function' applied to each image's captions")
     build.add_argument("--with-boxes", action="store_true", help="synthetic: several targets with boxes")
     build.add_argument("--bands", help="csv: comma-separated band names of non-8-bit rasters, e.g. VV,VH")
+    build.add_argument("--allow-outside-source", action="store_true",
+                       help="read image files that tables/annotations name outside --source (refused by default)")
+    build.add_argument("--nan-policy", choices=NAN_POLICIES,
+                       help="float rasters with NaN/Inf: error = skip and report the file (default), report = keep "
+                            "and count them in the build report")
+    build.add_argument("--require-checksum", action="store_true",
+                       help="mstar_raw: refuse files without Chip_MD5_CheckSum (default: read unverified, reported)")
     build.add_argument("--max-shard-size", default="500MB")
     build.add_argument("--push-to-hub", metavar="REPO", help="upload the result to this Hub dataset repo")
     for option, (kind, text) in BUILDER_OPTIONS.items():
@@ -59,48 +74,75 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _class_names(path: Path) -> dict:
+    try:
+        names = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise DatasetBuildError(path, f"--class-names: unreadable YAML/JSON ({type(err).__name__}: {err})") from None
+    if not isinstance(names, dict):
+        raise DatasetBuildError(path, "--class-names: expected a mapping of class names to caption words")
+    return names
+
+
+def _fluency_check(spec: str):
+    try:
+        return load_fluency_check(spec)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"--fluency-check {spec}: cannot import it ({type(err).__name__}: {err})") from None
+
+
 def _options(args: argparse.Namespace) -> dict:
     config_fields = {field.name for field in dataclasses.fields(BUILDERS[args.name].BUILDER_CONFIG_CLASS)}
     options = {"seed": args.seed, "max_items": args.max_items, "strict": args.strict,
-               "test_fraction": args.test_fraction, "class_section": args.class_section, "license": args.license}
+               "test_fraction": args.test_fraction, "class_section": args.class_section, "license": args.license,
+               "allow_outside_source": args.allow_outside_source or None, "nan_policy": args.nan_policy}
     if args.class_names:
-        options["class_names"] = yaml.safe_load(args.class_names.read_text(encoding="utf-8"))
+        options["class_names"] = _class_names(args.class_names)
     if args.fluency_check:
-        options["fluency_check"] = load_fluency_check(args.fluency_check)
+        options["fluency_check"] = _fluency_check(args.fluency_check)
     extra = {name: getattr(args, name) for name in BUILDER_OPTIONS if getattr(args, name) is not None}
-    if args.with_boxes:
-        extra["with_boxes"] = True
+    for flag in ("with_boxes", "require_checksum"):
+        if getattr(args, flag):
+            extra[flag] = True
     if args.bands:
         extra["bands"] = args.bands.split(",")
     unknown = sorted(set(extra) - config_fields)
     if unknown:
-        raise SystemExit(f"error: {args.name} does not take --{', --'.join(u.replace('_', '-') for u in unknown)}")
+        raise ValueError(f"{args.name} does not take --{', --'.join(u.replace('_', '-') for u in unknown)}")
     return {**{k: v for k, v in options.items() if v is not None}, **extra}
 
 
-def main(argv: list[str] | None = None) -> int:
+def _push(folder: Path, repo: str, private: bool = False) -> None:
+    validate_repo_id(repo)
+    if not (folder / "README.md").is_file():
+        raise DatasetBuildError(folder, "not a built dataset folder (no README.md); build it with "
+                                "`python -m dataset_scripts build`")
+    info = push_dataset_to_hub(folder, repo, private=private)
+    print(f"pushed {folder} to {repo}: {info}")
+
+
+def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.command == "push":
-        info = push_dataset_to_hub(args.folder, args.repo, private=args.private)
-        print(f"pushed {args.folder} to {args.repo}: {info}")
+        _push(args.folder, args.repo, args.private)
         return 0
-    if args.name != "synthetic" and args.source is None:
-        raise SystemExit(f"error: {args.name} needs --source")
+    if args.push_to_hub:
+        validate_repo_id(args.push_to_hub)
     start = time.perf_counter()
-    try:
-        report = build_dataset(args.name, args.source, args.out, overwrite=args.overwrite,
-                               max_shard_size=args.max_shard_size, **_options(args))
-    except (DatasetBuildError, FileExistsError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    report = build_dataset(args.name, args.source, args.out, overwrite=args.overwrite,
+                           max_shard_size=args.max_shard_size, **_options(args))
     elapsed = time.perf_counter() - start
     print(report.summary())
     print(f"wrote {args.out} in {elapsed:.1f} s ({report.total / elapsed:.0f} examples/s); "
           f"load it with datasets.load_dataset({str(args.out)!r})")
     if args.push_to_hub:
-        push_dataset_to_hub(args.out, args.push_to_hub)
-        print(f"pushed to {args.push_to_hub}")
+        _push(args.out, args.push_to_hub)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The CLI; user errors are `error: ...` on stderr with exit code 2 (`--debug` shows the traceback)."""
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":

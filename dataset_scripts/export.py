@@ -3,14 +3,20 @@ written atomically, and their push to the Hub. Builders (``build_dataset``), the
 VQA sets all go through ``write_dataset_folder`` / ``replace_folder``.
 
 Everything is written into a temporary folder beside the output (same filesystem) and renamed into place only when
-complete, so a failed or killed build never leaves a half-written output nor destroys a good one.
+complete, so a failed or killed build never leaves a half-written output nor destroys a good one. The temporary
+folders carry the writer's process id (``.tmp-<out>-<pid>-*``, ``.old-<out>-<pid>``): a failed writer removes its own,
+and the next writer of the same output reaps those of dead processes (``reap_leftovers``), putting a previous output
+back if a writer was killed between its two renames. A full disk is one ``OSError(ENOSPC)`` naming the output.
 ``load_dataset(out_dir)`` reads the result. Images are embedded as bytes (``Dataset.to_parquet`` alone would store
 only paths, see dataset_scripts/README.md).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -21,6 +27,7 @@ from datasets.exceptions import DatasetGenerationError
 from datasets.table import embed_table_storage
 from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
+from datasets.utils.py_utils import convert_file_size_to_int
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from modeling_sarclip.hub_sarclip import push_folder
@@ -28,7 +35,8 @@ from modeling_sarclip.hub_sarclip import push_folder
 from .builders import BUILDERS, SarBuilder
 from .captions import CAPTIONS_PER_IMAGE
 from .errors import DatasetBuildError
-from .report import BuildReport
+from .readers import source_root
+from .report import BuildReport, without_local_paths
 
 TASK_CATEGORIES = {
     "classification": ["zero-shot-image-classification", "image-classification", "image-to-text"],
@@ -54,18 +62,57 @@ def _size_category(count: int) -> str:
     return "1M<n<10M"
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def reap_leftovers(out_dir: str | Path) -> None:
+    """Clean up after writers of ``out_dir`` (on this machine) whose process is gone: their staging folders are
+    removed, and a previous output they had moved aside is put back when ``out_dir`` is missing (removed otherwise).
+    Folders of running processes, e.g. a concurrent build, are left alone."""
+    out_dir = Path(out_dir)
+    name = re.escape(out_dir.name)
+    leftover = re.compile(rf"\.tmp-{name}-(\d+)-[a-z0-9_]+|\.old-{name}-(\d+)")
+    if not out_dir.parent.is_dir():
+        return
+    for entry in sorted(out_dir.parent.iterdir()):
+        match = leftover.fullmatch(entry.name)
+        if match is None or _alive(int(match[1] or match[2])):
+            continue
+        if match[2] and not out_dir.exists():
+            os.replace(entry, out_dir)
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def staging_folder(out_dir: str | Path) -> Path:
-    """A new empty temporary folder beside ``out_dir`` (same filesystem: the final rename is atomic)."""
+    """A new empty temporary folder beside ``out_dir`` (same filesystem: the final rename is atomic), named after
+    this process; leftovers of killed writers of ``out_dir`` are reaped first (``reap_leftovers``)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}-", dir=out_dir.parent))
+    reap_leftovers(out_dir)
+    return Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}-{os.getpid()}-", dir=out_dir.parent))
+
+
+def _link_or_copy(source: str | Path, target: str | Path) -> None:
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except OSError:  # a filesystem without hard links
+        shutil.copy2(source, target, follow_symlinks=False)
 
 
 def replace_folder(staging: Path, out_dir: str | Path, keep_other_entries: bool = False) -> None:
-    """Move the complete ``staging`` folder to ``out_dir``; an existing ``out_dir`` is replaced only now.
+    """Move the complete ``staging`` folder to ``out_dir``; an existing ``out_dir`` is replaced only now, by two
+    renames (the old one aside to ``.old-<out>-<pid>``, then ``staging`` into place) and removed afterwards.
 
-    ``keep_other_entries``: entries of the old folder that ``staging`` does not have (e.g. an LLM cache) move over
-    to the new one instead of being deleted.
+    ``keep_other_entries``: entries of the old folder that ``staging`` does not have (e.g. an LLM cache) are carried
+    over to the new one (hard links, so the old folder stays whole until the renames) instead of being deleted.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -73,14 +120,41 @@ def replace_folder(staging: Path, out_dir: str | Path, keep_other_entries: bool 
     if out_dir.is_dir():
         if keep_other_entries:
             for entry in out_dir.iterdir():
-                if not (staging / entry.name).exists():
-                    os.replace(entry, staging / entry.name)
+                target = staging / entry.name
+                if target.exists():
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.copytree(entry, target, symlinks=True, copy_function=_link_or_copy)
+                else:
+                    _link_or_copy(entry, target)
         old = out_dir.with_name(f".old-{out_dir.name}-{os.getpid()}")
         os.replace(out_dir, old)
         os.replace(staging, out_dir)
         shutil.rmtree(old)
     else:
         os.replace(staging, out_dir)
+
+
+def _is_disk_full(err: BaseException | None) -> bool:
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and (err.errno == errno.ENOSPC or "No space left on device" in str(err)):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+@contextlib.contextmanager
+def disk_full_error(out_dir: str | Path):
+    """A full disk anywhere in the block (datasets wraps it in DatasetGenerationError; pyarrow may drop the errno)
+    becomes one ``OSError(ENOSPC, ..., out_dir)``; the CLI prints it as "no space left on device while writing"."""
+    try:
+        yield
+    except Exception as err:
+        if not _is_disk_full(err):
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out_dir)) from err
 
 
 def write_parquet_splits(folder: Path, splits: Mapping[str, Sequence[datasets.Dataset]]) -> None:
@@ -101,16 +175,52 @@ def write_dataset_folder(
 ) -> Path:
     """Write ``splits`` (shards per split), the card ``README.md`` and other text ``files`` (name -> content) as a
     dataset folder, atomically (see the module docstring); returns ``out_dir``."""
-    staging = staging_folder(out_dir)
-    try:
-        write_parquet_splits(staging, splits)
-        (staging / "README.md").write_text(card, encoding="utf-8")
-        for name, text in (files or {}).items():
-            (staging / name).write_text(text, encoding="utf-8")
-        replace_folder(staging, out_dir, keep_other_entries)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with disk_full_error(out_dir):
+        staging = staging_folder(out_dir)
+        try:
+            write_parquet_splits(staging, splits)
+            (staging / "README.md").write_text(card, encoding="utf-8")
+            for name, text in (files or {}).items():
+                (staging / name).write_text(text, encoding="utf-8")
+            replace_folder(staging, out_dir, keep_other_entries)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return Path(out_dir)
+
+
+def check_build(name: str, out_dir: Path, overwrite: bool, max_shard_size: str | int, options: dict) -> None:
+    """Everything about a build that can be checked before any work: the builder options (its config validates
+    them), the source, the shard size and an output that is a writable folder, empty unless ``overwrite``, and
+    neither the source folder nor above it. Leftovers of killed builds of ``out_dir`` are reaped first."""
+    if name not in BUILDERS:
+        raise ValueError(f"unknown dataset {name!r}; choose from {sorted(BUILDERS)}")
+    BUILDERS[name].BUILDER_CONFIG_CLASS(**options)
+    source = options.get("data_dir")
+    if source is None and name != "synthetic":
+        raise ValueError(f"{name} needs a source (--source)")
+    if source is not None and not Path(source).exists():
+        raise DatasetBuildError(source, "the source does not exist")
+    try:
+        shard_bytes = 0 if isinstance(max_shard_size, bool) else convert_file_size_to_int(max_shard_size)
+    except (ValueError, TypeError, AttributeError):
+        shard_bytes = 0
+    if shard_bytes < 1:
+        raise ValueError(f"max_shard_size (--max-shard-size) must be a positive size such as 500MB, got "
+                         f"{max_shard_size!r}")
+    reap_leftovers(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"{out_dir}: --out is a file, not a folder")
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out_dir} is not empty (pass overwrite=True / --overwrite)")
+    out = Path(os.path.abspath(out_dir))
+    root = Path(os.path.abspath(source_root(source))) if source is not None else None
+    if root is not None and (out == root or out in root.parents):
+        raise ValueError(f"{out_dir}: --out would replace the source folder {source}; choose another folder")
+    parent = next(folder for folder in out.parents if folder.exists())
+    if not parent.is_dir():
+        raise NotADirectoryError(f"{out_dir}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"{out_dir}: cannot write in {parent}; choose a writable --out")
 
 
 def build_dataset(
@@ -119,52 +229,53 @@ def build_dataset(
 ) -> BuildReport:
     """Build dataset ``name`` (a key of ``BUILDERS``) from ``source`` into ``out_dir``; returns the BuildReport.
 
-    ``options`` are builder config fields (seed, max_items, strict, fluency_check, test_fraction, ...).
-    Bad input raises DatasetBuildError (at once for configuration problems such as an unknown class, on the first
-    bad item with ``strict=True``); otherwise bad items are skipped and listed in the report and the card. A split
-    whose items were all skipped is left out of the output (and noted in the report). With ``overwrite`` an
-    existing output is replaced only once the new one is complete.
+    ``options`` are builder config fields (seed, max_items, strict, fluency_check, test_fraction, ...), checked with
+    the output before any work (``check_build``: ValueError, FileExistsError...). Bad input raises DatasetBuildError
+    (at once for configuration problems such as an unknown class, on the first bad item with ``strict=True``);
+    otherwise bad items are skipped and listed in the report and the card. A split whose items were all skipped is
+    left out of the output (and noted in the report). With ``overwrite`` an existing output is replaced only once the
+    new one is complete; a full disk is an ``OSError(ENOSPC)`` naming ``out_dir``, which is then untouched.
     """
-    if name not in BUILDERS:
-        raise ValueError(f"unknown dataset {name!r}; choose from {sorted(BUILDERS)}")
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"{out}: --out is a file, not a folder")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} is not empty (pass overwrite=True / --overwrite)")
-    staging = staging_folder(out)
-    try:
-        if source is not None:
-            options["data_dir"] = str(source)
-        builder = BUILDERS[name](cache_dir=str(staging / ".cache"), **options)
-        prepared = staging / ".prepared"
+    if source is not None:
+        options["data_dir"] = str(source)
+    check_build(name, out, overwrite, max_shard_size, options)
+    with disk_full_error(out):
+        staging = staging_folder(out)
         try:
-            builder.download_and_prepare(output_dir=str(prepared), file_format="parquet",
-                                         max_shard_size=max_shard_size)
-        except DatasetGenerationError as err:  # datasets wraps errors raised while generating examples
-            if isinstance(err.__cause__, DatasetBuildError):
-                raise err.__cause__ from None
-            raise
-        if builder.report.total == 0:
-            raise DatasetBuildError(source or name, "every item was skipped:\n" + builder.report.summary())
-        (staging / "data").mkdir()
-        for split in list(builder.info.splits):
-            if builder.report.counts[split] == 0:
-                builder.report.drop_split(split)
-                del builder.info.splits[split]
-                continue
-            shards = sorted(prepared.glob(f"{builder.dataset_name}-{split}.parquet")) or sorted(
-                prepared.glob(f"{builder.dataset_name}-{split}-*-of-*.parquet"))
-            for index, shard in enumerate(shards):
-                os.replace(shard, staging / "data" / f"{split}-{index:05d}-of-{len(shards):05d}.parquet")
-        for entry in staging.iterdir():  # the builder's cache, prepared files and lock files
-            if entry.name != "data":
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-        write_dataset_card(staging, builder, options)
-        replace_folder(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            builder = BUILDERS[name](cache_dir=str(staging / ".cache"), **options)
+            _prepare_in(staging, builder, source or name, max_shard_size)
+            write_dataset_card(staging, builder, options)
+            replace_folder(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return builder.report
+
+
+def _prepare_in(staging: Path, builder: SarBuilder, source: str | Path, max_shard_size: str | int) -> None:
+    """Generate the examples and put the parquet shards of the non-empty splits into ``staging/data``."""
+    prepared = staging / ".prepared"
+    try:
+        builder.download_and_prepare(output_dir=str(prepared), file_format="parquet", max_shard_size=max_shard_size)
+    except DatasetGenerationError as err:  # datasets wraps errors raised while generating examples
+        if isinstance(err.__cause__, DatasetBuildError):
+            raise err.__cause__ from None
+        raise
+    if builder.report.total == 0:
+        raise DatasetBuildError(source, "every item was skipped:\n" + builder.report.summary())
+    (staging / "data").mkdir()
+    for split in list(builder.info.splits):
+        if builder.report.counts[split] == 0:
+            builder.report.drop_split(split)
+            del builder.info.splits[split]
+            continue
+        shards = sorted(prepared.glob(f"{builder.dataset_name}-{split}.parquet")) or sorted(
+            prepared.glob(f"{builder.dataset_name}-{split}-*-of-*.parquet"))
+        for index, shard in enumerate(shards):
+            os.replace(shard, staging / "data" / f"{split}-{index:05d}-of-{len(shards):05d}.parquet")
+    for entry in staging.iterdir():  # the builder's cache, prepared files and lock files
+        if entry.name != "data":
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
 def write_dataset_card(out_dir: Path, builder: SarBuilder, options: dict) -> None:
@@ -180,7 +291,9 @@ def write_dataset_card(out_dir: Path, builder: SarBuilder, options: dict) -> Non
                     ).to_dataset_card_data(card_data)
     DatasetInfosDict({"default": builder.info}).to_dataset_card_data(card_data)
     features = "\n".join(f"- `{column}`: {feature!r}" for column, feature in builder.info.features.items())
-    settings = ", ".join(f"{key}={value!r}" for key, value in sorted(options.items()) if key != "data_dir")
+    root = source_root(options["data_dir"]) if "data_dir" in options else None
+    settings = without_local_paths(
+        ", ".join(f"{key}={value!r}" for key, value in sorted(options.items()) if key != "data_dir"), root)
     body = f"""# SAR {builder.SOURCE} image-text pairs
 
 {builder.DESCRIPTION}
@@ -210,7 +323,7 @@ License field: `{builder.license}`. Check the source data's terms before redistr
 
 ## Build report
 
-{builder.report.to_markdown()}
+{builder.report.to_markdown(root)}
 """
     DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n{body}").save(out_dir / "README.md")
 

@@ -159,7 +159,11 @@ def label_table_dataset(path: Path, image_key: str | None = None) -> datasets.Da
 
     label_key = _label_key(path)
     with open(path, encoding="utf-8-sig", newline="") as f:
-        records = list(csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
+        reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",", strict=True)
+        try:
+            records = list(reader)
+        except csv.Error as err:
+            raise DatasetBuildError(path, f"line {reader.line_num + 1}: malformed CSV ({err})") from None
     if not records:
         raise DatasetBuildError(path, "the table has no rows")
     image_key = image_key or next((k for k in IMAGE_KEYS if k in records[0]), None)

@@ -10,6 +10,8 @@ and 8-bit image readers and the SAR-GEOVL GeoTIFF reader use it too.
   load a model.
 - other formats (PNG, JPEG, BMP...): PIL, keeping 16-bit and float precision (`pil_to_array`).
 - one band-layout rule (`bands_last`): a file's layout comes from its TIFF axes, an in-memory array's from its shape.
+- a pixel limit (`max_pixels`, default PIL's `Image.MAX_IMAGE_PIXELS`): a larger image is refused from its header,
+  before any pixel is decoded (a 1.6 MB zlib-tiled 40000 x 40000 TIFF would otherwise allocate 12 GiB).
 - one error type, `SarRasterError(ValueError)`, whose message is always "<file or source>: <problem>".
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -121,14 +124,32 @@ def pil_to_array(image: Image.Image, source: str | Path) -> np.ndarray:
     return bands_last(array, source, "YX" if array.ndim == 2 else "YXS")
 
 
-def read_pil_image(file: str | Path | io.BytesIO, source: str | Path) -> np.ndarray:
-    """Decode an image file (or its bytes) fully with PIL, so truncation is caught -> (H, W, bands) (`pil_to_array`)."""
+def check_pixels(source: str | Path, shape: str, pixels: int, max_pixels: int | None = None) -> None:
+    """SarRasterError when an image of `pixels` pixels (`shape`, width first: "40000x30000") exceeds `max_pixels` (None:
+    PIL's `Image.MAX_IMAGE_PIXELS`, itself None for no limit)."""
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    if limit is not None and pixels > limit:
+        raise SarRasterError(source, f"{shape} image ({pixels} pixels) exceeds the limit of {limit} pixels; refused "
+                             "before decoding (a larger max_pixels or PIL.Image.MAX_IMAGE_PIXELS reads it)")
+
+
+def read_pil_image(file: str | Path | io.BytesIO, source: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """Decode an image file (or its bytes) fully with PIL, so truncation is caught -> (H, W, bands) (`pil_to_array`).
+
+    The size is checked against `max_pixels` (`check_pixels`) before decoding; PIL itself still refuses images above
+    twice its own `Image.MAX_IMAGE_PIXELS` (also a SarRasterError naming the file)."""
     try:
-        with Image.open(file) as image:
+        with warnings.catch_warnings():  # PIL's own warning above MAX_IMAGE_PIXELS: check_pixels decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(file)
+        with image:
+            check_pixels(source, f"{image.width}x{image.height}", image.width * image.height, max_pixels)
             image.load()
             return pil_to_array(image, source)
     except (SarRasterError, MemoryError):
         raise
+    except Image.DecompressionBombError as err:
+        raise SarRasterError(source, f"refused before decoding: {err}") from err
     except Exception as err:  # PIL raises many types for corrupt or truncated files
         raise _unreadable(source, err) from err
 
@@ -152,34 +173,39 @@ def _plain(value):
     return value
 
 
-def _read_tiff(path: Path, metadata: bool) -> SarRaster:
+def _read_tiff(path: Path, metadata: bool, max_pixels: int | None) -> SarRaster:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            array, axes = series.asarray(), series.axes
+            axes = series.axes
+            sizes = [size for size, axis in zip(series.shape, axes) if axis != "S"][::-1]  # X first; samples: bands
+            check_pixels(path, "x".join(map(str, sizes)), int(np.prod(sizes, dtype=np.int64)), max_pixels)
+            array = series.asarray()
             geo = nodata = None
             if metadata:
                 if tif.is_geotiff:
                     geo = {key: _plain(value) for key, value in tif.geotiff_metadata.items()}
                 nodata_tag = tif.pages[0].tags.get("GDAL_NODATA")
                 nodata = float(nodata_tag.value.strip("\x00 ")) if nodata_tag is not None else None
-    except MemoryError:
+    except (SarRasterError, MemoryError):
         raise
     except Exception as err:  # tifffile raises many types for corrupt or truncated files
         raise _unreadable(path, err) from err
     return SarRaster(path, bands_last(array, path, axes), geo, nodata)
 
 
-def read_sar_raster(path: str | Path, metadata: bool = True) -> SarRaster:
+def read_sar_raster(path: str | Path, metadata: bool = True, max_pixels: int | None = None) -> SarRaster:
     """Read a SAR raster file with all its bands and its stored dtype -> SarRaster (array shaped (H, W, bands)).
 
-    metadata: also read the GeoTIFF keys/tags and GDAL_NODATA of a TIFF. Raises SarRasterError naming the file
-    (MissingSarRasterError, also a FileNotFoundError, when it does not exist).
+    metadata: also read the GeoTIFF keys/tags and GDAL_NODATA of a TIFF. max_pixels: larger images are refused from
+    their header, before decoding (None: PIL's `Image.MAX_IMAGE_PIXELS`; see `check_pixels`). Raises SarRasterError
+    naming the file (MissingSarRasterError, also a FileNotFoundError, when it does not exist).
     """
     path = Path(path)
     if not path.is_file():
         raise MissingSarRasterError(path, "no such SAR image file")
-    raster = _read_tiff(path, metadata) if _is_tiff(path) else SarRaster(path, read_pil_image(path, path))
+    raster = (_read_tiff(path, metadata, max_pixels) if _is_tiff(path)
+              else SarRaster(path, read_pil_image(path, path, max_pixels)))
     if raster.array.dtype.type not in SAR_DTYPES:
         names = ", ".join(np.dtype(t).name for t in SAR_DTYPES)
         raise SarRasterError(path, f"unsupported sample type {raster.array.dtype} (readable: {names})")
@@ -191,6 +217,7 @@ __all__ = [
     "SarRaster",
     "SarRasterError",
     "bands_last",
+    "check_pixels",
     "guess_axes",
     "pil_to_array",
     "read_pil_image",

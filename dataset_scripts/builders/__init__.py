@@ -4,7 +4,7 @@ from .base import Item, SarBuilder, SarBuilderConfig
 from .caption_table import CaptionTableBuilder, CaptionTableConfig
 from .coco import CocoDetectionBuilder
 from .mstar import MstarBuilder
-from .mstar_raw import MstarRawBuilder
+from .mstar_raw import MstarRawBuilder, MstarRawConfig
 from .opensarship import OpenSarShipBuilder
 from .sarclip_mix import SarclipMixBuilder, SarclipMixConfig
 from .synthetic import SyntheticBuilder, SyntheticConfig
@@ -18,6 +18,6 @@ BUILDERS: dict[str, type[SarBuilder]] = {
 
 __all__ = [
     "BUILDERS", "CaptionTableBuilder", "CaptionTableConfig", "CocoDetectionBuilder", "Item", "MstarBuilder",
-    "MstarRawBuilder", "OpenSarShipBuilder", "SarBuilder", "SarBuilderConfig", "SarclipMixBuilder",
+    "MstarRawBuilder", "MstarRawConfig", "OpenSarShipBuilder", "SarBuilder", "SarBuilderConfig", "SarclipMixBuilder",
     "SarclipMixConfig", "SyntheticBuilder", "SyntheticConfig", "VocDetectionBuilder",
 ]

@@ -5,14 +5,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import random
+from pathlib import Path
 from typing import Any
 
 import datasets
+import numpy as np
 
 from ..captions import ClassNameTable, FluencyCheck, apply_fluency_check, classification_captions
 from ..errors import DatasetBuildError
-from ..readers import read_image_file
+from ..readers import read_image_file, source_root
 from ..report import BuildReport
+
+
+NAN_POLICIES = ("error", "report")
 
 
 @dataclasses.dataclass
@@ -24,7 +29,10 @@ class SarBuilderConfig(datasets.BuilderConfig):
     callable(list of captions) -> list of captions (an LLM pass), off by default. test_fraction: share of items
     (grouped, see each builder) put in "test" when the source has no split. class_names: extra
     class name -> caption words entries. class_section: section of class_names.yaml (detection and table sources).
-    license: the card's license field (default: the builder's).
+    license: the card's license field (default: the builder's). allow_outside_source: read image files that
+    annotation tables name outside the source folder (refused by default). nan_policy: float rasters holding NaN/Inf
+    are bad items ("error", the default) or kept and flagged in the report ("report").
+    Invalid values raise ValueError when the config is made, before any work.
     """
 
     seed: int = 0
@@ -35,6 +43,25 @@ class SarBuilderConfig(datasets.BuilderConfig):
     class_names: dict | None = None
     class_section: str | None = None
     license: str | None = None
+    allow_outside_source: bool = False
+    nan_policy: str = "error"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.max_items is not None and self.max_items < 1:
+            raise ValueError(f"max_items (--max-items) must be at least 1, got {self.max_items}")
+        if not 0 <= self.test_fraction < 1:
+            raise ValueError(f"test_fraction (--test-fraction) must be in [0, 1), got {self.test_fraction}")
+        if self.nan_policy not in NAN_POLICIES:
+            raise ValueError(f"nan_policy (--nan-policy) must be one of {NAN_POLICIES}, got {self.nan_policy!r}")
+        if self.class_names is not None and not isinstance(self.class_names, dict):
+            raise ValueError("class_names (--class-names) must map class names to caption words, got "
+                             f"{type(self.class_names).__name__}")
+        try:
+            ClassNameTable(self.class_section or "common", extra=self.class_names)
+        except (ValueError, KeyError, TypeError, AttributeError) as err:  # unknown section, malformed extra names
+            raise ValueError("class_section / class_names (--class-section / --class-names; extra names map to "
+                             f"caption words or {{name: ..., plural: ...}}): {type(err).__name__}: {err}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +97,7 @@ class SarBuilder(datasets.GeneratorBasedBuilder):
     def items(self) -> list[Item]:
         items = self._list_items()
         if not items:
-            raise DatasetBuildError(self.config.data_dir or self.SOURCE, "no items found")
+            raise DatasetBuildError(self.config.data_dir or self.SOURCE, "no items found:\n" + self.report.summary())
         return items
 
     @functools.cached_property
@@ -97,6 +124,17 @@ class SarBuilder(datasets.GeneratorBasedBuilder):
             "file": item.key,
         }
 
+    def check_finite(self, path, *arrays: np.ndarray) -> None:
+        """NaN/Inf values in ``arrays`` (the file's rasters): with nan_policy "error" a DatasetBuildError naming the
+        file and the count (the item is skipped and reported, or the build stops with ``strict``); with "report" the
+        values are kept and the item is flagged in the report."""
+        count = sum(int(np.count_nonzero(~np.isfinite(array))) for array in arrays)
+        if count and self.config.nan_policy == "error":
+            raise DatasetBuildError(path, f"{count} NaN/Inf values (nan_policy='report' / --nan-policy report keeps "
+                                    "them and counts them in the report)")
+        if count:
+            self.report.flag(str(path), f"{count} NaN/Inf values kept (nan_policy='report')")
+
     def checked_class_names(self, pairs) -> list[str]:
         """Sorted names of (class, where found) pairs. A class without caption words is a configuration error:
         DatasetBuildError naming the first file where it occurs, before anything is built."""
@@ -106,6 +144,11 @@ class SarBuilder(datasets.GeneratorBasedBuilder):
         for name, where in first.items():
             self.caption_name(name, where)
         return sorted(first)
+
+    @property
+    def allowed_root(self) -> Path | None:
+        """The folder that annotation files may name images in (None: anywhere, with ``allow_outside_source``)."""
+        return None if self.config.allow_outside_source else source_root(self.config.data_dir)
 
     @property
     def license(self) -> str:

@@ -40,6 +40,13 @@ class CaptionTableConfig(SarBuilderConfig):
     bands: list[str] | None = None
     unit: str | None = None
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.separator is not None and len(self.separator) != 1:
+            raise ValueError(f"separator (--separator) must be one character, got {self.separator!r}")
+        if self.bands is not None and not (self.bands and all(band.strip() for band in self.bands)):
+            raise ValueError(f"bands (--bands) must be non-empty names, got {self.bands!r}")
+
 
 def _read_raster(path: Path) -> ImageFile | TiffRaster:
     """An ImageFile for 8-bit images PIL decodes fully, else a TiffRaster."""
@@ -77,13 +84,19 @@ class CaptionTableBuilder(SarBuilder):
             if len(tables) > 1 and match is None:
                 raise DatasetBuildError(table, "several tables: each name must contain train, val or test")
             rows = read_caption_table(table, self.report, self.config.image_key, self.config.caption_key,
-                                      self.config.separator, self.config.image_root)
+                                      self.config.separator, self.config.image_root, self.allowed_root)
             for row in rows:
                 key = f"{table.name}/{os.path.relpath(row.image_path, table.parent)}"
                 split = (SPLIT_NAMES[match[1].lower()] if match
                          else hash_split(key, self.config.seed, self.config.test_fraction))
                 items.append(Item(split, key, row))
         return items
+
+    @property
+    def allowed_root(self) -> Path | None:
+        """``image_root`` when given, else the source folder (None: anywhere, with ``allow_outside_source``)."""
+        root = super().allowed_root
+        return Path(self.config.image_root) if root is not None and self.config.image_root else root
 
     @functools.cached_property
     def array_dtype(self) -> str | None:
@@ -128,6 +141,7 @@ class CaptionTableBuilder(SarBuilder):
             raise DatasetBuildError(row.image_path, f"the table's first image made this a dataset of {expected}; "
                                     f"this file is {raster.array.dtype} with shape {raster.array.shape}")
         if isinstance(raster, TiffRaster):
+            self.check_finite(row.image_path, raster.array)
             pixels = array_columns(raster.array, *self._bands_and_unit(raster))
         else:
             pixels = {"image": {"bytes": raster.data, "path": row.image_path.name}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -27,12 +28,12 @@ class CocoDetectionBuilder(DetectionBuilder):
             raise DatasetBuildError(source, "no COCO json file")
         items = []
         for json_path in files:
-            _, images = read_coco(json_path)
+            _, images = read_coco(json_path, self.allowed_root)
             match = SPLIT_IN_NAME.search(json_path.stem) if len(files) > 1 else None
             if len(files) > 1 and match is None:
                 raise DatasetBuildError(json_path, "several json files: each name must contain train, val or test")
-            for image in images:
-                key = image.image_path.relative_to(json_path.parent).as_posix()
+            for image in filter(self.clipped, images):
+                key = Path(os.path.relpath(image.image_path, json_path.parent)).as_posix()
                 split = (SPLIT_NAMES[match[1].lower()] if match
                          else hash_split(key, self.config.seed, self.config.test_fraction))
                 items.append(Item(split, key, image))

@@ -14,9 +14,19 @@ from .base import Item, SarBuilder
 
 
 class DetectionBuilder(SarBuilder):
-    """Subclasses list ``Item``s whose value is an ``AnnotatedImage``."""
+    """Subclasses list ``Item``s whose value is an ``AnnotatedImage`` whose boxes passed ``clipped``."""
 
     TASK = "detection"
+
+    def clipped(self, annotated: AnnotatedImage) -> bool:
+        """Clip the image's boxes to it (each clip reported as a repair); False, with the image skipped and reported,
+        for a box that has no area or lies entirely outside."""
+        try:
+            annotated.clip_boxes(self.report)
+        except DatasetBuildError as err:
+            self.report.skip(err.path, err.problem)
+            return False
+        return True
 
     @functools.cached_property
     def categories(self) -> list[str]:
@@ -41,7 +51,6 @@ class DetectionBuilder(SarBuilder):
 
     def _example(self, item: Item) -> dict:
         annotated: AnnotatedImage = item.value
-        annotated.check_boxes()
         image = read_image_file(annotated.image_path)
         if (image.width, image.height) != (annotated.width, annotated.height):
             raise DatasetBuildError(annotated.annotation_path, f"{annotated.image_path.name}: annotated size "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from ..captions import classification_captions
 from ..errors import DatasetBuildError
 from ..features import CAPTIONS, array_columns, array_features
 from ..readers import is_phoenix_file, parse_phoenix_header, read_mstar_phoenix
-from .base import Item, SarBuilder
+from .base import Item, SarBuilder, SarBuilderConfig
 from .mstar import MstarBuilder
 
 # SOC convention; other depressions (EOC sets) get a split named after the angle, e.g. "depression_30".
@@ -19,7 +20,16 @@ SPLIT_BY_DEPRESSION = {17.0: "train", 15.0: "test"}
 HEADER_BYTES = 8192  # Phoenix headers are ~2 kB
 
 
+@dataclasses.dataclass
+class MstarRawConfig(SarBuilderConfig):
+    """require_checksum: refuse files whose header has no Chip_MD5_CheckSum (by default they are read unverified
+    and flagged in the report)."""
+
+    require_checksum: bool = False
+
+
 class MstarRawBuilder(SarBuilder):
+    BUILDER_CONFIG_CLASS = MstarRawConfig
     SOURCE = "mstar_raw"
     CLASS_SECTION = "mstar"
     DESCRIPTION = ("Raw MSTAR chips (Phoenix header + big-endian float32 magnitude and phase), payload checked "
@@ -68,6 +78,12 @@ class MstarRawBuilder(SarBuilder):
     def _example(self, item: Item) -> dict:
         path, target = item.value
         chip = read_mstar_phoenix(path)
+        self.check_finite(path, chip.magnitude, chip.phase)
+        if not chip.header.get("Chip_MD5_CheckSum"):
+            unverified = "no Chip_MD5_CheckSum in the header: the payload cannot be verified"
+            if self.config.require_checksum:
+                raise DatasetBuildError(path, f"{unverified} (refused: require_checksum / --require-checksum)")
+            self.report.flag(str(path), f"{unverified}; read unverified (--require-checksum refuses it)")
         polarization = str(chip.header.get("Polarization", "HH"))
         return {
             **array_columns(chip.magnitude[:, :, None], [polarization], "amplitude"),

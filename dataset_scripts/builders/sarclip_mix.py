@@ -64,9 +64,9 @@ class SarclipMixBuilder(SarBuilder):
         for name, path, options in specs:
             if name not in BUILDERS or name == self.SOURCE:
                 raise DatasetBuildError(path, f"unknown mix component {name!r} (choose from {sorted(BUILDERS)})")
-            builders.append(BUILDERS[name](
-                cache_dir=self._cache_dir_root, data_dir=str(path), seed=self.config.seed,
-                strict=self.config.strict, **options))
+            shared = {"seed": self.config.seed, "strict": self.config.strict, "nan_policy": self.config.nan_policy,
+                      "allow_outside_source": self.config.allow_outside_source}
+            builders.append(BUILDERS[name](cache_dir=self._cache_dir_root, data_dir=str(path), **{**shared, **options}))
         if not builders:
             raise DatasetBuildError(self.config.data_dir, "no mix component found")
         return builders

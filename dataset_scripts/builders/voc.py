@@ -47,9 +47,11 @@ class VocDetectionBuilder(DetectionBuilder):
                 self.report.ignore(str(xml_path), "not listed in any ImageSets/Main/<split>.txt")
                 continue
             try:
-                annotated = read_voc(xml_path, image_dir)
+                annotated = read_voc(xml_path, image_dir, self.allowed_root)
             except DatasetBuildError as err:
                 self.report.skip(err.path, err.problem)
+                continue
+            if not self.clipped(annotated):
                 continue
             split = split_of.get(stem) or hash_split(stem, self.config.seed, self.config.test_fraction)
             items.append(Item(split, xml_path.relative_to(root).as_posix(), annotated))

@@ -18,6 +18,7 @@ import pyproj
 from modeling_sarclip.sar_raster_sarclip import SarRasterError, read_sar_raster
 
 WGS84_EPSG = 4326
+SCENE_MAX_PIXELS = 2_000_000_000
 _USER_DEFINED = 32767
 _RASTER_PIXEL_IS_POINT = 2
 
@@ -106,13 +107,15 @@ class GeoRaster:
         return valid
 
 
-def read_geotiff(path: str | Path) -> GeoRaster:
+def read_geotiff(path: str | Path, max_pixels: int = SCENE_MAX_PIXELS) -> GeoRaster:
     """Read the first image of a GeoTIFF and its geo-referencing.
 
+    Whole scenes are read (a Sentinel-1 IW GRD scene is about 400 Mpx), so the pixel limit is a scene's, not a chip's
+    (`max_pixels`, default 2 Gpx; larger files are refused from their header, before any decoding).
     Raises ``SarRasterError`` naming the file when it cannot be read, ``GeoTiffError`` (a SarRasterError) when it is
     not (or not supportedly) geo-referenced.
     """
-    raster = read_sar_raster(path)
+    raster = read_sar_raster(path, max_pixels=max_pixels)
     if not raster.geo:
         raise GeoTiffError(raster.path, "no GeoTIFF tags (GeoKeyDirectory) found; the file is not geo-referenced")
     return GeoRaster(

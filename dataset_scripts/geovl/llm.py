@@ -2,12 +2,14 @@
 
 - ``OpenAIChatBackend``: any OpenAI-compatible ``/chat/completions`` endpoint (the paper used GPT-4.1),
   configured from ``SAR_LLM_BASE_URL``, ``SAR_LLM_MODEL``, ``SAR_LLM_API_KEY``; retries transient
-  failures (timeouts, connection errors, HTTP 408/429/5xx) with exponential backoff.
+  failures (timeouts, connection errors, HTTP 408/429/5xx) with exponential backoff. Credentials in the base
+  URL (``https://user:token@host``) are sent as HTTP Basic auth and never appear in messages.
 - ``TransformersTextBackend``: a local ``transformers`` text-generation model loaded from a folder.
   It is text-only: it sees the HCoT prompt but not the image.
 - ``ResponseCache`` / ``CachedLLM``: one JSON file per response, keyed by
   sha256(image bytes + prompt + model), written atomically (temp file + ``os.replace``), so a crashed
-  run loses nothing and a rerun requests only what is missing.
+  run loses nothing and a rerun requests only what is missing. A damaged entry (truncated json, no
+  ``response``) is reported by name (a logged warning, ``ResponseCache.corrupt``) and requested again.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import base64
 import hashlib
 import http.client
 import json
+import logging
 import os
 import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +34,7 @@ ENV_BASE_URL = "SAR_LLM_BASE_URL"
 ENV_MODEL = "SAR_LLM_MODEL"
 ENV_API_KEY = "SAR_LLM_API_KEY"
 _TRANSIENT_HTTP = {408, 429, 500, 502, 503, 504}
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,8 +60,23 @@ class LLMRequestError(RuntimeError):
         self.transient = transient
 
 
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """(``url`` without its ``user:password@`` part, that part percent-decoded, or None)."""
+    parts = urllib.parse.urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, None
+    user, _, password = userinfo.partition(":")
+    credentials = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), credentials
+
+
 class OpenAIChatBackend:
-    """Client of an OpenAI-compatible chat-completions endpoint (``{base_url}/chat/completions``)."""
+    """Client of an OpenAI-compatible chat-completions endpoint (``{base_url}/chat/completions``).
+
+    ``user:password@`` in ``base_url`` becomes an HTTP Basic ``Authorization`` header (``api_key``, sent as a Bearer
+    token, wins over it); ``url`` and every message hold the address without it.
+    """
 
     def __init__(
         self,
@@ -70,9 +90,11 @@ class OpenAIChatBackend:
         temperature: float = 0.2,
         max_tokens: int = 2048,
     ):
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        base_url, credentials = split_credentials(base_url.rstrip("/"))
+        self.url = base_url + "/chat/completions"
         self.model_id = model
         self.api_key = api_key
+        self.basic_auth = base64.b64encode(credentials.encode()).decode("ascii") if credentials else None
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
@@ -108,6 +130,8 @@ class OpenAIChatBackend:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
+        elif self.basic_auth:
+            headers["Authorization"] = f"Basic {self.basic_auth}"
         last_error = ""
         for attempt in range(self.max_retries + 1):
             if attempt:
@@ -168,19 +192,32 @@ def cache_key(prompt: ChatPrompt, model_id: str) -> str:
 
 
 class ResponseCache:
-    """LLM responses on disk: ``<dir>/<key[:2]>/<key>.json``, each written atomically."""
+    """LLM responses on disk: ``<dir>/<key[:2]>/<key>.json``, each written atomically.
+
+    ``corrupt`` lists the damaged entries met by ``get`` (each also logged as a warning naming the file); they count
+    as missing, so the response is requested again and ``put`` replaces the file.
+    """
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
+        self.corrupt: list[Path] = []
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> str | None:
         path = self._path(key)
-        if not path.exists():
+        try:
+            response = json.loads(path.read_text(encoding="utf-8"))["response"]
+            if not isinstance(response, str):
+                raise TypeError(f"response is {type(response).__name__}, not text")
+        except FileNotFoundError:
             return None
-        return json.loads(path.read_text(encoding="utf-8"))["response"]
+        except (ValueError, KeyError, TypeError) as err:  # truncated or damaged json, no "response", not text
+            logger.warning("%s: corrupt LLM cache entry (%s: %s); requesting it again", path, type(err).__name__, err)
+            self.corrupt.append(path)
+            return None
+        return response
 
     def put(self, key: str, model_id: str, response: str) -> None:
         path = self._path(key)

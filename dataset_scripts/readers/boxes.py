@@ -1,4 +1,4 @@
-"""Annotated boxes shared by the COCO and VOC readers (pixel xyxy, category name) and their checks."""
+"""Annotated boxes shared by the COCO and VOC readers (pixel xyxy, category name), checked and clipped to the image."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from ..errors import DatasetBuildError
+from ..report import BuildReport
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,12 +32,19 @@ class AnnotatedImage:
     height: int
     boxes: list[Box]
 
-    def check_boxes(self) -> None:
-        """Raise DatasetBuildError (naming the annotation file and the image) for empty or out-of-image boxes."""
+    def clip_boxes(self, report: BuildReport) -> None:
+        """Clip boxes reaching outside the annotated image to it, each clip recorded in ``report`` as a repair.
+        DatasetBuildError (naming the annotation file and the image) for a box without area, or entirely outside."""
+        size, clipped = f"{self.width}x{self.height}", []
         for box in self.boxes:
             where = f"{self.image_path.name}: box {box.xyxy} ({box.category})"
             if not (box.x1 > box.x0 and box.y1 > box.y0):
                 raise DatasetBuildError(self.annotation_path, f"{where} has no area")
-            if box.x0 < 0 or box.y0 < 0 or box.x1 > self.width or box.y1 > self.height:
-                raise DatasetBuildError(
-                    self.annotation_path, f"{where} lies outside the {self.width}x{self.height} image")
+            inner = Box(max(box.x0, 0), max(box.y0, 0), min(box.x1, self.width), min(box.y1, self.height),
+                        box.category)
+            if not (inner.x1 > inner.x0 and inner.y1 > inner.y0):
+                raise DatasetBuildError(self.annotation_path, f"{where} lies outside the {size} image")
+            if inner != box:
+                report.repair(str(self.annotation_path), f"{where} clipped to the {size} image: {inner.xyxy}")
+            clipped.append(inner)
+        self.boxes = clipped

@@ -6,12 +6,14 @@ SAR datasets ship (e.g. SAR-AIRcraft-1.0: COCO w = xmax - xmin).
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..errors import DatasetBuildError
 from .boxes import AnnotatedImage, Box
 from .image_file import IMAGE_SUFFIXES
+from .paths import check_inside
 
 
 def _float(xml_path: Path, element: ET.Element, field: str) -> float:
@@ -22,8 +24,16 @@ def _float(xml_path: Path, element: ET.Element, field: str) -> float:
         raise DatasetBuildError(xml_path, f"<{field}> is missing or not a number: {text!r}") from err
 
 
-def read_voc(xml_path: str | Path, image_dir: str | Path) -> AnnotatedImage:
-    """Read one VOC annotation; the image is ``image_dir/<filename>`` (or ``<xml stem>.<image suffix>``)."""
+def _size(xml_path: Path, size: ET.Element, field: str) -> int:
+    value = _float(xml_path, size, field)
+    if not (math.isfinite(value) and value >= 1):
+        raise DatasetBuildError(xml_path, f"<size><{field}> must be a positive number, got {value}")
+    return int(value)
+
+
+def read_voc(xml_path: str | Path, image_dir: str | Path, inside: Path | None = None) -> AnnotatedImage:
+    """Read one VOC annotation; the image is ``image_dir/<filename>`` (or ``<xml stem>.<image suffix>``), which must
+    lie in the folder ``inside`` when that is given."""
     xml_path, image_dir = Path(xml_path), Path(image_dir)
     try:
         root = ET.parse(xml_path).getroot()
@@ -32,7 +42,7 @@ def read_voc(xml_path: str | Path, image_dir: str | Path) -> AnnotatedImage:
     size = root.find("size")
     if size is None:
         raise DatasetBuildError(xml_path, "no <size> element")
-    width, height = int(_float(xml_path, size, "width")), int(_float(xml_path, size, "height"))
+    width, height = _size(xml_path, size, "width"), _size(xml_path, size, "height")
     boxes = []
     for obj in root.iter("object"):
         name = (obj.findtext("name") or "").strip()
@@ -45,4 +55,5 @@ def read_voc(xml_path: str | Path, image_dir: str | Path) -> AnnotatedImage:
     if not filename or not image_path.exists():
         candidates = [image_dir / (xml_path.stem + suffix) for suffix in IMAGE_SUFFIXES]
         image_path = next((p for p in candidates if p.exists()), image_path)
+    check_inside(image_path, inside, xml_path, f"<filename> {filename!r}")
     return AnnotatedImage(image_path, xml_path, width, height, boxes)

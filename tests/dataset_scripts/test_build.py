@@ -137,17 +137,19 @@ def test_unknown_class_fails_before_building(sar_data_dir, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_box_outside_image_is_skipped_and_reported(sar_data_dir, tmp_path):
+def test_box_outside_image_is_clipped_and_reported(sar_data_dir, tmp_path):
     source = tmp_path / "aircraft"
     shutil.copytree(sar_data_dir / "sar_aircraft_samples", source, ignore=shutil.ignore_patterns("*.json"))
     xml = source / "annotations_voc" / "0004365.xml"
     xml.write_text(xml.read_text().replace("<xmax>", "<xmax>9", 1))
     report = build_dataset("voc_det", source, tmp_path / "out", class_section="sar_aircraft")
-    assert report.total == 8
-    assert report.skipped == [(str(xml), report.skipped[0][1])]
-    assert "lies outside the 800x800 image" in report.skipped[0][1]
-    assert "- skipped items: 1" in (tmp_path / "out" / "README.md").read_text()
-    with pytest.raises(DatasetBuildError, match="0004365.xml: 0004365.jpg: box"):
+    assert report.total == 9 and not report.skipped
+    assert report.repaired == [(str(xml), report.repaired[0][1])]
+    assert "clipped to the 800x800 image" in report.repaired[0][1]
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "- repaired files: 1" in card and "`annotations_voc/0004365.xml`: 0004365.jpg: box" in card
+    xml.write_text(xml.read_text().replace("<xmin>", "<xmin>9", 1))  # now entirely outside: a bad item
+    with pytest.raises(DatasetBuildError, match="0004365.xml: 0004365.jpg: box .* lies outside"):
         build_dataset("voc_det", source, tmp_path / "strict", class_section="sar_aircraft", strict=True)
 
 
@@ -176,8 +178,12 @@ def test_caption_table_of_8bit_images(sar_data_dir, tmp_path, load_built):
     chips = sorted((sar_data_dir / "mstar_soc" / "test" / "ZIL131").glob("*.jpeg"))[:4]
     lines = ["filepath,title"] + [f"{chip},a SAR image of a ZIL-131 truck number {i}" for i, chip in enumerate(chips)]
     (tmp_path / "pairs.csv").write_text("\n".join(lines) + "\n")
-    report = build_dataset("csv", tmp_path / "pairs.csv", tmp_path / "out", test_fraction=0.0)
+    with pytest.raises(DatasetBuildError, match="no items found(.|\n)*row 2: image .* lies outside the source"):
+        build_dataset("csv", tmp_path / "pairs.csv", tmp_path / "out", test_fraction=0.0)  # absolute paths
+    report = build_dataset("csv", tmp_path / "pairs.csv", tmp_path / "out", test_fraction=0.0,
+                           allow_outside_source=True)
     assert report.counts == {"train": 4}
+    assert str(sar_data_dir) not in (tmp_path / "out" / "README.md").read_text()
     ds = load_built(tmp_path / "out")
     assert ds["train"][2]["image"].size == (192, 193) and ds["train"][2]["captions"][0].endswith("number 2")
 
@@ -192,9 +198,10 @@ def test_cli_builds_synthetic_with_boxes(tmp_path, load_built, capsys):
     assert (ds["train"].num_rows, ds["test"].num_rows) == (15, 5)
     assert all(1 <= len(boxes) <= 3 for boxes in ds["train"]["boxes"])
     assert card_yaml(out)["license"] == "apache-2.0"
-    assert main(["build", "synthetic", "--out", str(out)]) == 1  # not empty, no --overwrite
-    with pytest.raises(SystemExit):
-        main(["build", "mstar", "--out", str(tmp_path / "x"), "--num-train", "3", "--source", "."])
+    assert main(["build", "synthetic", "--out", str(out)]) == 2  # not empty, no --overwrite
+    capsys.readouterr()
+    assert main(["build", "mstar", "--out", str(tmp_path / "x"), "--num-train", "3", "--source", "."]) == 2
+    assert capsys.readouterr().err == "error: mstar does not take --num-train\n"
 
 
 def test_cli_strict_exit_code_names_the_file(sar_data_dir, tmp_path, capsys):
@@ -205,7 +212,7 @@ def test_cli_strict_exit_code_names_the_file(sar_data_dir, tmp_path, capsys):
     (source / "zz_cut.jpeg").write_bytes(good.read_bytes()[:700])
     assert main(["build", "mstar", "--source", str(tmp_path / "soc"), "--out", str(tmp_path / "o1")]) == 0
     assert "zz_cut.jpeg: cannot read SAR image" in capsys.readouterr().out
-    assert main(["build", "mstar", "--source", str(tmp_path / "soc"), "--out", str(tmp_path / "o2"), "--strict"]) == 1
+    assert main(["build", "mstar", "--source", str(tmp_path / "soc"), "--out", str(tmp_path / "o2"), "--strict"]) == 2
     assert "zz_cut.jpeg: cannot read SAR image" in capsys.readouterr().err
 
 

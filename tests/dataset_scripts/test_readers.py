@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 from collections import Counter
 
 import numpy as np
@@ -207,9 +208,11 @@ def test_hrsid_coco(sar_data_dir):
     names, images = read_coco(sar_data_dir / "hrsid_samples" / "annotations_coco.json")
     assert names == ["ship"]
     assert len(images) == 40 and sum(len(im.boxes) for im in images) == 215
+    report = BuildReport("coco_det")
     for image in images:
         assert image.image_path.is_file() and (image.width, image.height) == (800, 800)
-        image.check_boxes()
+        image.clip_boxes(report)
+    assert not report.repaired  # every box lies inside its image
     widths = [box.x1 - box.x0 for im in images for box in im.boxes]
     assert min(widths) == 8 and max(widths) == 253  # SOURCE.md: box widths 8-253 px
 
@@ -229,13 +232,19 @@ def test_sar_aircraft_voc_equals_its_coco_export(sar_data_dir):
     assert by_image["0004367.jpg"] == {"A220": 4, "Boeing787": 1}  # SOURCE.md table
 
 
-def test_box_outside_image_names_annotation_file(sar_data_dir, tmp_path):
+def test_box_outside_image_is_clipped_and_reported(sar_data_dir, tmp_path):
     xml = (sar_data_dir / "sar_aircraft_samples" / "annotations_voc" / "0004365.xml").read_text()
     bad = tmp_path / "0004365.xml"
     bad.write_text(xml.replace("<xmax>", "<xmax>9", 1))  # a 4-digit xmax, far right of the 800 px image
     annotated = read_voc(bad, sar_data_dir / "sar_aircraft_samples" / "images")
+    report = BuildReport("voc_det")
+    annotated.clip_boxes(report)
+    assert max(box.x1 for box in annotated.boxes) == 800
+    assert [path for path, _ in report.repaired] == [str(bad)]
+    assert re.match(r"0004365.jpg: box .* clipped to the 800x800 image", report.repaired[0][1])
+    bad.write_text(xml.replace("<xmin>", "<xmin>9", 1).replace("<xmax>", "<xmax>9", 1))  # entirely right of it
     with pytest.raises(DatasetBuildError, match=r"0004365.xml: 0004365.jpg: box .* lies outside the 800x800 image"):
-        annotated.check_boxes()
+        read_voc(bad, sar_data_dir / "sar_aircraft_samples" / "images").clip_boxes(report)
 
 
 def test_coco_unknown_category_names_the_json(sar_data_dir, tmp_path):

@@ -1,10 +1,14 @@
 """The one SAR raster reader (sar_raster_sarclip) and the one radiometry module (radiometry_sarclip)."""
 
+import io
 import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
+import time
+import zlib
 
 import numpy as np
 import pytest
@@ -243,3 +247,59 @@ def test_saved_processor_carries_the_reader_and_radiometry(tmp_path, sar_data_di
     assert result.stdout.strip().splitlines()[-1].startswith("transformers_modules.")
     expected = SarclipImageProcessor()(str(example))["pixel_values"].numpy()
     np.testing.assert_array_equal(np.load(folder / "out.npy"), expected)
+
+
+def _declared_size(path, kind, width, height):
+    """A tiny image file whose header declares width x height: a zlib-tiled TIFF or a PNG (a decompression bomb)."""
+    if kind == "tiff":
+        tifffile.imwrite(path, np.zeros((32, 32), np.uint8), tile=(16, 16), compression="zlib")
+        data = bytearray(path.read_bytes())
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages[0].tags
+            for name, value in (("ImageWidth", width), ("ImageLength", height)):
+                struct.pack_into("<H" if tags[name].dtype == 3 else "<I", data, tags[name].valueoffset, value)
+    else:
+        buffer = io.BytesIO()
+        Image.new("L", (8, 8)).save(buffer, "PNG")
+        data = bytearray(buffer.getvalue())
+        struct.pack_into(">II", data, 16, width, height)  # IHDR data, then its CRC over type + data
+        struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["tiff", "png"])
+def test_images_above_the_pixel_limit_are_refused_before_decoding(tmp_path, kind, monkeypatch):
+    bomb = _declared_size(tmp_path / f"bomb.{kind[:3]}", kind, 40000, 40000)
+    assert bomb.stat().st_size < 2000
+    start = time.perf_counter()
+    with pytest.raises(SarRasterError, match=rf"^{bomb}: (40000x40000 image \(1600000000 pixels\) exceeds the limit "
+                                             r"of 89478485 pixels|refused before decoding: Image size)"):
+        read_sar_raster(bomb)
+    with pytest.raises(SarRasterError, match=rf"^{bomb}: "):  # the processor reads files with the same reader
+        SarclipImageProcessor()(str(bomb))
+    assert time.perf_counter() - start < 5  # nothing was decoded (it would allocate 1.6 GB per band)
+    # between PIL's warning and error limits PIL only warns: the reader refuses, without a warning
+    large = _declared_size(tmp_path / f"large.{kind[:3]}", kind, 10000, 10000)
+    with pytest.raises(SarRasterError, match=r"10000x10000 image \(100000000 pixels\) exceeds the limit"):
+        read_sar_raster(large)
+    # the limit: max_pixels, else PIL's Image.MAX_IMAGE_PIXELS (None: no limit)
+    small = tmp_path / f"small.{kind[:3]}"
+    Image.fromarray(_bands("uint8", 1)[:, :, 0]).save(small)
+    with pytest.raises(SarRasterError, match=r"30x20 image \(600 pixels\) exceeds the limit of 599 pixels"):
+        read_sar_raster(small, max_pixels=599)
+    assert read_sar_raster(small, max_pixels=600).array.shape == (H, W, 1)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 400)
+    with pytest.raises(SarRasterError, match="exceeds the limit of 400 pixels"):
+        read_pil_image(io.BytesIO(small.read_bytes()), "bytes of small") if kind == "png" else read_sar_raster(small)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    assert read_sar_raster(small).array.shape == (H, W, 1)
+
+
+def test_the_reader_imports_without_torch(repo_root):
+    code = ("import importlib.util, sys; sys.modules['torch'] = None; "
+            "spec = importlib.util.spec_from_file_location('reader', sys.argv[1]); "
+            "sys.modules['reader'] = module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)")
+    result = subprocess.run([sys.executable, "-c", code, str(repo_root / "modeling_sarclip" / "sar_raster_sarclip.py")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -6,16 +6,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import errno
-import sys
-from collections.abc import Callable
 
-from dataset_scripts.errors import DatasetBuildError
-
-# errors that mean bad input (a config value, a path, a data file), not a bug in this package
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
-               PermissionError, ConnectionError, DatasetBuildError)
-
+from dataset_scripts.cli_errors import run_cli
 
 def config_fields_help(config_cls: type) -> str:
     """One line per config field: `--name (default: value): meaning` (the meaning from the field's `help`
@@ -43,26 +35,4 @@ def cli_parser(prog: str, description: str | None) -> tuple[argparse.ArgumentPar
     return parser, parser.add_subparsers(dest="command", required=True)
 
 
-def run_cli(main: Callable[[list[str]], int], argv: list[str] | None = None) -> int:
-    """`main(argv)`, with user errors printed as `error: ...` (exit code 2) unless `--debug` is given."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    try:
-        return main([arg for arg in argv if arg != "--debug"])
-    except OSError as err:
-        if debug or err.errno != errno.ENOSPC:
-            if debug or not isinstance(err, USER_ERRORS):
-                raise
-            return _report(err)
-        print(f"error: no space left on device while writing {err.filename or 'the output'}; free some space "
-              "and run again (the last complete checkpoint or output is intact)", file=sys.stderr)
-        return 2
-    except USER_ERRORS as err:
-        if debug:
-            raise
-        return _report(err)
-
-
-def _report(err: BaseException) -> int:
-    print(f"error: {err}", file=sys.stderr)
-    return 2
+__all__ = ["add_fit_command", "cli_parser", "config_fields_help", "run_cli"]

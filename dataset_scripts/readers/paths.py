@@ -1,0 +1,30 @@
+"""Image paths named by annotation files (CSV/JSON tables, COCO, VOC) must stay inside the source folder.
+
+An absolute path or a ``..`` in a table could otherwise read any file on the machine (``/etc/passwd``) into a dataset
+meant for publication. Reading such files needs an explicit ``allow_outside_source`` (``--allow-outside-source``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import DatasetBuildError
+
+OUTSIDE_HINT = "pass allow_outside_source=True (--allow-outside-source) to read it"
+
+
+def source_root(data_dir: str | Path) -> Path:
+    """The folder a source's annotation files may point into: ``data_dir`` itself, or the folder of a file."""
+    data_dir = Path(data_dir)
+    return data_dir if data_dir.is_dir() else data_dir.parent
+
+
+def check_inside(path: Path, root: Path | None, where: str | Path, what: str) -> Path:
+    """``path`` when it lies in ``root`` (``..`` resolved by name) or ``root`` is None; else DatasetBuildError
+    naming ``where`` (the annotation file) and ``what`` (e.g. "row 3: image 'x.png'")."""
+    if root is not None:
+        absolute, root_dir = os.path.abspath(path), os.path.abspath(root)
+        if os.path.commonpath([absolute, root_dir]) != root_dir:
+            raise DatasetBuildError(where, f"{what} lies outside the source folder; {OUTSIDE_HINT}")
+    return path
