@@ -11,6 +11,7 @@ model weight must be filled, or the conversion fails naming the keys.
 import argparse
 import json
 import re
+import sys
 from pathlib import Path
 
 import torch
@@ -178,8 +179,15 @@ def main(argv=None):
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--bpe", help="bpe_simple_vocab_16e6.txt.gz (default: the one open_clip ships)")
     parser.add_argument("--push_to_hub", metavar="REPO_ID", help="also upload the folder to this Hub repo")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (default: off)")
     args = parser.parse_args(argv)
-    out = convert(args.checkpoint, args.model, args.output_dir, args.open_clip_config, args.bpe, args.push_to_hub)
+    try:
+        out = convert(args.checkpoint, args.model, args.output_dir, args.open_clip_config, args.bpe, args.push_to_hub)
+    except (ValueError, OSError) as err:  # a bad checkpoint, config or path; no network for the push
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(f"SARCLIP model written to {out}")
 
 

@@ -113,3 +113,15 @@ def test_wrong_architecture_and_bad_files_fail_clearly(tmp_path):
         convert_checkpoint(tmp_path / "junk.pt", SarclipConfig.from_preset("ViT-B-32"))
     with pytest.raises(FileNotFoundError, match="nothing.pt"):
         convert_checkpoint(tmp_path / "nothing.pt", SarclipConfig.from_preset("ViT-B-32"))
+
+
+def test_cli_user_error_is_one_line_with_exit_code_2(tmp_path):
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "modeling_sarclip.convert_open_clip_to_sarclip", "--checkpoint",
+                          str(tmp_path / "missing.pt"), "--model", "ViT-B-32", "--output_dir", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip() == f"error: {tmp_path / 'missing.pt'}: checkpoint not found"
+    assert not (tmp_path / "out").exists()
