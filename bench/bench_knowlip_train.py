@@ -62,7 +62,7 @@ def main() -> None:
         sync()
         start = time.perf_counter()
         with accelerator.autocast():
-            loss = model(**batch).loss
+            loss = model(**batch, return_loss=True).loss
         accelerator.backward(loss)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

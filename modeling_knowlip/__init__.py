@@ -8,7 +8,9 @@ Internals (losses, masking, the feature queue) are importable by module path.
 import transformers
 
 from .configuration_knowlip import PRESETS, VQA_TASK_TYPES, SarKnowlipConfig
+from . import modeling_knowlip as _modeling
 from .modeling_knowlip import (
+    AUTO_CLASSES,
     SarKnowlipForConditionalGeneration,
     SarKnowlipForImageClassification,
     SarKnowlipForImageTextRetrieval,
@@ -24,13 +26,9 @@ transformers.AutoConfig.register(SarKnowlipConfig.model_type, SarKnowlipConfig, 
 transformers.AutoProcessor.register(SarKnowlipConfig, SarKnowlipProcessor, exist_ok=True)
 SarKnowlipConfig.register_for_auto_class()
 SarKnowlipProcessor.register_for_auto_class("AutoProcessor")
-# each task class under the transformers Auto class of its task (also written to a saved folder's auto_map)
-for _auto_class, _model_class in (
-    ("AutoModel", SarKnowlipModel),
-    ("AutoModelForImageTextToText", SarKnowlipForConditionalGeneration),
-    ("AutoModelForVisualQuestionAnswering", SarKnowlipForQuestionAnswering),
-    ("AutoModelForImageClassification", SarKnowlipForImageClassification),
-):
+# each task class under the transformers Auto class of its task (every saved folder's auto_map lists them all)
+for _auto_class, _class_name in AUTO_CLASSES.items():
+    _model_class = getattr(_modeling, _class_name)
     getattr(transformers, _auto_class).register(SarKnowlipConfig, _model_class, exist_ok=True)
     _model_class.register_for_auto_class(_auto_class)
 

@@ -134,7 +134,8 @@ class SarKnowlipConfig(PreTrainedConfig):
         """Build a preset ("base", "large", "tiny") without downloading anything.
 
         With a `tokenizer`, the vocabulary size and special-token ids are taken from it; `kwargs` override top-level
-        fields (e.g. `queue_size=1024`).
+        fields (e.g. `queue_size=1024`); a dict for a sub-config updates the preset's (e.g.
+        `vision_config={"image_size": 64}` keeps the other ViT settings and the tokenizer's vocabulary size).
         """
         if name not in PRESETS:
             raise ValueError(f"Unknown SAR-KnowLIP preset {name!r}; choose from {sorted(PRESETS)}")
@@ -148,7 +149,9 @@ class SarKnowlipConfig(PreTrainedConfig):
                 mask_token_id=tokenizer.mask_token_id,
                 pad_token_id=tokenizer.pad_token_id,
             )
-        preset.update(kwargs)
+        for key, value in kwargs.items():
+            preset[key] = {**preset[key], **value} if isinstance(value, dict) and isinstance(preset.get(key), dict) \
+                else value
         return cls(**preset)
 
 

@@ -114,6 +114,18 @@ class SarKnowlipFusionEncoder(BertPreTrainedModel):
         return self.encoder(hidden_states, attention_mask=attention_mask, encoder_hidden_states=image_embeds).last_hidden_state
 
 
+# Every task head under its transformers Auto class, written into each saved folder's `auto_map` whichever head saved
+# it (so `AutoModelForVisualQuestionAnswering.from_pretrained(folder, trust_remote_code=True)` works on a checkpoint
+# saved from `SarKnowlipModel`). transformers has no Auto class for image-text retrieval: load
+# `SarKnowlipForImageTextRetrieval.from_pretrained(folder)` (its weights are the `AutoModel` ones).
+AUTO_CLASSES = {
+    "AutoModel": "SarKnowlipModel",
+    "AutoModelForImageTextToText": "SarKnowlipForConditionalGeneration",
+    "AutoModelForVisualQuestionAnswering": "SarKnowlipForQuestionAnswering",
+    "AutoModelForImageClassification": "SarKnowlipForImageClassification",
+}
+
+
 class SarKnowlipPreTrainedModel(PreTrainedModel):
     config: SarKnowlipConfig
     config_class = SarKnowlipConfig
@@ -124,6 +136,13 @@ class SarKnowlipPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     _no_split_modules = ["ViTLayer", "BertLayer"]
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, with all task heads in the saved `auto_map` (see `AUTO_CLASSES`)."""
+        module = __name__.rsplit(".", 1)[-1]
+        self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}),
+                                **{auto: f"{module}.{name}" for auto, name in AUTO_CLASSES.items()}}
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -239,7 +258,7 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
         mlm_mask: torch.Tensor | None = None,
         mlm_exclude_mask: torch.Tensor | None = None,
         alpha: float | None = None,
-        return_loss: bool = True,
+        return_loss: bool = False,
     ) -> SarKnowlipOutput:
         r"""
         image_ids (`(B,)` long, >= 0, optional): samples (and queue entries) with the same id are all positives in
@@ -250,6 +269,8 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
             ITC and ITM still see the full text.
         alpha (optional): momentum-distillation weight for this step (default `config.alpha`), e.g. for ALBEF's
             warm-up alpha * min(1, step / steps_per_epoch).
+        return_loss: compute the pre-training losses (ITC, ITM, MLM; training mode also updates the momentum
+            encoders and the queues). Default False, as transformers models return no loss unless asked.
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -592,6 +613,7 @@ class SarKnowlipForImageClassification(SarKnowlipPreTrainedModel):
 
 
 __all__ = [
+    "AUTO_CLASSES",
     "SarKnowlipPreTrainedModel",
     "SarKnowlipModel",
     "SarKnowlipForImageTextRetrieval",

@@ -11,24 +11,29 @@ from .configuration_knowlip import VQA_TASK_TYPES
 
 
 class SarKnowlipProcessor(ProcessorMixin):
-    """Prepares `pixel_values` and `input_ids` / `attention_mask` (BERT: [CLS] text [SEP]) as torch tensors.
+    """Prepares `pixel_values` and `input_ids` / `attention_mask` (BERT: [CLS] text [SEP]).
 
-    Texts are padded to the longest in the batch and truncated to `max_length` (default: the tokenizer's
-    `model_max_length`; paper Table 5 uses 35 tokens for retrieval and VQA, 100 for captions).
+    `padding`, `truncation`, `max_length` and `return_tensors` have the tokenizer's meanings; by default texts are
+    padded to the longest in the batch, truncated to `max_length` (default: the tokenizer's `model_max_length`;
+    paper Table 5 uses 35 tokens for retrieval and VQA, 100 for captions) and returned as torch tensors
+    ("np": numpy arrays; None: token lists, and `pixel_values` stays a tensor).
     """
 
     def __init__(self, image_processor=None, tokenizer=None, **kwargs):
         super().__init__(image_processor, tokenizer)
 
-    def __call__(self, images=None, text=None, max_length=None):
+    def __call__(self, images=None, text=None, padding="longest", truncation=True, max_length=None,
+                 return_tensors="pt"):
         if images is None and text is None:
             raise ValueError("SarKnowlipProcessor needs `images`, `text` or both")
         data = {}
         if text is not None:
-            data.update(self._tokenize(text, None, max_length))
+            encoded = self.tokenizer(text, padding=padding, truncation=truncation, max_length=max_length,
+                                     return_token_type_ids=False)
+            data.update(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"])
         if images is not None:
             data.update(self.image_processor(images, return_tensors="pt"))
-        return BatchFeature(data=data, tensor_type="pt")
+        return BatchFeature(data=data, tensor_type=return_tensors)
 
     def vqa_inputs(self, questions, task_types, images=None, answers=None, max_length=None):
         """VQA text "task type: question [SEP] answer" (task types of paper Table 6).

@@ -28,8 +28,10 @@ from .tiling import PAPER_TILE_SIDE_M, GeoTile, ScaledTile, Window, multiscale_s
 from .vqa_sets import (
     VQA_FEATURES,
     hrsid_vqa,
+    load_vqa_sets,
     mstar_recognition_vqa,
     region_number,
     sar_aircraft_vqa,
     save_vqa_sets,
+    vqa_splits,
 )

@@ -1,5 +1,6 @@
-"""CLI: ``python -m dataset_scripts.geovl caption ...`` (GeoTIFFs -> HCoT-captioned SAR-GEOVL parquet) and
-``python -m dataset_scripts.geovl vqa ...`` (real VQA evaluation sets)."""
+"""CLI: ``python -m dataset_scripts.geovl caption ...`` (GeoTIFFs -> HCoT-captioned SAR-GEOVL parquet),
+``python -m dataset_scripts.geovl describe ...`` (a labelled dataset -> the same 8 HCoT fields, no LLM) and
+``python -m dataset_scripts.geovl vqa ...`` (real VQA sets, train and test)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from ..export import push_dataset_to_hub
 from .hcot import HCoTTask, SensorInfo
+from .label_captions import FactCaptioner, describe_dataset
 from .llm import CachedLLM, OpenAIChatBackend, ResponseCache, TransformersTextBackend
 from .pipeline import DEFAULT_SCALE_SIDES_M, build_geovl_dataset
 from .quality import QualityConfig
@@ -31,8 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     cap.add_argument("--task", choices=[t.value for t in HCoTTask], required=True)
     cap.add_argument("--scales", type=_sides, default=DEFAULT_SCALE_SIDES_M,
                      help="large,medium,small tile sides in metres (default %(default)s)")
-    cap.add_argument("--backend", choices=["openai", "local"], default="openai",
-                     help="openai: endpoint from SAR_LLM_BASE_URL / SAR_LLM_MODEL / SAR_LLM_API_KEY; local: --local-model")
+    cap.add_argument("--backend", choices=["openai", "local", "facts"], default="openai",
+                     help="openai: endpoint from SAR_LLM_BASE_URL / SAR_LLM_MODEL / SAR_LLM_API_KEY; local: "
+                          "--local-model; facts: no LLM, fields from geo metadata and image statistics")
     cap.add_argument("--local-model", type=Path, help="folder of a transformers text-generation model")
     cap.add_argument("--cache", type=Path, help="LLM response cache folder (default: OUT/llm_cache)")
     cap.add_argument("--workers", type=int, default=1, help="concurrent LLM requests")
@@ -46,7 +49,13 @@ def main(argv: list[str] | None = None) -> None:
     cap.add_argument("--knn-k", type=int, default=QualityConfig.knn_k)
     cap.add_argument("--push-to-hub", metavar="REPO", help="upload the result to this Hub dataset repo")
 
-    vqa = sub.add_parser("vqa", help="HRSID / SAR-AIRcraft / MSTAR -> VQA evaluation parquet")
+    describe = sub.add_parser("describe", help="labelled dataset -> 8 HCoT fields per image from its labels, boxes "
+                                               "and metadata (no LLM)")
+    describe.add_argument("data", help="any --data value of dataset_scripts.loading (build folder, image folder, CSV)")
+    describe.add_argument("--out", type=Path, required=True)
+    describe.add_argument("--task", choices=[t.value for t in HCoTTask], help="words the regional function")
+
+    vqa = sub.add_parser("vqa", help="HRSID / SAR-AIRcraft / MSTAR -> VQA parquet (train and test, 4:1 by image)")
     vqa.add_argument("--data-dir", type=Path, required=True, help="the shared/data folder")
     vqa.add_argument("--out", type=Path, required=True)
     vqa.add_argument("--mstar-per-class", type=int, help="keep the first N MSTAR test chips per class")
@@ -55,16 +64,21 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "vqa":
         ds = save_vqa_sets(args.data_dir, args.out, args.mstar_per_class)
-        print(f"wrote {len(ds)} questions to {args.out}")
+        print(f"wrote {', '.join(f'{len(split)} {name}' for name, split in ds.items())} questions to {args.out}")
         _push(args)
         return
-    if args.backend == "local":
+    if args.command == "describe":
+        describe_dataset(args.data, args.out, args.task)
+        print(f"wrote {args.out}")
+        return
+    if args.backend == "facts":
+        llm = FactCaptioner()
+    elif args.backend == "local":
         if args.local_model is None:
             parser.error("--backend local needs --local-model")
-        backend = TransformersTextBackend(args.local_model)
+        llm = CachedLLM(TransformersTextBackend(args.local_model), ResponseCache(args.cache or args.out / "llm_cache"))
     else:
-        backend = OpenAIChatBackend.from_env()
-    llm = CachedLLM(backend, ResponseCache(args.cache or args.out / "llm_cache"))
+        llm = CachedLLM(OpenAIChatBackend.from_env(), ResponseCache(args.cache or args.out / "llm_cache"))
     report = build_geovl_dataset(
         args.geotiffs,
         args.out,

@@ -1,6 +1,10 @@
 """SAR-GEOVL pipeline: GeoTIFF -> 8-bit -> multi-scale SRC tiles -> quality screen -> HCoT prompts -> LLM
 -> 8 parsed sub-texts -> parquet shards loadable with ``datasets.load_dataset(out_dir)``.
 
+The captioner is a cached LLM (``CachedLLM``: OpenAI-compatible endpoint or a local transformers model) or the
+no-LLM ``label_captions.FactCaptioner``, which composes the 8 fields from each tile's geo-referencing, sensor and
+measured image statistics.
+
 Every tile is accounted for in the report: dropped border windows, quality rejections (by reason),
 tiles skipped because their parent tile has no text (the chain T_M = f(S_M, T_L) needs it), LLM answers
 that could not be parsed, and requests the endpoint refused. Transient LLM failures that outlast the
@@ -24,6 +28,7 @@ from ..export import write_dataset_folder
 from .dynamic_range import InputScale, compress_to_uint8, to_pil
 from .geotiff import read_geotiff
 from .hcot import SUBTEXT_FIELDS, HCoTTask, MissingFieldError, SensorInfo, TileContext, build_hcot_prompt, join_subtexts, parse_subtexts
+from .label_captions import FactCaptioner
 from .llm import CachedLLM, LLMRequestError
 from .quality import QualityConfig, screen_tiles
 from .tiling import SCALES, ScaledTile, multiscale_src_tiles
@@ -86,7 +91,7 @@ class PipelineReport:
 def build_geovl_dataset(
     geotiffs: list[str | Path],
     out_dir: str | Path,
-    llm: CachedLLM,
+    llm: CachedLLM | FactCaptioner,
     task: HCoTTask,
     scale_sides_m: tuple[float, float, float] = DEFAULT_SCALE_SIDES_M,
     sensor: SensorInfo = SensorInfo(),
@@ -106,14 +111,14 @@ def build_geovl_dataset(
     out_dir = Path(out_dir)
     report = PipelineReport(files=len(paths))
     task = HCoTTask(task)
-    requests0, hits0 = llm.requests, llm.hits
+    requests0, hits0 = getattr(llm, "requests", 0), getattr(llm, "hits", 0)
     shards = []
     for path in paths:
         rows = _caption_file(path, llm, task, scale_sides_m, sensor, place, quality, input_scale, num_workers, report)
         columns = {name: [row[name] for row in rows] for name in FEATURES}  # keeps the schema when empty
         shards.append(datasets.Dataset.from_dict(columns, features=FEATURES))
-    report.llm_requests = llm.requests - requests0
-    report.cache_hits = llm.hits - hits0
+    report.llm_requests = getattr(llm, "requests", 0) - requests0
+    report.cache_hits = getattr(llm, "hits", 0) - hits0
     write_dataset_folder(out_dir, {"train": shards}, _dataset_card(report, task, scale_sides_m),
                          files={"report.json": json.dumps(asdict(report), indent=2)})
     return report
@@ -150,10 +155,12 @@ def _caption_file(path, llm, task, sides, sensor, place, quality, input_scale, n
 
         def caption(t: ScaledTile):
             png = io.BytesIO()
-            to_pil(t.tile.window.crop(image8)).save(png, format="PNG")
-            prompt = build_hcot_prompt(
-                TileContext.from_tile(t.tile, raster.bands, place), task, scale, sensor, texts.get(t.parent_id), png.getvalue()
-            )
+            image = to_pil(t.tile.window.crop(image8))
+            image.save(png, format="PNG")
+            context = TileContext.from_tile(t.tile, raster.bands, place)
+            if isinstance(llm, FactCaptioner):
+                return t, png.getvalue(), llm.subtexts(context, task, sensor, np.asarray(image.convert("L"))), None, None
+            prompt = build_hcot_prompt(context, task, scale, sensor, texts.get(t.parent_id), png.getvalue())
             try:
                 answer = llm.generate(prompt)
             except LLMRequestError as err:

@@ -1,11 +1,16 @@
-"""Small real VQA evaluation sets (paper 4.4, Table 6: target count / recognition / position).
+"""Small real VQA sets (paper 4.4, Table 6: target count / recognition / position), train and test.
 
 - HRSID ship boxes and SAR-AIRcraft-1.0 aircraft boxes (COCO json) -> counting, region-wise recognition
-  and position questions;
-- MSTAR SOC chips -> recognition.
+  and position questions; split 4:1 by image as the paper does (sorted image ids, every fifth one is test);
+- MSTAR SOC chips -> recognition; train = the 17 degree train chips, test = the 15 degree test chips.
+
+On disk (`save_vqa_sets`) each image is stored once, in the split `images` (columns `image`, `image_id`,
+`dataset`); question rows (`train`, `test`) have `image` empty and refer to their image by `image_id`
+(unique over the three sources). `load_vqa_sets(folder)` returns the question splits with their images joined.
 
 Region numbering: the paper asks for "the region number containing the target" without drawing the
-grid in text. We split the image into a 3 x 3 grid numbered 1-9 row by row from the top-left
+grid in text. The question comes first and the grid explanation after it, so that a short text budget (paper
+Table 5: 35 tokens) truncates the constant explanation, not the region asked about. We split the image into a 3 x 3 grid numbered 1-9 row by row from the top-left
 (1 2 3 / 4 5 6 / 7 8 9); a target belongs to the region holding its box centre. When several
 targets are asked about at once, the answer lists the region numbers (or class names) in ascending,
 de-duplicated order, separated by ", ".
@@ -31,6 +36,7 @@ _GRID_TEXT = (
     "(1 2 3 / 4 5 6 / 7 8 9)."
 )
 
+# one schema for every split: question rows leave `image` empty, rows of the `images` split leave the question empty
 VQA_FEATURES = datasets.Features(
     {
         "image": datasets.Image(),
@@ -70,7 +76,7 @@ def _detection_vqa(coco_json: Path, dataset: str, noun: str, plural: str, fine_g
         if not path.is_file():
             raise FileNotFoundError(f"{coco_json}: image {image['file_name']} not found at {path}")
         anns = boxes[image["id"]]
-        base = {"image": str(path), "dataset": dataset, "image_id": Path(image["file_name"]).stem}
+        base = {"image": str(path), "dataset": dataset, "image_id": f"{dataset}/{Path(image['file_name']).stem}"}
         rows.append({**base, "task_type": TASK_COUNT, "question": f"How many {plural} are in the image?", "answer": str(len(anns))})
         regions = defaultdict(list)  # region -> class names
         by_class = defaultdict(list)  # class name -> regions
@@ -81,11 +87,11 @@ def _detection_vqa(coco_json: Path, dataset: str, noun: str, plural: str, fine_g
         for region in sorted(regions):
             kind = f"type of {noun}" if fine_grained else "type of target"
             rows.append({**base, "task_type": TASK_RECOGNITION, "answer": _join(regions[region]),
-                         "question": f"{_GRID_TEXT} What {kind} is in region {region}?"})
+                         "question": f"What {kind} is in region {region}? {_GRID_TEXT}"})
         for name in sorted(by_class):
             target = f"{name} {noun}" if fine_grained else plural
             rows.append({**base, "task_type": TASK_POSITION, "answer": _join(by_class[name]),
-                         "question": f"{_GRID_TEXT} In which region(s) are the {target} located?"})
+                         "question": f"In which region(s) are the {target} located? {_GRID_TEXT}"})
     return datasets.Dataset.from_list(rows, features=VQA_FEATURES)
 
 
@@ -126,29 +132,71 @@ def mstar_recognition_vqa(data_dir: str | Path, split: str = "test", max_per_cla
             "answer": r["label"],
             "task_type": TASK_RECOGNITION,
             "dataset": "mstar",
-            "image_id": r["path"],
+            "image_id": f"mstar/{r['path']}",
         })
     return datasets.Dataset.from_list(rows, features=VQA_FEATURES)
 
 
-def save_vqa_sets(data_dir: str | Path, out_dir: str | Path, mstar_per_class: int | None = None) -> datasets.Dataset:
-    """All three sets concatenated, images embedded, written to ``out_dir/data/test-00000-of-00001.parquet``
-    with a dataset card; returns the dataset."""
-    ds = datasets.concatenate_datasets(
-        [hrsid_vqa(data_dir), sar_aircraft_vqa(data_dir), mstar_recognition_vqa(data_dir, max_per_class=mstar_per_class)]
-    )
+def vqa_splits(data_dir: str | Path, mstar_per_class: int | None = None) -> datasets.DatasetDict:
+    """`train` and `test` question sets (images as file paths) of the three sources (module docstring)."""
+    detection = datasets.concatenate_datasets([hrsid_vqa(data_dir), sar_aircraft_vqa(data_dir)])
+    test_ids = {image_id for name in ("hrsid", "sar_aircraft")
+                for image_id in sorted({i for i in detection["image_id"] if i.startswith(f"{name}/")})[4::5]}
+    in_test = [image_id in test_ids for image_id in detection["image_id"]]
+    return datasets.DatasetDict({
+        split: datasets.concatenate_datasets([
+            detection.select([i for i, flag in enumerate(in_test) if flag == (split == "test")]),
+            mstar_recognition_vqa(data_dir, split, mstar_per_class)])
+        for split in ("train", "test")
+    })
+
+
+def save_vqa_sets(data_dir: str | Path, out_dir: str | Path, mstar_per_class: int | None = None) -> datasets.DatasetDict:
+    """The `train` / `test` questions and the `images` split (each image once, embedded) written to ``out_dir``
+    with a dataset card; returns the question splits with their images (as `load_vqa_sets` does)."""
+    splits = vqa_splits(data_dir, mstar_per_class)
+    images = {}  # image_id -> path, first-seen order
+    for split in splits.values():
+        for image_id, image in zip(split["image_id"], split.cast_column("image", datasets.Image(decode=False))["image"]):
+            images.setdefault(image_id, image["path"])
+    image_rows = datasets.Dataset.from_dict(
+        {"image": list(images.values()), "image_id": list(images), "dataset": [i.split("/")[0] for i in images],
+         "question": [None] * len(images), "answer": [None] * len(images), "task_type": [None] * len(images)},
+        features=VQA_FEATURES)
+    questions = {name: split.remove_columns("image").add_column("image", [None] * len(split)).cast(VQA_FEATURES)
+                 for name, split in splits.items()}
     # The card has no `configs:` block (see pipeline._dataset_card): the file name gives the split.
     counts = defaultdict(int)
-    for dataset, task in zip(ds["dataset"], ds["task_type"]):
-        counts[f"{dataset}/{task}"] += 1
+    for name, split in splits.items():
+        for dataset, task in zip(split["dataset"], split["task_type"]):
+            counts[f"{name} | {dataset}/{task}"] += 1
     table = "\n".join(f"| {k} | {v} |" for k, v in sorted(counts.items()))
     write_dataset_folder(
-        out_dir, {"test": [ds]},
+        out_dir, {**{name: [split] for name, split in questions.items()}, "images": [image_rows]},
         "---\ntask_categories:\n- visual-question-answering\ntags:\n- sar\n---\n"
-        "# SAR VQA evaluation sets (HRSID, SAR-AIRcraft-1.0, MSTAR SOC)\n\n"
+        "# SAR VQA sets (HRSID, SAR-AIRcraft-1.0, MSTAR SOC)\n\n"
         "Question/answer pairs from real annotations (SAR-KnowLIP Table 6 task types). " + _GRID_TEXT + "\n"
         "A target's region is the one holding its box centre; multiple answers are listed ascending, ', '-separated.\n"
-        "Research-only source data: see each source folder's SOURCE.md for licences.\n\n"
-        "| dataset/task | questions |\n|---|---|\n" + table + "\n",
+        "Each image is stored once, in the split `images`; question rows (`train`, `test`) refer to it by `image_id` "
+        "(`dataset_scripts.geovl.load_vqa_sets` joins them). HRSID and SAR-AIRcraft are split 4:1 by image; MSTAR "
+        "train/test are its 17/15 degree chips.\nResearch-only source data: see each source folder's SOURCE.md for "
+        "licences.\n\n| split | dataset/task | questions |\n|---|---|---|\n" + table + "\n",
     )
-    return ds
+    return load_vqa_sets(out_dir)
+
+
+def load_vqa_sets(folder: str | Path) -> datasets.DatasetDict:
+    """The question splits of a `save_vqa_sets` folder with each row's image joined from the `images` split (a
+    folder without that split, which stored the image in every row, is returned as it is)."""
+    loaded = datasets.load_dataset(str(folder))
+    if "images" not in loaded:
+        return loaded
+    images = loaded.pop("images")
+    position = {image_id: i for i, image_id in enumerate(images["image_id"])}
+    joined = {}
+    for name, split in loaded.items():
+        if missing := sorted(set(split["image_id"]) - set(position))[:3]:
+            raise ValueError(f"{folder}: {name} questions refer to images not in the images split, e.g. {missing}")
+        pixels = images.select([position[i] for i in split["image_id"]]).select_columns(["image"])
+        joined[name] = datasets.concatenate_datasets([split.remove_columns("image"), pixels], axis=1)
+    return datasets.DatasetDict(joined)

@@ -6,7 +6,14 @@ from collections import Counter
 import datasets
 import pytest
 
-from dataset_scripts.geovl import hrsid_vqa, mstar_recognition_vqa, region_number, sar_aircraft_vqa, save_vqa_sets
+from dataset_scripts.geovl import (
+    hrsid_vqa,
+    load_vqa_sets,
+    mstar_recognition_vqa,
+    region_number,
+    sar_aircraft_vqa,
+    save_vqa_sets,
+)
 
 
 def test_region_numbering():
@@ -31,7 +38,7 @@ def test_hrsid_questions_match_annotations(sar_data_dir):
     counts = ds.filter(lambda r: r["task_type"] == "target count")
     assert len(counts) == 40
     assert sum(int(a) for a in counts["answer"]) == len(coco["annotations"]) == 215
-    dense = counts.filter(lambda r: r["image_id"] == "P0119_2400_3200_6000_6800")
+    dense = counts.filter(lambda r: r["image_id"] == "hrsid/P0119_2400_3200_6000_6800")
     assert dense["answer"] == ["122"]
     recognition = ds.filter(lambda r: r["task_type"] == "target recognition")
     assert set(recognition["answer"]) == {"ship"}
@@ -45,13 +52,13 @@ def test_hrsid_questions_match_annotations(sar_data_dir):
 
 def test_sar_aircraft_questions_match_annotations(sar_data_dir):
     ds = sar_aircraft_vqa(sar_data_dir)
-    counts = {r["image_id"]: r["answer"] for r in ds if r["task_type"] == "target count"}
+    counts = {r["image_id"].removeprefix("sar_aircraft/"): r["answer"] for r in ds if r["task_type"] == "target count"}
     assert counts == {
         "0004360": "5", "0004361": "1", "0004362": "2", "0004363": "2", "0004364": "2",
         "0004365": "1", "0004366": "3", "0004367": "5", "0004368": "5",
     }
-    rows = [r for r in ds.remove_columns("image") if r["image_id"] == "0004360"]
-    position = {r["question"].split("are the ")[1].removesuffix(" aircraft located?"): r["answer"] for r in rows if r["task_type"] == "target position"}
+    rows = [r for r in ds.remove_columns("image") if r["image_id"] == "sar_aircraft/0004360"]
+    position = {r["question"].split("are the ")[1].split(" aircraft located?")[0]: r["answer"] for r in rows if r["task_type"] == "target position"}
     # 0004360 (800 x 800): Boeing787 box [76, 217, 87, 94] has its centre (119.5, 264) in region 1.
     assert position["Boeing787"] == "1"
     assert set(position) == {"Boeing787", "A320/321", "Boeing737", "other"}
@@ -78,14 +85,26 @@ def test_mstar_recognition(sar_data_dir):
     assert full[0]["image"].mode == "L"
 
 
-def test_save_vqa_sets_roundtrip(sar_data_dir, tmp_path):
-    ds = save_vqa_sets(sar_data_dir, tmp_path, mstar_per_class=1)
-    loaded = datasets.load_dataset(str(tmp_path), split="test")
-    assert len(loaded) == len(ds) == 156 + 44 + 10
-    assert Counter(loaded["dataset"]) == {"hrsid": 156, "sar_aircraft": 44, "mstar": 10}
-    assert loaded[0]["image"].size == (800, 800)  # bytes were embedded, not paths
+def test_saved_sets_store_each_image_once_and_split_by_image(sar_data_dir, tmp_path):
+    joined = save_vqa_sets(sar_data_dir, tmp_path, mstar_per_class=1)
+    raw = datasets.load_dataset(str(tmp_path))
+    assert sorted(raw) == ["images", "test", "train"]
+    assert len(raw["images"]) == len(set(raw["images"]["image_id"])) == 40 + 9 + 10 + 10  # MSTAR: 1 train + 1 test per class
+    assert set(raw["train"]["image"]) == set(raw["test"]["image"]) == {None}  # question rows only refer to images
+    loaded = load_vqa_sets(tmp_path)
+    assert {name: len(split) for name, split in loaded.items()} == {name: len(split) for name, split in joined.items()}
+    assert len(loaded["train"]) + len(loaded["test"]) == 156 + 44 + 20
+    for name in ("train", "test"):
+        assert Counter(loaded[name]["dataset"])["mstar"] == 10
+    # 4:1 by image: no image in both splits, a fifth of the HRSID images in test
+    assert not set(loaded["train"]["image_id"]) & set(loaded["test"]["image_id"])
+    assert len({i for i in loaded["test"]["image_id"] if i.startswith("hrsid/")}) == 8
+    row = loaded["test"][0]
+    assert row["image"].size == (800, 800)  # bytes were embedded, not paths
+    dense = [r for r in loaded["train"].remove_columns("image") if r["image_id"] == "hrsid/P0119_2400_3200_6000_6800"]
+    assert dense and ("target count", "122") in {(r["task_type"], r["answer"]) for r in dense}
     assert "target position" in (tmp_path / "README.md").read_text()
     # The task types are the model's (SarKnowlipProcessor.vqa_inputs rejects any other string).
     from modeling_knowlip.configuration_knowlip import VQA_TASK_TYPES
 
-    assert set(loaded["task_type"]) == set(VQA_TASK_TYPES[:3])
+    assert set(loaded["test"]["task_type"]) == set(VQA_TASK_TYPES[:3])

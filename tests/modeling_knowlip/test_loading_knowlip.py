@@ -46,7 +46,7 @@ def test_save_and_load_give_equal_outputs(tiny_config, batch, tmp_path):
     torch.manual_seed(0)
     model = SarKnowlipModel(tiny_config())
     model.train()
-    model(**batch(4), image_ids=torch.arange(4))  # a step: moved queue and momentum encoders must be saved too
+    model(**batch(4), image_ids=torch.arange(4), return_loss=True)  # a step: moved queue and momentum encoders must be saved too
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").is_file()
     loaded = SarKnowlipModel.from_pretrained(tmp_path)
@@ -176,7 +176,7 @@ def test_init_towers_from_local_vit_and_bert_folders(tmp_path, tokenizer, proces
     vit = ViTModel.from_pretrained(vit_folder, add_pooling_layer=False)
     assert torch.equal(model.vision_model.layers[0].attention.o_proj.weight, vit.layers[0].attention.o_proj.weight)
     assert isinstance(model.image_to_text, torch.nn.Linear)  # 48-wide ViT, 32-wide BERT
-    out = model(**processor(images=images(2), text=["a ship", "a storage tank"]))
+    out = model(**processor(images=images(2), text=["a ship", "a storage tank"]), return_loss=True)
     assert torch.isfinite(out.loss)
     with pytest.raises(ValueError, match="num_fusion_layers must be in \\[1, 3\\]"):
         SarKnowlipModel.from_vision_text_pretrained(str(vit_folder), str(tmp_path / "bert"), num_fusion_layers=4)
@@ -195,5 +195,27 @@ def test_init_text_towers_from_the_minilm_a_pip_package_ships(tmp_path):
     assert (model.config.cls_token_id, model.config.mask_token_id) == (tokenizer.cls_token_id, tokenizer.mask_token_id)
     text = tokenizer(["a ship near the port", "an aircraft on the apron"], padding=True, return_tensors="pt",
                      return_token_type_ids=False)
-    out = model(pixel_values=torch.randn(2, 3, 32, 32), **text)
+    out = model(pixel_values=torch.randn(2, 3, 32, 32), **text, return_loss=True)
     assert torch.isfinite(out.loss) and out.mlm_logits.shape[-1] == tokenizer.vocab_size
+
+
+def test_every_saved_folder_maps_all_task_heads_and_forward_has_no_loss_by_default(tiny_config, batch, tmp_path):
+    model = SarKnowlipModel(tiny_config()).eval()
+    model.save_pretrained(tmp_path)
+    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
+    assert auto_map["AutoModelForVisualQuestionAnswering"] == "modeling_knowlip.SarKnowlipForQuestionAnswering"
+    assert auto_map["AutoModelForImageTextToText"] == "modeling_knowlip.SarKnowlipForConditionalGeneration"
+    assert auto_map["AutoModelForImageClassification"] == "modeling_knowlip.SarKnowlipForImageClassification"
+    assert type(AutoModelForVisualQuestionAnswering.from_pretrained(tmp_path)) is SarKnowlipForQuestionAnswering
+    queue_before = model.queue.ptr.item()
+    out = model(**batch(2))
+    assert out.loss is None and out.itm_logits.shape == (2, 2) and model.queue.ptr.item() == queue_before
+
+
+def test_processor_takes_the_standard_text_arguments(processor):
+    encoded = processor(text=["a ship", "two aircraft on the apron"], padding="max_length", max_length=6,
+                        truncation=True, return_tensors="np")
+    assert encoded["input_ids"].shape == (2, 6) and type(encoded["input_ids"]).__module__ == "numpy"
+    plain = processor(text=["a ship", "two aircraft on the apron"], padding=False, return_tensors=None)
+    assert [len(ids) for ids in plain["input_ids"]] == [sum(mask) for mask in plain["attention_mask"]]
+    assert len(plain["input_ids"][0]) < len(plain["input_ids"][1])

@@ -1,6 +1,5 @@
 import pytest
 import torch
-import torch.nn.functional as F
 
 from modeling_knowlip import (
     VQA_TASK_TYPES,
@@ -27,7 +26,7 @@ def test_momentum_encoders_start_as_copies_and_never_get_gradients(tiny_config, 
         for p, p_m in zip(online.parameters(), momentum.parameters(), strict=True):
             assert torch.equal(p, p_m) and not p_m.requires_grad
     model.train()
-    model(**batch(4)).loss.backward()
+    model(**batch(4), return_loss=True).loss.backward()
     assert all(p.grad is None for _, m in model.momentum_pairs() for p in m.parameters())
 
 
@@ -45,7 +44,7 @@ def test_momentum_encoders_start_as_copies_and_never_get_gradients(tiny_config, 
 def test_each_loss_is_finite_and_trains_its_towers(tiny_config, batch, loss_name, reached, untouched):
     model = _model(tiny_config)
     model.train()
-    out = model(**batch(4))
+    out = model(**batch(4), return_loss=True)
     assert torch.isfinite(out.loss)
     assert torch.allclose(out.loss, out.loss_itc + out.loss_itm + out.loss_mlm)  # eq. 7, equal weights
     getattr(out, loss_name).backward()
@@ -63,7 +62,7 @@ def test_itc_is_infonce_against_momentum_bank_with_alpha_distillation(tiny_confi
     for alpha in (0.0, 0.4):
         # eval: no dropout, so the momentum encoders (still copies of the online ones) give the online similarities
         model = _model(tiny_config, alpha=alpha).eval()
-        out = model(**inputs)
+        out = model(**inputs, return_loss=True)
         assert out.sim_i2t.shape == (4, 4 + model.config.queue_size)
         hard = torch.eye(4, out.sim_i2t.shape[1])
         expected = sum(
@@ -82,18 +81,18 @@ def test_training_steps_fill_the_queue_and_move_the_momentum_encoders(tiny_confi
     inputs = batch(4)
     model.eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    model(**inputs)
+    model(**inputs, return_loss=True)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # evaluating changes nothing
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    out = model(**inputs, image_ids=torch.tensor([7, 7, 8, 9]))
+    out = model(**inputs, image_ids=torch.tensor([7, 7, 8, 9]), return_loss=True)
     out.loss.backward()
     optimizer.step()
     assert model.queue.ptr.item() == 4
     assert model.queue.image_ids[:4].tolist() == [7, 7, 8, 9]
     # the features enqueued are the momentum ones (= online before the step)
     assert torch.allclose(model.queue.text_feats[:4], out.text_feats.detach(), atol=1e-5)
-    model(**inputs)
+    model(**inputs, return_loss=True)
     m_weight = model.vision_proj_m.weight
     assert not torch.equal(m_weight, before["vision_proj_m.weight"])
     assert not torch.equal(m_weight, model.vision_proj.weight)  # an EMA, not a copy
@@ -106,7 +105,7 @@ def test_texts_of_one_image_are_itc_positives_and_never_itm_negatives(tiny_confi
     inputs = batch(6)
     image_ids = torch.tensor([0, 0, 1, 1, 2, 2])
     for _ in range(5):
-        out = model(**inputs, image_ids=image_ids)
+        out = model(**inputs, image_ids=image_ids, return_loss=True)
         assert out.itm_labels.tolist() == [1] * 6 + [0] * 12
         assert torch.isfinite(out.loss)
     assert model.queue.image_ids[:6].tolist() == image_ids.tolist()
@@ -134,7 +133,7 @@ def test_mlm_targets_avoid_the_noise_pool(tiny_config, batch):
     excluded_tokens = set(inputs["input_ids"][:, 1:4].flatten().tolist())
     for seed in range(5):
         torch.manual_seed(seed)
-        out = model(**inputs, mlm_exclude_mask=exclude)
+        out = model(**inputs, mlm_exclude_mask=exclude, return_loss=True)
         targets = out.mlm_labels[out.mlm_labels >= 0]
         assert len(targets) > 0 and torch.isfinite(out.loss_mlm)
         # each row's span lies after position 3; with distinct tokens none of the excluded ones can be a target
@@ -142,7 +141,7 @@ def test_mlm_targets_avoid_the_noise_pool(tiny_config, batch):
         assert set(targets.tolist()) <= set(kept) | {model.config.sep_token_id}
     assert excluded_tokens  # the test excluded real tokens
     with pytest.raises(ValueError, match="mlm_mask marks tokens that mlm_exclude_mask excludes"):
-        model(**inputs, mlm_mask=exclude, mlm_exclude_mask=exclude)
+        model(**inputs, mlm_mask=exclude, mlm_exclude_mask=exclude, return_loss=True)
 
 
 def test_fusion_encoder_self_attention_is_bidirectional(tiny_config, batch):
@@ -208,7 +207,7 @@ def test_decoder_learns_to_write_a_fragment(tiny_config, batch):
     model.train()
     losses = []
     for _ in range(60):
-        loss = model(**inputs, mlm_mask=mlm_mask).loss
+        loss = model(**inputs, mlm_mask=mlm_mask, return_loss=True).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -224,7 +223,7 @@ def test_captioning_generates_from_the_image_alone(tiny_config, batch):
     model = _model(tiny_config, cls=SarKnowlipForConditionalGeneration)
     inputs = batch(2)
     model.train()
-    out = model(**inputs)
+    out = model(**inputs, return_loss=True)
     assert torch.isfinite(out.loss_mlm)
     # the whole caption is the target: every content token, then [SEP]
     assert (out.mlm_labels >= 0).sum() == inputs["attention_mask"].sum() - 2 * 2 + 2
@@ -239,7 +238,7 @@ def test_vqa_over_each_task_type(tiny_config, processor, images, task_type):
     train = processor.vqa_inputs(["how many ships are in the harbour", "what is in region two"], task_type,
                                  images=images(2), answers=["three", "a storage tank"])
     model.train()
-    out = model(**train)
+    out = model(**train, return_loss=True)
     assert torch.isfinite(out.loss)
     answers = processor.tokenizer(["three", "a storage tank"], add_special_tokens=False)["input_ids"]
     targets = [row[row >= 0].tolist() for row in out.mlm_labels]
@@ -255,7 +254,7 @@ def test_vqa_rejects_unknown_task_types_and_needs_the_answer_span(tiny_config, p
         processor.vqa_inputs(["what colour"], "ship colour")
     model = _model(tiny_config, cls=SarKnowlipForQuestionAnswering)
     with pytest.raises(ValueError, match="needs mlm_mask marking the answer tokens"):
-        model(**batch(2))
+        model(**batch(2), return_loss=True)
 
 
 def test_retrieval_reranks_itc_candidates_with_itm(tiny_config, batch):

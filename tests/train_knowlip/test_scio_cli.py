@@ -50,7 +50,11 @@ def test_yaml_and_flags_are_typed_and_checked(tmp_path):
     bad.write_text("modle: tiny\n")
     with pytest.raises(ValueError, match=r"bad.yaml: unknown config keys \['modle'\]"):
         ScioRunConfig.from_yaml(bad)
-    with pytest.raises(ValueError, match="model must be a preset .* or a model folder; nowhere is neither"):
+    with pytest.raises(ValueError, match="warmup_steps=3000 is longer than the run \\(36 optimizer steps\\)"):
         from train.knowlip import fit_scio
         fit_scio(ScioRunConfig(model="nowhere", synthetic_num_images=2, synthetic_image_size=32,
+                               output_dir=str(tmp_path / "x")))  # checked before any model is built
+    with pytest.raises(ValueError, match="model must be a preset .* or .towers.; nowhere is none of these"):
+        from train.knowlip import fit_scio
+        fit_scio(ScioRunConfig(model="nowhere", synthetic_num_images=2, synthetic_image_size=32, warmup_steps=1,
                                output_dir=str(tmp_path / "x")))

@@ -1,5 +1,5 @@
-"""SCIO with 2 gloo CPU processes (accelerate launch) writes what 1 process writes; the queues hold both processes'
-momentum features.
+"""SCIO with 2 gloo CPU processes (accelerate launch, the caller's default `Accelerator()`) writes what 1 process
+writes, with the same learning rate at every optimizer step; the queues hold both processes' momentum features.
 
 Why no autograd all-gather: SAR-KnowLIP's ITC negatives are momentum features (this batch's and the queue's, ALBEF),
 which carry no gradient, so gathering them needs no autograd; the model all-gathers them into every process's queue.
@@ -31,33 +31,37 @@ def _artefacts(run: Path) -> set[str]:
 
 
 def _flags(out: Path, batch_size: int) -> list[str]:
-    # 16 images; global batch 8 in both runs -> 2 optimizer steps per epoch; stage 1 then both passes
-    return ["fit", "--config", str(TINY), "--output_dir", str(out), "--synthetic_num_images", "16",
-            "--batch_size", str(batch_size), "--stage_epochs", "[1, 0, 0]"]
+    # 16 images; global batch 8 in both runs -> 2 optimizer steps per epoch; stage 1, both passes, stage 3;
+    # warm-up over 2 steps then decay, so the trace covers both phases
+    return ["--output_dir", str(out), "--synthetic_num_images", "16", "--batch_size", str(batch_size),
+            "--stage_epochs", "[2, 0, 1]", "--warmup_steps", "2", "--lr_decay_rate", "0.5"]
 
 
 def test_two_processes_write_the_same_artefacts_as_one(tmp_path):
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--main_process_port", str(_free_port()), "-m", "train.knowlip",
-               *_flags(tmp_path / "two", 4)]
+               "--num_machines", "1", "--main_process_port", str(_free_port()),
+               str(Path(__file__).with_name("scio_worker.py")), str(TINY), *_flags(tmp_path / "two", 4)]
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert main(_flags(tmp_path / "one", 8)) == 0
+    assert main(["fit", "--config", str(TINY), *_flags(tmp_path / "one", 8)]) == 0
 
     one, two = tmp_path / "one", tmp_path / "two"
-    assert (two / "checkpoints" / "step_00000002" / "random_states_1.pkl").is_file()  # both processes saved state
+    assert (two / "checkpoints" / "step_00000006" / "random_states_1.pkl").is_file()  # both processes saved state
     assert _artefacts(one) == _artefacts(two)
     logs = [[json.loads(line) for line in (run_dir / "scio_log.jsonl").read_text().splitlines()]
             for run_dir in (one, two)]
     for record_one, record_two in zip(*logs, strict=True):
         assert (record_one["kind"], record_one.get("steps"), record_one["global_step"]) == (
             record_two["kind"], record_two.get("steps"), record_two["global_step"])
-    assert logs[1][0]["lr"] == logs[0][0]["lr"]  # the schedule counts optimizer steps, not steps x processes
-    assert logs[1][1]["noisy"] >= 0 and logs[1][2]["attempted"] == logs[1][1]["noisy"]  # passes gathered over ranks
+    # the schedule counts optimizer steps, not steps x processes: the same rate at every step
+    traces = [[lr for record in log if record["kind"] == "train" for lr in record["lr_trace"]] for log in logs]
+    assert len(traces[1]) == 6 and traces[1] == traces[0]
+    assert traces[0][2] == max(traces[0]) and traces[0][3] < traces[0][2]  # warmed up, then decays
+    assert logs[1][2]["noisy"] >= 0 and logs[1][3]["attempted"] == logs[1][2]["noisy"]  # passes gathered over ranks
 
     # each process saw 4 images per step; the queue holds all 16 ids once: both processes' momentum features
     queue = SarKnowlipModel.from_pretrained(two / "model").queue
-    assert queue.ptr.item() == 16
-    assert sorted(queue.image_ids[:16].tolist()) == list(range(16)) and (queue.image_ids[16:] == -1).all()
+    assert queue.ptr.item() == (3 * 16) % 32
+    assert sorted(queue.image_ids.tolist()) == sorted(list(range(16)) * 2)

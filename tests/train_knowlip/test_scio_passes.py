@@ -34,6 +34,12 @@ def test_screening_flags_exactly_the_fragment_whose_removal_helps_itc_and_itm():
     assert result.delta_itc[0][0] > 0 and result.delta_itm[0][2] < 0 and math.isnan(result.delta_itc[0][3])
 
 
+def test_a_text_of_one_sub_text_is_not_screened():
+    # one caption = one sub-text: removing it would leave no text, so it is never a candidate
+    result = screen_texts([["junk trash"]], word_scorer)
+    assert result.noise == [[False]] and result.candidates == 0 and math.isnan(result.delta_itc[0][0])
+
+
 def test_reconstruction_keeps_only_improving_fragments():
     texts = [["ship sea", "junk trash", "port"]] * 3
     noise = [[False, True, False]] * 3

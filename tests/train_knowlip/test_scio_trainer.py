@@ -81,5 +81,5 @@ def test_a_folder_of_another_run_is_refused(tiny_model, processor, scio_dataset,
 
 def test_bad_sub_text_rows_are_named(tiny_model, processor, scio_dataset, tmp_path):
     broken = scio_dataset.remove_columns("subtexts").add_column("subtexts", [["ok"]] * 5 + [[]])
-    with pytest.raises(ValueError, match="row 5: 'subtexts' must be a non-empty list of strings"):
+    with pytest.raises(ValueError, match="row 5 has no non-empty sub-text"):
         ScioTrainer(tiny_model(), processor, broken, _config(tmp_path), Accelerator(cpu=True))

@@ -16,12 +16,14 @@ def add_lora(
     alpha: int = 16,
     dropout: float = 0.0,
     towers: Sequence[str] | None = None,
+    modules_to_save: Sequence[str] | None = None,
 ) -> PeftModel:
     """Wrap `model` with LoRA on its Linear layers whose name ends in one of `target_modules`.
 
     `towers` limits the adapters to the sub-modules with those top-level names (SAR-KnowLIP: the online towers, so
     that the momentum encoders, which share the layer names, get none). Names absent from the model are ignored; at
-    least one Linear layer must match. Only the adapters train.
+    least one Linear layer must match. Only the adapters train, and the `modules_to_save` (e.g. a new classification
+    head), which are trained in full and saved with the adapters.
     """
     linears = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)
                and (towers is None or name.split(".", 1)[0] in towers)]
@@ -33,5 +35,6 @@ def add_lora(
                          f"the model has {sorted(present)}")
     layers = "|".join(map(re.escape, targets))
     prefix = rf"({'|'.join(map(re.escape, towers))})\..*" if towers else r"(.*\.)?"
-    lora_config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=rf"^{prefix}({layers})$")
+    lora_config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=rf"^{prefix}({layers})$",
+                             modules_to_save=list(modules_to_save) if modules_to_save else None)
     return get_peft_model(model, lora_config)

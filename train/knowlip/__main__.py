@@ -1,20 +1,31 @@
-"""CLI: `python -m train.knowlip fit --config train/knowlip/configs/tiny_synthetic.yaml [--field value ...]`;
-works the same under `accelerate launch -m train.knowlip fit ...`.
-`python -m train.knowlip eval MODEL_DIR --tasks retrieval,captioning,vqa --data DIR|synthetic --vqa-data DIR --out DIR`
-evaluates a saved model (see `train.knowlip.evaluate`)."""
+"""CLI of SAR-KnowLIP training (each also runs under `accelerate launch -m train.knowlip ...`):
+
+  fit       SCIO pre-training: `fit --config train/knowlip/configs/tiny_synthetic.yaml [--field value ...]`
+  finetune  downstream fine-tuning + evaluation: `finetune --task classification|retrieval|captioning|vqa
+            --model MODEL_DIR --data DATA [--field value ...]` (see `train.knowlip.finetune`)
+  eval      `eval MODEL_DIR --tasks retrieval,captioning,vqa --data DIR|synthetic --vqa-data DIR --out DIR`
+  chain     GeoTIFF -> SRC tiles -> screening -> HCoT captions -> SCIO -> evaluation (see `train.knowlip.chain`)
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ..common.cli import add_fit_command, cli_parser, run_cli
+from ..common.cli import add_fit_command, cli_parser, config_fields_help, run_cli
 from .run_config import ScioRunConfig
 
 
 def _parser() -> argparse.ArgumentParser:
     parser, commands = cli_parser("python -m train.knowlip", __doc__)
     add_fit_command(commands, ScioRunConfig, "run SCIO (three stages) as configured", "train/knowlip/configs/")
+    finetune = commands.add_parser("finetune", help="fine-tune a SAR-KnowLIP model on a downstream task, evaluate",
+                                   epilog=config_fields_help(_finetune_config()),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    finetune.add_argument("--config", help="YAML config; default: the fields' defaults")
+    chain = commands.add_parser("chain", help="GeoTIFF -> HCoT captions -> SCIO -> evaluation, offline",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _chain_arguments(chain)
     evaluate = commands.add_parser("eval", help="retrieval / captioning / VQA metrics of a saved model",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     evaluate.add_argument("model_dir", help="a model folder with its processor (e.g. a SCIO run's model/)")
@@ -40,16 +51,40 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finetune_config():
+    from .finetune import FinetuneConfig
+
+    return FinetuneConfig
+
+
+def _chain_arguments(parser: argparse.ArgumentParser) -> None:
+    from .chain import add_chain_arguments
+
+    add_chain_arguments(parser)
+
+
 def main(argv: list[str] | None = None) -> int:
     return run_cli(_main, argv)
 
 
 def _main(argv: list[str]) -> int:
     args, rest = _parser().parse_known_args(argv)
+    if args.command in ("eval", "chain") and rest:
+        raise ValueError(f"{args.command}: unrecognized arguments {' '.join(rest)}")
     if args.command == "eval":
-        if rest:
-            raise ValueError(f"eval: unrecognized arguments {' '.join(rest)}")
         return _evaluate(args)
+    if args.command == "chain":
+        from .chain import run_chain_cli
+
+        return run_chain_cli(args)
+    if args.command == "finetune":
+        import json
+
+        from .finetune import finetune
+
+        results = finetune(_finetune_config().from_cli(args.config, rest))
+        print(json.dumps({k: v for k, v in results.items() if k != "config"}, indent=2))
+        return 0
     from accelerate import PartialState
 
     from .fit import fit_scio

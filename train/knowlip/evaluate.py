@@ -9,7 +9,7 @@
 Image-text data has an `image` column and, per image, reference texts from the first of these columns present:
 `captions` (a list of captions; each is a retrieval text), `caption` (one string) or `subtexts` (the 8 sub-texts of
 a SCIO dataset, joined with spaces into one text, as the SCIO texts are). VQA data has the columns `image`,
-`question`, `answer`, `task_type` (`dataset_scripts.geovl.vqa_sets`).
+`question`, `answer`, `task_type` (`dataset_scripts.geovl.vqa_sets`; a folder's `images` split is joined in).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from modeling_knowlip import (
     SarKnowlipModel,
     SarKnowlipProcessor,
 )
+from dataset_scripts.geovl.vqa_sets import load_vqa_sets
 from dataset_scripts.loading import load_image_text_data
 from modeling_knowlip.configuration_knowlip import VQA_TASK_TYPES
 
@@ -127,9 +128,15 @@ def load_image_texts(data: datasets.Dataset | str | Path, image_size: int) -> tu
     return list(data["image"]), texts
 
 
-def load_vqa_data(vqa_data: datasets.Dataset | str | Path) -> datasets.Dataset:
+def load_vqa_data(vqa_data: datasets.Dataset | str | Path, split: str = "test") -> datasets.Dataset:
+    """A VQA dataset, or split `split` of a `python -m dataset_scripts.geovl vqa` folder with its images joined."""
     if isinstance(vqa_data, (str, Path)):
-        vqa_data = _load_split(vqa_data)
+        if not Path(vqa_data).is_dir():
+            raise FileNotFoundError(f"{vqa_data}: no VQA folder (write one with `python -m dataset_scripts.geovl vqa`)")
+        splits = load_vqa_sets(vqa_data)
+        if split not in splits:
+            raise ValueError(f"{vqa_data}: no `{split}` split (splits: {list(splits)})")
+        vqa_data = splits[split]
     if missing := sorted({"image", "question", "answer", "task_type"} - set(vqa_data.column_names)):
         raise ValueError(f"VQA data lacks the columns {missing} (columns: {vqa_data.column_names})")
     return vqa_data

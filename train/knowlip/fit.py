@@ -17,7 +17,9 @@ from modeling_sarclip import SarclipImageProcessor
 
 from ..common.lora import add_lora
 from .run_config import ScioRunConfig
+from .schedule import check_warmup, steps_per_epoch
 from .scio_trainer import ScioTrainer, scio_accelerator
+from .subtexts import scio_subtexts
 from .synthetic_texts import synthetic_scio_dataset
 
 RUN_CONFIG_FILE = "scio_config.yaml"
@@ -49,7 +51,12 @@ def load_scio_dataset(config: ScioRunConfig) -> datasets.Dataset:
     dataset = loaded[config.split]
     if config.max_train_samples:
         dataset = dataset.select(range(min(config.max_train_samples, len(dataset))))
-    return dataset
+    if config.image_column not in dataset.column_names:
+        raise ValueError(f"{config.data}: no image column {config.image_column!r} (columns: {dataset.column_names})")
+    texts, rule = scio_subtexts(dataset, config.subtexts_column)
+    print(f"SCIO data: {len(dataset)} images of {config.data} ({config.split}); sub-texts from {rule!r} "
+          f"({sum(map(len, texts)) / len(texts):.1f} per image, train/knowlip/subtexts.py)")
+    return dataset.select_columns([config.image_column]).add_column(config.subtexts_column, texts)
 
 
 def _tokenizer(config: ScioRunConfig, accelerator: Accelerator, dataset: datasets.Dataset) -> BertTokenizer:
@@ -68,15 +75,31 @@ def _tokenizer(config: ScioRunConfig, accelerator: Accelerator, dataset: dataset
 
 def load_scio_model(config: ScioRunConfig, accelerator: Accelerator,
                     dataset: datasets.Dataset) -> tuple[SarKnowlipModel, SarKnowlipProcessor]:
-    """A preset (random init, seeded) or a saved folder, with its processor (or a new one on the chosen tokenizer)."""
-    if config.model in PRESETS:
+    """A preset (random init, seeded), a saved folder, or ViT + BERT tower folders, with its processor (or a new one
+    on the chosen tokenizer)."""
+    if config.model == "towers":
+        for folder in (config.vision_tower, config.text_tower):
+            if not Path(folder).is_dir():
+                raise ValueError(f"model 'towers': {folder} is not a folder")
+        tokenizer = BertTokenizer.from_pretrained(
+            config.text_tower if config.tokenizer == "trained" else config.tokenizer)
+        set_seed(config.seed)
+        model = SarKnowlipModel.from_vision_text_pretrained(
+            config.vision_tower, config.text_tower, config.num_fusion_layers, cls_token_id=tokenizer.cls_token_id,
+            sep_token_id=tokenizer.sep_token_id, mask_token_id=tokenizer.mask_token_id,
+            pad_token_id=tokenizer.pad_token_id, **config.model_overrides)
+        if len(tokenizer) > model.config.text_config.vocab_size:
+            raise ValueError(f"tokenizer has {len(tokenizer)} tokens but {config.text_tower} only "
+                             f"{model.config.text_config.vocab_size} embeddings")
+    elif config.model in PRESETS:
         tokenizer = _tokenizer(config, accelerator, dataset)
         set_seed(config.seed)
         model = SarKnowlipModel(SarKnowlipConfig.from_preset(config.model, tokenizer=tokenizer,
                                                              **config.model_overrides))
     else:
         if not Path(config.model).is_dir():
-            raise ValueError(f"model must be a preset {sorted(PRESETS)} or a model folder; {config.model} is neither")
+            raise ValueError(f"model must be a preset {sorted(PRESETS)}, a model folder or 'towers'; {config.model} is "
+                             "none of these")
         if config.model_overrides:
             raise ValueError(f"model_overrides only apply to presets, not to the saved model {config.model}")
         model = SarKnowlipModel.from_pretrained(config.model)
@@ -99,11 +122,14 @@ def fit_scio(config: ScioRunConfig, accelerator: Accelerator | None = None) -> S
     accelerator = accelerator or scio_accelerator(config)
     output_dir = Path(config.output_dir)
     dataset = load_scio_dataset(config)
+    # before building the model: a warm-up that does not fit the run is a config error
+    check_warmup(config.warmup_steps, sum(config.stage_epochs) * steps_per_epoch(
+        len(dataset), config.batch_size, accelerator.num_processes))
     model, processor = load_scio_model(config, accelerator, dataset)
     base_dir = None
     if config.lora:
         base_dir = Path(config.model)
-        if config.model in PRESETS:
+        if config.model in PRESETS or config.model == "towers":
             base_dir = output_dir / BASE_MODEL_DIR
             if accelerator.is_main_process and not base_dir.is_dir():
                 model.save_pretrained(base_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..common.config import YamlConfig
+from ..common.config import YamlConfig, option
 from .scio_trainer import ScioConfig
 
 
@@ -13,38 +13,45 @@ from .scio_trainer import ScioConfig
 class ScioRunConfig(ScioConfig, YamlConfig):
     """Everything `python -m train.knowlip fit` needs. YAML keys and CLI flags use the field names.
 
-    data: "synthetic" (`synthetic_num_images` synthetic SAR chips of `synthetic_image_size` px with 8 template
-    sub-texts each) or a `datasets.load_dataset` folder / repo whose `split` has `image_column` and `subtexts_column`
-    (a list of 8 strings per image). model: a preset name ("tiny", "base", "large"; random init, `model_overrides`
-    are extra `SarKnowlipConfig.from_preset` kwargs such as `queue_size`) or a folder saved with `save_pretrained`.
-    tokenizer (used when the model folder has no processor): "trained" (a WordPiece of `tokenizer_vocab_size` trained
-    on the training texts) or a folder with a BERT tokenizer.
-    lora: train peft LoRA adapters on the Linear layers named in `lora_target_modules` of the online towers (vision,
-    text, fusion, decoder); the momentum encoders get no adapters and track the effective online weights.
+    data: "synthetic" (`synthetic_num_images` chips of `synthetic_image_size` px with 8 template sub-texts each) or
+    any `dataset_scripts.loading.load_image_text_data` value (a dataset build, SAR-GEOVL output, an image folder, a
+    label or caption table); its sub-texts follow `train/knowlip/subtexts.py`. model: a preset ("tiny", "base",
+    "large"; random init, `model_overrides` are extra `SarKnowlipConfig` fields such as `queue_size`), a folder saved
+    with `save_pretrained`, or "towers": ViT + BERT from the local folders `vision_tower` and `text_tower` (paper
+    4.1; the text tower's tokenizer is used unless `tokenizer` is a folder). lora: peft LoRA adapters on the online
+    towers only; the momentum encoders track the effective online weights.
     """
 
-    output_dir: str = "runs/knowlip_scio"
-    data: str = "synthetic"
-    split: str = "train"
-    synthetic_num_images: int = 1000
-    synthetic_image_size: int = 224
-    max_train_samples: int | None = None
-    model: str = "base"
-    model_overrides: dict = dataclasses.field(default_factory=dict)
-    tokenizer: str = "trained"
-    tokenizer_vocab_size: int = 4096
-    lora: bool = False
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
+    output_dir: str = option("runs/knowlip_scio", "run folder: checkpoints, text versions, log, final model")
+    data: str = option("synthetic", "'synthetic' or a dataset folder / image folder / table (see above)")
+    split: str = option("train", "split of `data` to train on")
+    synthetic_num_images: int = option(1000, "synthetic data: number of chips")
+    synthetic_image_size: int = option(224, "synthetic data: chip side in pixels")
+    max_train_samples: int | None = option(None, "keep the first N images of the split")
+    model: str = option("base", "preset (tiny, base, large), a saved model folder, or 'towers'")
+    model_overrides: dict = option({}, "extra SarKnowlipConfig fields (e.g. {queue_size: 1024}); presets and towers")
+    vision_tower: str | None = option(None, "model 'towers': local ViT folder (e.g. an ImageNet ViT)")
+    text_tower: str | None = option(None, "model 'towers': local BERT-family folder (e.g. bert-base, MiniLM)")
+    num_fusion_layers: int | None = option(None, "model 'towers': BERT layers that become fusion layers (default half)")
+    tokenizer: str = option("trained", "'trained' (WordPiece on the training texts) or a BERT tokenizer folder")
+    tokenizer_vocab_size: int = option(4096, "vocabulary of the trained WordPiece")
+    lora: bool = option(False, "train LoRA adapters instead of all weights")
+    lora_r: int = option(8, "LoRA rank")
+    lora_alpha: int = option(16, "LoRA scaling numerator")
+    lora_dropout: float = option(0.0, "LoRA dropout")
     # BERT towers: attention query/key/value and every `dense`; ViT (transformers 5): q/k/v/o_proj and fc1/fc2
-    lora_target_modules: list = dataclasses.field(default_factory=lambda: [
-        "query", "key", "value", "dense", "q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"])
+    lora_target_modules: list = option(["query", "key", "value", "dense", "q_proj", "k_proj", "v_proj", "o_proj",
+                                        "fc1", "fc2"], "Linear layer names that get adapters")
 
     def check(self):
         self.stage_epochs = tuple(self.stage_epochs)
         if len(self.stage_epochs) != 3 or any(not isinstance(n, int) or n < 0 for n in self.stage_epochs):
             raise ValueError(f"stage_epochs must be 3 epoch counts >= 0, got {self.stage_epochs}")
+        if (self.model == "towers") != bool(self.vision_tower and self.text_tower):
+            raise ValueError("model 'towers' needs vision_tower and text_tower (local folders), and they apply only "
+                             f"to it (model is {self.model!r})")
+        if self.alpha_warmup_epochs < 0:
+            raise ValueError(f"alpha_warmup_epochs must be >= 0, got {self.alpha_warmup_epochs}")
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)

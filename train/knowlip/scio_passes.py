@@ -48,14 +48,17 @@ class ReconstructionResult:
 
 
 def screen_texts(texts: list[list[str]], score: Scorer) -> ScreeningResult:
-    """For every non-empty sub-text p_j: score t and t^(-j) with the same image and apply eqs. 10-11."""
+    """For every non-empty sub-text p_j: score t and t^(-j) with the same image and apply eqs. 10-11.
+
+    A text with a single non-empty sub-text is not screened (our choice: removing it would leave no text, and the
+    paper screens segments within a text)."""
     rows, queries, owners = [], [], []
     for b, text in enumerate(texts):
         rows.append(b)
         queries.append(text)
         owners.append((b, None))
         for j, part in enumerate(text):
-            if part:
+            if part and sum(1 for p in text if p) > 1:
                 rows.append(b)
                 queries.append(without(text, j))
                 owners.append((b, j))

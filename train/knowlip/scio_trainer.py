@@ -44,8 +44,11 @@ from torch.utils.data import DataLoader, RandomSampler
 from model_cards import knowlip_model_card
 
 from ..common.checkpointing import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint
+from ..common.config import option
+from .schedule import alpha_at, check_warmup, learning_rate_at, steps_per_epoch
 from .scio_passes import ModelTextOps, reconstruct_texts, screen_texts
 from .scio_text import encode_subtexts
+from .subtexts import scio_subtexts
 
 logger = logging.getLogger(__name__)
 
@@ -63,30 +66,27 @@ TEXT_FEATURES = datasets.Features({
 @dataclasses.dataclass
 class ScioConfig:
     """SCIO settings; defaults are paper 4.1 (AdamW, weight decay 0.05, lr 3e-4 warmed up from 1e-6 over 3000 steps,
-    then x0.9 per epoch down to 1e-6; batch 32; 12 epochs per stage).
+    then x0.9 per epoch down to 1e-6; batch 32; 12 epochs per stage; distillation alpha warmed up over the first
+    epoch as in ALBEF). Schedules: `train.knowlip.schedule`."""
 
-    max_length: tokens of a whole text (8 sub-texts); longer texts are cut and counted. max_fragment_tokens: the
-    longest fragment the decoder may write in reconstruction. pass_batch_size: images per screening/reconstruction
-    batch (each image is scored with 1 + 8 texts). mixed_precision: "no", "fp16" or "bf16" (Accelerate).
-    """
-
-    output_dir: str
-    stage_epochs: tuple[int, int, int] = (12, 12, 12)
-    batch_size: int = 32
-    learning_rate: float = 3e-4
-    weight_decay: float = 0.05
-    warmup_steps: int = 3000
-    warmup_lr: float = 1e-6
-    min_lr: float = 1e-6
-    lr_decay_rate: float = 0.9
-    max_length: int = 256
-    max_fragment_tokens: int = 40
-    pass_batch_size: int = 16
-    mixed_precision: str = "no"
-    seed: int = 0
-    image_column: str = "image"
-    subtexts_column: str = "subtexts"
-    keep_checkpoints: int = 1
+    output_dir: str = option("runs/knowlip_scio", "run folder: checkpoints, text versions, log, final model")
+    stage_epochs: tuple[int, int, int] = option((12, 12, 12), "epochs of SCIO stages 1, 2, 3 (paper: 12 each)")
+    batch_size: int = option(32, "images per optimizer step over all processes' batches, per process")
+    learning_rate: float = option(3e-4, "peak AdamW learning rate")
+    weight_decay: float = option(0.05, "AdamW weight decay")
+    warmup_steps: int = option(3000, "optimizer steps of linear warm-up from warmup_lr (must fit in the run)")
+    warmup_lr: float = option(1e-6, "learning rate at step 0")
+    min_lr: float = option(1e-6, "floor of the decayed learning rate")
+    lr_decay_rate: float = option(0.9, "decay factor per epoch's worth of steps after the warm-up")
+    alpha_warmup_epochs: float = option(1.0, "epochs over which the distillation alpha rises from 0 (ALBEF; 0: off)")
+    max_length: int = option(256, "tokens of a whole text (all sub-texts); longer texts are cut and counted")
+    max_fragment_tokens: int = option(40, "longest fragment the decoder may write in reconstruction")
+    pass_batch_size: int = option(16, "images per screening/reconstruction batch (each scored with 1 + n texts)")
+    mixed_precision: str = option("no", "no, fp16 or bf16 (Accelerate)")
+    seed: int = option(0, "seed of initialisation and data order")
+    image_column: str = option("image", "image column of the data")
+    subtexts_column: str = option("subtexts", "sub-text list column, if the data has one (see train/knowlip/subtexts.py)")
+    keep_checkpoints: int = option(1, "checkpoints kept (newest)")
 
     def units(self) -> list[tuple[str, int]]:
         """The run's units of work in order: ("train", stage) per epoch, "screen" and "reconstruct" passes."""
@@ -96,9 +96,8 @@ class ScioConfig:
 
 
 def scio_accelerator(config: ScioConfig) -> Accelerator:
-    """The Accelerator SCIO runs with: `config.mixed_precision`, and the LR schedule counts optimizer steps whatever
-    the number of processes (Accelerate would otherwise step the scheduler once per process)."""
-    return Accelerator(mixed_precision=config.mixed_precision, step_scheduler_with_optimizer=False)
+    """The Accelerator SCIO runs with (`config.mixed_precision`); any other Accelerator works too."""
+    return Accelerator(mixed_precision=config.mixed_precision)
 
 
 def load_text_version(output_dir: str | Path, version: int) -> datasets.Dataset:
@@ -112,20 +111,20 @@ def load_text_version(output_dir: str | Path, version: int) -> datasets.Dataset:
 class ScioTrainer:
     """Runs SCIO on `dataset` (an image column and a column of sub-text lists) and returns the last text version.
 
-    `processor` is a `SarKnowlipProcessor` (its image processor and tokenizer are used). Re-running with the same
-    `output_dir` resumes after the last completed unit.
+    `processor` is a `SarKnowlipProcessor` (its image processor and tokenizer are used); the sub-texts come from
+    the dataset by the rule of `train.knowlip.subtexts`. Re-running with the same `output_dir` resumes after the last
+    completed unit.
+
+    The scheduler is a plain `LambdaLR` stepped once per optimizer step and registered for checkpointing, not given
+    to `accelerator.prepare`: a prepared scheduler steps once per process unless the caller's Accelerator was built
+    with `step_scheduler_with_optimizer=False`, so the rate would depend on the process count.
     """
 
     def __init__(self, model, processor, dataset: datasets.Dataset, config: ScioConfig,
                  accelerator: Accelerator | None = None):
-        for column in (config.image_column, config.subtexts_column):
-            if column not in dataset.column_names:
-                raise ValueError(f"SCIO dataset has no column {column!r} (columns: {dataset.column_names})")
-        self.texts = [list(text) for text in dataset[config.subtexts_column]]
-        for row, text in enumerate(self.texts):
-            if not text or not all(isinstance(part, str) for part in text):
-                raise ValueError(f"SCIO dataset row {row}: {config.subtexts_column!r} must be a non-empty list of "
-                                 f"strings, got {text!r}")
+        if config.image_column not in dataset.column_names:
+            raise ValueError(f"SCIO dataset has no column {config.image_column!r} (columns: {dataset.column_names})")
+        self.texts, _ = scio_subtexts(dataset, config.subtexts_column)
         if len(dataset) < 2:
             raise ValueError("SCIO needs at least 2 images (ITM draws its negatives from other images of the batch)")
         self.dataset, self.config = dataset, config
@@ -134,24 +133,27 @@ class ScioTrainer:
         self.noise = [[False] * len(text) for text in self.texts]
         self.output_dir = Path(config.output_dir)
         self.accelerator = accelerator or scio_accelerator(config)
+        check_warmup(config.warmup_steps, sum(config.stage_epochs) * self.steps_per_epoch)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
                                       weight_decay=config.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_factor)
-        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_factor)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.accelerator.register_for_checkpointing(self.scheduler)
 
     # ----- schedule -----
 
     @property
     def steps_per_epoch(self) -> int:
-        return math.ceil(len(self.dataset) / (self.config.batch_size * self.accelerator.num_processes))
+        return steps_per_epoch(len(self.dataset), self.config.batch_size, self.accelerator.num_processes)
 
     def _lr_factor(self, step: int) -> float:
         config = self.config
-        if step < config.warmup_steps:
-            lr = config.warmup_lr + (config.learning_rate - config.warmup_lr) * step / config.warmup_steps
-        else:
-            lr = max(config.min_lr, config.learning_rate * config.lr_decay_rate ** (step // self.steps_per_epoch))
-        return lr / config.learning_rate
+        return learning_rate_at(step, config.learning_rate, config.warmup_steps, config.warmup_lr, config.min_lr,
+                                config.lr_decay_rate, self.steps_per_epoch) / config.learning_rate
+
+    def _alpha(self, step: int) -> float:
+        alpha = self.accelerator.unwrap_model(self.model).config.alpha
+        return alpha_at(step, alpha, round(self.config.alpha_warmup_epochs * self.steps_per_epoch))
 
     # ----- run -----
 
@@ -239,14 +241,16 @@ class ScioTrainer:
         model.train()
         totals = {"loss": 0.0, "loss_itc": 0.0, "loss_itm": 0.0, "loss_mlm": 0.0}
         steps = skipped = truncated = 0
+        lr_trace = []
         for batch in loader:
             truncated += int(batch.pop("truncated"))
             if batch["image_ids"].numel() < 2:  # ITM needs another image of the batch as its negative
                 skipped += 1
                 continue
             with accelerator.autocast():
-                out = model(**batch)
+                out = model(**batch, alpha=self._alpha(state.global_step), return_loss=True)
             accelerator.backward(out.loss)
+            lr_trace.append(self.scheduler.get_last_lr()[0])
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad()
@@ -256,7 +260,7 @@ class ScioTrainer:
                 totals[name] += float(getattr(out, name).detach())
         record = {name: value / max(steps, 1) for name, value in totals.items()}
         return {**record, "steps": steps, "skipped_batches": skipped, "truncated_texts": truncated,
-                "lr": self.scheduler.get_last_lr()[0]}
+                "lr": self.scheduler.get_last_lr()[0], "lr_trace": lr_trace}
 
     def _pass_batches(self):
         """This process's share of the images, in batches of (indices, image token states)."""

@@ -1,0 +1,266 @@
+"""Downstream fine-tuning of SAR-KnowLIP with evaluation (paper 4.3-4.4, Tables 3 and 5), one command per task:
+
+    python -m train.knowlip finetune --task classification --model MODEL_DIR --data DATA [--lora]
+    python -m train.knowlip finetune --task retrieval|captioning --model MODEL_DIR --data DATA
+    python -m train.knowlip finetune --task vqa --model MODEL_DIR --data VQA_DIR
+
+- classification: `SarKnowlipForImageClassification` (the ViT with a linear head on [CLS]) on a labelled dataset;
+  full fine-tuning or LoRA on the ViT (the head always trains; the saved model has the adapters merged). Test top-1 /
+  top-3 / mean class accuracy from the `sar_classification` metric SARCLIP's evaluation uses (keys `finetune/...`).
+- retrieval: ITC + ITM (Table 5; `mlm_weight=0`), every caption of an image is a training pair and the image's
+  captions are each other's positives (`image_ids`); test Recall@1/5/10 after ITM re-ranking, SARCLIP's keys.
+- captioning: ITC + ITM + LM on the whole caption (Table 5); test BLEU / METEOR / ROUGE-L / CIDEr.
+- vqa: ITC + ITM + LM on the answer of "task type: question [SEP] answer" (Table 5) on the `train` split of a
+  `python -m dataset_scripts.geovl vqa` folder; test accuracy per task type.
+The evaluation is `train.knowlip.evaluate` (the same code as `python -m train.knowlip eval`). Results:
+`output_dir/eval_results.json` (with the config and the training time), the model in `output_dir/model`.
+
+Choices the paper leaves open: AdamW with linear warm-up over `warmup_ratio` of the steps, then cosine decay to 0
+(Table 3's "Warmup, CosineDecay"; BLIP fine-tunes with a cosine schedule); the distillation alpha warms up over the
+first epoch as in pre-training (ALBEF does so in its retrieval fine-tuning). Default learning rates and text lengths
+are Table 5's (retrieval 1e-5 / 35 tokens, captioning 1e-5 / 100, VQA 2e-5 / 35) and Table 3's (classification
+3e-3); epochs default to Table 5's 12. Measured with the small CPU model of `configs/small_real.yaml` on MSTAR SOC:
+full fine-tuning at Table 3's 3e-3 diverges to chance (11 % top-1 after 5 epochs), 3e-4 for 15 epochs reaches 82 %;
+LoRA trains well at 3e-3 (61 %). Give `--learning_rate` for full fine-tuning of small models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import datasets
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader, RandomSampler
+
+from dataset_scripts.loading import load_image_text_data
+from modeling_knowlip import (
+    SarKnowlipForConditionalGeneration,
+    SarKnowlipForImageClassification,
+    SarKnowlipForImageTextRetrieval,
+    SarKnowlipForQuestionAnswering,
+    SarKnowlipProcessor,
+)
+
+from ..common.config import YamlConfig, option
+from ..common.lora import add_lora
+from ..evaluation.metrics import load_metric
+from ..evaluation.retrieval import unique_captions
+from ..evaluation.zero_shot import flat_classification_metrics
+from .evaluate import RESULTS_FILE, evaluate_knowlip, load_image_texts, load_vqa_data
+from .schedule import alpha_at
+
+TASKS = ("classification", "retrieval", "captioning", "vqa")
+DEFAULT_LR = {"classification": 3e-3, "retrieval": 1e-5, "captioning": 1e-5, "vqa": 2e-5}
+DEFAULT_MAX_LENGTH = {"retrieval": 35, "captioning": 100, "vqa": 35}
+VIT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"]
+
+
+@dataclasses.dataclass
+class FinetuneConfig(YamlConfig):
+    """`python -m train.knowlip finetune` settings (YAML keys and `--field value` flags)."""
+
+    task: str = option("classification", "classification, retrieval, captioning or vqa")
+    model: str = option("", "SAR-KnowLIP folder with its processor (e.g. a SCIO run's model/)")
+    data: str = option("", "labelled / captioned dataset (dataset_scripts.loading); vqa: a geovl vqa folder")
+    output_dir: str = option("runs/knowlip_finetune", "folder for model/ and eval_results.json")
+    train_split: str = option("train", "split to fine-tune on")
+    eval_split: str = option("test", "split to evaluate on")
+    epochs: int = option(12, "training epochs (paper Table 5: 12)")
+    batch_size: int = option(32, "training pairs per optimizer step")
+    learning_rate: float | None = option(None, "peak AdamW rate (default: paper Tables 3/5 per task)")
+    weight_decay: float = option(0.05, "AdamW weight decay")
+    warmup_ratio: float = option(0.1, "share of the steps with linear warm-up, then cosine decay to 0")
+    max_length: int | None = option(None, "text tokens (default: Table 5, 35 / 100 for captions)")
+    max_train_samples: int | None = option(None, "a seeded random N training images (vqa: questions)")
+    max_eval_samples: int | None = option(None, "a seeded random N evaluation images (vqa: questions)")
+    lora: bool = option(False, "classification: LoRA adapters on the ViT instead of full fine-tuning")
+    lora_r: int = option(8, "LoRA rank")
+    lora_alpha: int = option(16, "LoRA scaling numerator")
+    eval_batch_size: int = option(32, "images or texts per evaluation forward")
+    retrieval_k: int = option(16, "ITC candidates re-ranked by ITM in retrieval evaluation")
+    mixed_precision: str = option("no", "no, fp16 or bf16 (Accelerate)")
+    seed: int = option(0, "seed of the head initialisation and the data order")
+
+    def check(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {list(TASKS)}, got {self.task!r}")
+        if not self.model or not Path(self.model, "processor_config.json").is_file():
+            raise ValueError(f"model must be a SAR-KnowLIP folder with its processor; {self.model!r} is not")
+        if not self.data:
+            raise ValueError("data is required (a dataset folder, image folder or table; vqa: a VQA folder)")
+        if self.lora and self.task != "classification":
+            raise ValueError("lora applies to the classification task only")
+        self.learning_rate = self.learning_rate or DEFAULT_LR[self.task]
+        self.max_length = self.max_length or DEFAULT_MAX_LENGTH.get(self.task)
+
+
+def finetune(config: FinetuneConfig, accelerator: Accelerator | None = None) -> dict:
+    """Fine-tune, save `output_dir/model`, evaluate; returns (and writes) the results."""
+    accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision)
+    set_seed(config.seed)
+    out = Path(config.output_dir)
+    processor = SarKnowlipProcessor.from_pretrained(config.model)
+    task = TASK_SETUPS[config.task](config, processor)
+    start = time.perf_counter()
+    model = _train(task, config, accelerator)
+    seconds = time.perf_counter() - start
+    results = {"task": config.task, "train_examples": task.num_train, "train_seconds": round(seconds, 1)}
+    if accelerator.is_main_process:
+        model.save_pretrained(out / "model")
+        processor.save_pretrained(out / "model")
+        results |= task.evaluate(model.eval(), out)
+        results["config"] = config.to_dict()
+        (out / RESULTS_FILE).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    accelerator.wait_for_everyone()
+    return results
+
+
+@dataclasses.dataclass
+class TaskSetup:
+    """A task's model, its training examples as a collate function over example indices, and its evaluation."""
+
+    model: torch.nn.Module
+    num_train: int
+    collate: callable
+    evaluate: callable
+    pretraining_losses: bool  # the KnowLIP heads: forward(..., return_loss=True, alpha=...)
+
+
+def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) -> torch.nn.Module:
+    params = [p for p in task.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    loader = DataLoader(list(range(task.num_train)), batch_size=config.batch_size, collate_fn=task.collate,
+                        sampler=RandomSampler(range(task.num_train), generator=generator))
+    steps_per_epoch = math.ceil(len(loader) / accelerator.num_processes)
+    total, warmup = steps_per_epoch * config.epochs, round(config.warmup_ratio * steps_per_epoch * config.epochs)
+    # stepped once per optimizer step, whatever the Accelerator (not prepared: see ScioTrainer)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: (step + 1) / (warmup + 1) if step < warmup
+                                                  else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
+    if task.pretraining_losses:  # queued features stay negatives; their pre-training image ids mean nothing here
+        task.model.queue.image_ids.fill_(-1)
+    model, optimizer, loader = accelerator.prepare(task.model, optimizer, loader)
+    alpha = getattr(accelerator.unwrap_model(model).config, "alpha", 0.0)
+    model.train()
+    step = 0
+    for epoch in range(config.epochs):
+        losses, skipped = [], 0
+        for batch in loader:
+            if task.pretraining_losses and batch["image_ids"].unique().numel() < 2:
+                skipped += 1  # ITM needs another image of the batch as its negative (as ScioTrainer)
+                continue
+            extra = {"return_loss": True, "alpha": alpha_at(step, alpha, steps_per_epoch)} \
+                if task.pretraining_losses else {}
+            with accelerator.autocast():
+                loss = model(**batch, **extra).loss
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(float(loss.detach()))
+            step += 1
+        if accelerator.is_main_process:
+            print(f"epoch {epoch + 1}/{config.epochs}: loss {sum(losses) / max(1, len(losses)):.4f}, "
+                  f"lr {scheduler.get_last_lr()[0]:.2e}, batches skipped (one image only) {skipped}")
+    model = accelerator.unwrap_model(model)
+    return model.merge_and_unload() if config.lora else model
+
+
+def _split(config: FinetuneConfig, split: str, limit: int | None) -> datasets.Dataset:
+    loaded = load_image_text_data(config.data)
+    if split not in loaded:
+        raise ValueError(f"{config.data}: no split {split!r} (splits: {list(loaded)})")
+    return _subset(loaded[split], limit, config.seed)
+
+
+def _subset(data: datasets.Dataset, limit: int | None, seed: int) -> datasets.Dataset:
+    """A seeded random subset of `limit` rows (splits are often sorted by class), or all rows."""
+    return data.shuffle(seed=seed).select(range(min(limit, len(data)))) if limit else data
+
+
+def _classification(config: FinetuneConfig, processor: SarKnowlipProcessor) -> TaskSetup:
+    train = _split(config, config.train_split, config.max_train_samples)
+    test = _split(config, config.eval_split, config.max_eval_samples)
+    label = train.features.get("label")
+    if not isinstance(label, datasets.ClassLabel):
+        raise ValueError(f"{config.data}: classification needs a ClassLabel `label` column (columns: "
+                         f"{train.column_names})")
+    names = label.names
+    model = SarKnowlipForImageClassification.from_pretrained(
+        config.model, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+    if config.lora:
+        model = add_lora(model, VIT_LORA_TARGETS, config.lora_r, config.lora_alpha, towers=("vision_model",))
+        model.base_model.model.classifier.requires_grad_(True)  # the new head always trains (merged at the end)
+
+    def collate(indices):
+        rows = train[indices]
+        return {"pixel_values": processor.image_processor(rows["image"], return_tensors="pt")["pixel_values"],
+                "labels": torch.tensor(rows["label"])}
+
+    @torch.no_grad()
+    def evaluate(model, out: Path) -> dict:
+        ranked, device = [], next(model.parameters()).device
+        for start in range(0, len(test), config.eval_batch_size):
+            pixels = processor.image_processor(test[start:start + config.eval_batch_size]["image"],
+                                               return_tensors="pt")["pixel_values"].to(device)
+            ranked += model(pixels).logits.argsort(dim=1, descending=True)[:, :3].tolist()
+        results = load_metric("sar_classification").compute(
+            predictions=ranked, references=test["label"], num_classes=len(names), top_k=(1, 3))
+        return {**flat_classification_metrics(results, names, "finetune"), "test_examples": len(test)}
+
+    return TaskSetup(model, len(train), collate, evaluate, pretraining_losses=False)
+
+
+def _image_text(config: FinetuneConfig, processor: SarKnowlipProcessor) -> TaskSetup:
+    model_class = SarKnowlipForImageTextRetrieval if config.task == "retrieval" else SarKnowlipForConditionalGeneration
+    weights = {"mlm_weight": 0.0} if config.task == "retrieval" else {}  # Table 5: retrieval trains ITC + ITM
+    model = model_class.from_pretrained(config.model, **weights)
+    image_size = model.config.vision_config.image_size
+    images, texts = load_image_texts(_split(config, config.train_split, config.max_train_samples), image_size)
+    pairs = [(image, text) for image, captions in enumerate(texts) for text in dict.fromkeys(captions)]
+    test = _split(config, config.eval_split, config.max_eval_samples)
+
+    def collate(indices):
+        chosen = [pairs[i] for i in indices]
+        encoded = processor(images=[images[i] for i, _ in chosen], text=[t for _, t in chosen],
+                            max_length=config.max_length)
+        return {**encoded, "image_ids": torch.tensor([i for i, _ in chosen])}
+
+    def evaluate(model, out: Path) -> dict:
+        distinct, _ = unique_captions(load_image_texts(test, image_size)[1])
+        results = evaluate_knowlip(model, processor, [config.task], out / "eval", data=test,
+                                   batch_size=config.eval_batch_size, k=config.retrieval_k)
+        return {**results, "test_images": len(test), "test_texts": len(distinct)}
+
+    return TaskSetup(model, len(pairs), collate, evaluate, pretraining_losses=True)
+
+
+def _vqa(config: FinetuneConfig, processor: SarKnowlipProcessor) -> TaskSetup:
+    model = SarKnowlipForQuestionAnswering.from_pretrained(config.model)
+    train, test = (load_vqa_data(config.data, split) for split in (config.train_split, config.eval_split))
+    train, test = _subset(train, config.max_train_samples, config.seed), _subset(test, config.max_eval_samples, config.seed)
+    image_index = {image_id: i for i, image_id in enumerate(dict.fromkeys(train["image_id"]))}
+
+    def collate(indices):
+        rows = train[indices]
+        encoded = processor.vqa_inputs(rows["question"], rows["task_type"], images=rows["image"],
+                                       answers=rows["answer"], max_length=config.max_length)
+        return {**encoded, "image_ids": torch.tensor([image_index[i] for i in rows["image_id"]])}
+
+    def evaluate(model, out: Path) -> dict:
+        results = evaluate_knowlip(model, processor, ["vqa"], out / "eval", vqa_data=test,
+                                   batch_size=config.eval_batch_size)
+        return {**results, "test_questions": len(test)}
+
+    return TaskSetup(model, len(train), collate, evaluate, pretraining_losses=True)
+
+
+TASK_SETUPS = {"classification": _classification, "retrieval": _image_text, "captioning": _image_text, "vqa": _vqa}
+
+__all__ = ["FinetuneConfig", "TASKS", "finetune"]
