@@ -1,37 +1,18 @@
-"""SAR-GEOVL data pipeline of SAR-KnowLIP: geo-referenced SRC tiling, GLCM/KNN quality screening,
-HCoT captioning through a pluggable, cached LLM backend, and small real VQA evaluation sets."""
+"""SAR-GEOVL data pipeline of SAR-KnowLIP: geo-referenced SRC tiling, GLCM/KNN quality screening, HCoT captioning
+through a pluggable, cached LLM backend (or composed from known facts, without an LLM), and small real VQA evaluation
+sets. CLI: `python -m dataset_scripts.geovl {caption,describe,vqa}`. Internals (tiling, screening, prompts, parsing)
+are importable by module path.
+"""
 
-from .dynamic_range import compress_to_uint8, infer_input_scale, to_pil
-from .geotiff import AffineTransform, GeoRaster, GeoTiffError, read_geotiff
-from .hcot import (
-    SUBTEXT_FIELDS,
-    HCoTTask,
-    MissingFieldError,
-    SensorInfo,
-    TileContext,
-    build_hcot_prompt,
-    join_subtexts,
-    parse_subtexts,
-)
-from .llm import (
-    CachedLLM,
-    ChatPrompt,
-    LLMRequestError,
-    OpenAIChatBackend,
-    ResponseCache,
-    TransformersTextBackend,
-    cache_key,
-)
-from .pipeline import DEFAULT_SCALE_SIDES_M, PipelineReport, build_geovl_dataset
-from .quality import QualityConfig, QualityResult, glcm, glcm_statistics, screen_tiles, texture_features
-from .tiling import PAPER_TILE_SIDE_M, GeoTile, ScaledTile, Window, multiscale_src_tiles, src_tile_size_px, src_tiles
-from .vqa_sets import (
-    VQA_FEATURES,
-    hrsid_vqa,
-    load_vqa_sets,
-    mstar_recognition_vqa,
-    region_number,
-    sar_aircraft_vqa,
-    save_vqa_sets,
-    vqa_splits,
-)
+from .geotiff import read_geotiff
+from .hcot import HCoTTask, SensorInfo
+from .llm import CachedLLM, OpenAIChatBackend, ResponseCache, TransformersTextBackend
+from .pipeline import build_geovl_dataset
+from .quality import QualityConfig
+from .vqa_sets import hrsid_vqa, load_vqa_sets, mstar_recognition_vqa, sar_aircraft_vqa, save_vqa_sets
+
+__all__ = [
+    "CachedLLM", "HCoTTask", "OpenAIChatBackend", "QualityConfig", "ResponseCache", "SensorInfo",
+    "TransformersTextBackend", "build_geovl_dataset", "hrsid_vqa", "load_vqa_sets", "mstar_recognition_vqa",
+    "read_geotiff", "sar_aircraft_vqa", "save_vqa_sets",
+]

@@ -139,7 +139,8 @@ _ATTRIBUTE_COLUMNS = {
 def dataset_facts(split: datasets.Dataset, class_words: list[str] | None = None) -> Iterator[ImageFacts]:
     """Facts of each row of a labelled split: its `label` (class words from ``label_class_words`` unless given),
     its `boxes` (builder format: pixel (x0, y0, x1, y1) + category), the attribute columns above, `polarization`."""
-    from ..captions.class_names import class_words as words_of, label_class_words
+    from ..captions.class_names import class_words as words_of
+    from ..captions.class_names import label_class_words
 
     class_words = class_words or label_class_words(split)
     boxes = split.features.get("boxes")

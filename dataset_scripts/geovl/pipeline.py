@@ -24,10 +24,18 @@ import datasets
 import numpy as np
 
 from ..export import write_dataset_folder
-
 from .dynamic_range import InputScale, compress_to_uint8, to_pil
 from .geotiff import read_geotiff
-from .hcot import SUBTEXT_FIELDS, HCoTTask, MissingFieldError, SensorInfo, TileContext, build_hcot_prompt, join_subtexts, parse_subtexts
+from .hcot import (
+    SUBTEXT_FIELDS,
+    HCoTTask,
+    MissingFieldError,
+    SensorInfo,
+    TileContext,
+    build_hcot_prompt,
+    join_subtexts,
+    parse_subtexts,
+)
 from .label_captions import FactCaptioner
 from .llm import CachedLLM, LLMRequestError
 from .quality import QualityConfig, screen_tiles

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from dataset_scripts.geovl import CachedLLM, ChatPrompt, LLMRequestError, OpenAIChatBackend, ResponseCache
+from dataset_scripts.geovl.llm import CachedLLM, ChatPrompt, LLMRequestError, OpenAIChatBackend, ResponseCache
 
 PROMPT = ChatPrompt("system text", "user text", b"\x89PNG tile")
 

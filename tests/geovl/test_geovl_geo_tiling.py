@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from dataset_scripts.geovl import (
-    PAPER_TILE_SIDE_M,
-    GeoTiffError,
-    compress_to_uint8,
-    multiscale_src_tiles,
-    read_geotiff,
-    src_tile_size_px,
-    src_tiles,
-    to_pil,
-)
+from dataset_scripts.geovl.dynamic_range import compress_to_uint8, to_pil
+from dataset_scripts.geovl.geotiff import GeoTiffError, read_geotiff
+from dataset_scripts.geovl.tiling import PAPER_TILE_SIDE_M, multiscale_src_tiles, src_tile_size_px, src_tiles
 from modeling_sarclip.sar_raster_sarclip import SarRasterError
 
 TIEPOINT_E, TIEPOINT_N = 611870.3605161788, 4513577.479713077

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dataset_scripts.geovl import (
+from dataset_scripts.geovl.hcot import (
     SUBTEXT_FIELDS,
     HCoTTask,
     MissingFieldError,

@@ -8,9 +8,11 @@ import numpy as np
 from PIL import Image
 
 from dataset_scripts.export import build_dataset
-from dataset_scripts.geovl import SUBTEXT_FIELDS, HCoTTask, build_geovl_dataset, region_number
 from dataset_scripts.geovl.__main__ import main as geovl_main
+from dataset_scripts.geovl.hcot import SUBTEXT_FIELDS, HCoTTask
 from dataset_scripts.geovl.label_captions import FactCaptioner, ImageFacts, compose_subtexts
+from dataset_scripts.geovl.pipeline import build_geovl_dataset
+from dataset_scripts.geovl.vqa_sets import region_number
 
 
 def test_boxes_of_real_aircraft_give_counts_and_grid_regions(sar_data_dir):

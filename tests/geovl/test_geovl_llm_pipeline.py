@@ -13,20 +13,18 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 
-from dataset_scripts.geovl import (
-    SUBTEXT_FIELDS,
+from dataset_scripts.geovl.__main__ import main as cli_main
+from dataset_scripts.geovl.hcot import SUBTEXT_FIELDS, SensorInfo, build_hcot_prompt
+from dataset_scripts.geovl.llm import (
     CachedLLM,
     ChatPrompt,
     LLMRequestError,
     OpenAIChatBackend,
     ResponseCache,
-    SensorInfo,
     TransformersTextBackend,
-    build_geovl_dataset,
-    build_hcot_prompt,
     cache_key,
 )
-from dataset_scripts.geovl.__main__ import main as cli_main
+from dataset_scripts.geovl.pipeline import build_geovl_dataset
 
 SCALES_M = (1000.0, 500.0, 250.0)  # on the 224 px, 10 m example: 4 large, 16 medium, 64 small tiles
 
@@ -311,7 +309,7 @@ def tiny_local_model(tmp_path_factory):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-    from dataset_scripts.geovl import HCoTTask, TileContext
+    from dataset_scripts.geovl.hcot import HCoTTask, TileContext
 
     context = TileContext((-73.67, 40.76), (-73.68, 40.75, -73.66, 40.77), (10.0, 10.0), (200, 200))
     corpus = [build_hcot_prompt(context, task, "large").user for task in HCoTTask] + [tagged_answer("x")]

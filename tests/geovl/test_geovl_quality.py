@@ -3,17 +3,10 @@
 import numpy as np
 import pytest
 
-from dataset_scripts.geovl import (
-    QualityConfig,
-    compress_to_uint8,
-    glcm,
-    glcm_statistics,
-    read_geotiff,
-    screen_tiles,
-    src_tiles,
-    texture_features,
-    to_pil,
-)
+from dataset_scripts.geovl.dynamic_range import compress_to_uint8, to_pil
+from dataset_scripts.geovl.geotiff import read_geotiff
+from dataset_scripts.geovl.quality import QualityConfig, glcm, glcm_statistics, screen_tiles, texture_features
+from dataset_scripts.geovl.tiling import src_tiles
 
 
 def naive_glcm(gray, levels=32):

@@ -6,7 +6,7 @@ from collections import Counter
 import datasets
 import pytest
 
-from dataset_scripts.geovl import (
+from dataset_scripts.geovl.vqa_sets import (
     hrsid_vqa,
     load_vqa_sets,
     mstar_recognition_vqa,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dataset_scripts.geovl import hrsid_vqa, mstar_recognition_vqa
+from dataset_scripts.geovl.vqa_sets import hrsid_vqa, mstar_recognition_vqa
 from modeling_knowlip.configuration_knowlip import VQA_TASK_TYPES
 from train.evaluation.vqa import normalize_answer, vqa_accuracy
 

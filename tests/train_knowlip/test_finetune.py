@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForImageClassification
 
 from dataset_scripts.export import build_dataset
-from dataset_scripts.geovl import save_vqa_sets
+from dataset_scripts.geovl.vqa_sets import save_vqa_sets
 from modeling_knowlip import SarKnowlipConfig, SarKnowlipModel, SarKnowlipProcessor, train_wordpiece_tokenizer
 from modeling_sarclip import SarclipImageProcessor
 from train.knowlip.__main__ import main

@@ -24,9 +24,10 @@ from pathlib import Path
 import datasets
 
 from dataset_scripts.export import write_dataset_folder
-from dataset_scripts.geovl import CachedLLM, HCoTTask, OpenAIChatBackend, ResponseCache, TransformersTextBackend
-from dataset_scripts.geovl import build_geovl_dataset
+from dataset_scripts.geovl.hcot import HCoTTask
 from dataset_scripts.geovl.label_captions import FactCaptioner
+from dataset_scripts.geovl.llm import CachedLLM, OpenAIChatBackend, ResponseCache, TransformersTextBackend
+from dataset_scripts.geovl.pipeline import build_geovl_dataset
 
 from .evaluate import evaluate_knowlip
 from .fit import fit_scio
