@@ -23,7 +23,8 @@ def test_prompt_has_five_layers_geo_and_scale():
     sensor = hcot.SensorInfo("Gaofen-3", "C", ("HH",))
     prompt = hcot.build_hcot_prompt(CONTEXT, hcot.HCoTTask.GROUND_TARGET, "large", sensor, image_png=b"png")
     text = prompt.user
-    layers = ("Earth cognition", "Social priors", "SAR theory", "Instance-level discrimination", "Knowledge calibration")
+    layers = ("Earth cognition", "Social priors", "SAR theory", "Instance-level discrimination",
+              "Knowledge calibration")
     for layer in layers:
         assert layer in text
     assert text.index("Earth cognition") < text.index("Social priors") < text.index("SAR theory")
