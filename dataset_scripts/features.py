@@ -8,16 +8,15 @@ import numpy as np
 CAPTIONS = datasets.List(datasets.Value("string"))
 
 
+def label_columns(class_names: list[str]) -> dict:
+    """The columns every classification row has: 5 captions, label, source, split."""
+    string = datasets.Value("string")
+    return {"captions": CAPTIONS, "label": datasets.ClassLabel(names=class_names), "source": string, "split": string}
+
+
 def classification_features(class_names: list[str], extra: dict | None = None) -> datasets.Features:
     """image (8-bit), 5 captions, label, source, split, then source-specific metadata ``extra``."""
-    return datasets.Features({
-        "image": datasets.Image(),
-        "captions": CAPTIONS,
-        "label": datasets.ClassLabel(names=class_names),
-        "source": datasets.Value("string"),
-        "split": datasets.Value("string"),
-        **(extra or {}),
-    })
+    return datasets.Features({"image": datasets.Image(), **label_columns(class_names), **(extra or {})})
 
 
 def boxes_feature(categories: list[str]) -> datasets.List:

@@ -10,7 +10,7 @@ import datasets
 
 from ..captions import classification_captions
 from ..errors import DatasetBuildError
-from ..features import CAPTIONS, array_columns, array_features
+from ..features import array_columns, array_features, label_columns
 from ..readers import is_phoenix_file, parse_phoenix_header, read_mstar_phoenix
 from .base import Item, SarBuilder, SarBuilderConfig
 from .mstar import MstarBuilder
@@ -63,11 +63,7 @@ class MstarRawBuilder(SarBuilder):
         return datasets.Features({
             **array_features("float32"),
             "phase": datasets.List(datasets.Value("float32")),
-            "captions": CAPTIONS,
-            "label": datasets.ClassLabel(names=self.checked_class_names(
-                (item.value[1], str(item.value[0])) for item in self.items)),
-            "source": datasets.Value("string"),
-            "split": datasets.Value("string"),
+            **label_columns(self.checked_class_names((item.value[1], str(item.value[0])) for item in self.items)),
             "serial_number": datasets.Value("string"),
             "depression_deg": datasets.Value("float32"),
             "azimuth_deg": datasets.Value("float32"),
