@@ -1,135 +1,222 @@
-"""Benchmark: SARCLIP vs open_clip at equal shapes and equal weights, in one run.
+"""Benchmark: SARCLIP vs open_clip training throughput and peak memory, in one run.
 
-Times a full training step (forward, symmetric InfoNCE loss, backward, AdamW step) and image encoding (no grad) and
-prints samples/s, peak GPU memory and our/open_clip ratios. On a GPU the default is bf16 autocast; on CPU fp32.
+What is compared: one training step (forward, symmetric InfoNCE, backward, AdamW) of each library's CLIP with the
+same weights on the same random images and the same SAR captions (SARCLIP-1M classification templates filled with
+the 10 MSTAR class words: 11-34 tokens, median 21), each library on its default text path: `open_clip.tokenize` pads
+every caption to 77 tokens, SARCLIP's processor pads to the batch's longest caption (same embeddings, tested).
+`--text 77` gives both sides 77 tokens (equal shapes). Optimizer: ours the trainer's fused AdamW
+(`train.sarclip.performance.adamw_kwargs`), open_clip the default AdamW its training script uses; `--same-optimizer`
+gives both the default. Caption batches cycle through 4 draws (varying lengths, as in training). Steps alternate
+between the two sides, so both see the same machine load; medians are reported.
 
-    python bench/bench_sarclip_vs_open_clip.py --model ViT-B-32 --batch-size 256          # GPU
-    python bench/bench_sarclip_vs_open_clip.py --model ViT-B-32 --batch-size 16 --steps 3 # CPU smoke run
+    python bench/bench_sarclip_vs_open_clip.py          # the suite: on a GPU ViT-B-32 batch 256 and ViT-L-14
+                                                        # batch 128 in bf16; on CPU ViT-B-32 batch 16 in fp32
+    python bench/bench_sarclip_vs_open_clip.py --model RN50 --batch-size 8 --compile
+
+Peak memory: on a GPU `max_memory_allocated` of one step with only that side's model and optimizer on the device;
+on CPU the peak RSS of a separate process that builds the side's model and runs 2 steps.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
+import random
+import statistics
 import time
+from pathlib import Path
 
 import open_clip
 import torch
 
-from modeling_sarclip import OPEN_CLIP_PRESETS, SarclipConfig
+from dataset_scripts.captions import ClassNameTable, classification_captions
+from modeling_sarclip import OPEN_CLIP_PRESETS, SarclipConfig, SarclipTokenizer
 from modeling_sarclip.convert_open_clip_to_sarclip import convert_state_dict
 from modeling_sarclip.modeling_sarclip import SarclipModel
+from train.sarclip.performance import adamw_kwargs, channels_last, maybe_compile
+
+MSTAR_CLASSES = ("2S1", "BMP2", "BRDM_2", "BTR_60", "BTR70", "D7", "T62", "T72", "ZIL131", "ZSU_23_4")
+GPU_SUITE = (("ViT-B-32", 256), ("ViT-L-14", 128))
+CPU_SUITE = (("ViT-B-32", 16),)
+CAPTION_BATCHES = 4
+SIDES = ("open_clip", "sarclip")
 
 
-def _models(name: str, device: torch.device):
+def sar_captions(batch_size: int, seed: int = 0) -> list[list[str]]:
+    """`CAPTION_BATCHES` batches of SARCLIP-1M template captions of MSTAR targets."""
+    words = ClassNameTable("mstar")
+    pool = [c for name in MSTAR_CLASSES for i in range(20) for c in classification_captions(words[name].singular,
+                                                                                            f"{name}/{i}")]
+    rng = random.Random(seed)
+    return [rng.sample(pool, batch_size) for _ in range(CAPTION_BATCHES)]
+
+
+def build(side: str, name: str, device: torch.device, args):
+    """(model, optimizer, loss function) of one side; both sides start from the same open_clip weights."""
     torch.manual_seed(0)
     reference = open_clip.create_model(name)
-    ours = SarclipModel(SarclipConfig.from_preset(name))
-    ours.load_state_dict(convert_state_dict(reference.state_dict(), ours.config))
-    return reference.to(device), ours.to(device)
+    if side == "open_clip":
+        model, loss_fn = reference, open_clip.ClipLoss()
+        if args.grad_checkpointing:
+            model.set_grad_checkpointing(True)
+        if args.compile_open_clip:
+            model.compile()
+    else:
+        model = SarclipModel(SarclipConfig.from_preset(name))
+        model.load_state_dict(convert_state_dict(reference.state_dict(), model.config))
+        if args.grad_checkpointing:
+            model.activation_checkpointing_enable({"use_reentrant": False})
+        if args.channels_last:
+            channels_last(model)
+        maybe_compile(model, args.compile)
+        loss_fn = None
+    model.to(device).train()
+    fused = side == "sarclip" and not args.same_optimizer  # the trainer's AdamW; open_clip_train's is the default
+    return model, torch.optim.AdamW(model.parameters(), lr=1e-5, **adamw_kwargs(device) if fused else {}), loss_fn
 
 
-def _batch(config: SarclipConfig, batch_size: int, device: torch.device):
-    generator = torch.Generator().manual_seed(0)
-    size = config.vision_config.image_size
-    pixels = torch.randn(batch_size, 3, size, size, generator=generator)
-    ids = torch.randint(1, 49406, (batch_size, 77), generator=generator)
-    lengths = torch.randint(5, 77, (batch_size,), generator=generator)
-    ids[:, 0] = 49406
-    ids[torch.arange(batch_size), lengths] = 49407  # end-of-text token at a random position, padding after it
-    ids[torch.arange(77) > lengths[:, None]] = 0
-    return pixels.to(device), ids.to(device)
+def batches(side: str, name: str, batch_size: int, device: torch.device, text: str):
+    """[(pixels, token ids)] per caption batch, in the side's default text layout (or 77 tokens for both)."""
+    size = SarclipConfig.from_preset(name).vision_config.image_size
+    pixels = torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    tokenizer = SarclipTokenizer.from_bpe_file()
+    out = []
+    for captions in sar_captions(batch_size):
+        if side == "open_clip" or text == "77":
+            ids = open_clip.tokenize(captions)
+        else:
+            ids = tokenizer(captions, return_tensors="pt")["input_ids"]
+        out.append((pixels, ids.to(device)))
+    return out
 
 
-def _open_clip_loss(model, pixels, ids, loss_fn):
-    image, text, scale = model(pixels, ids)
-    return loss_fn(image, text, scale)
+def train_step(side: str, model, optimizer, loss_fn, pixels, ids, autocast) -> None:
+    with autocast:
+        if side == "open_clip":
+            loss = loss_fn(*model(pixels, ids))
+        else:
+            loss = model(input_ids=ids, pixel_values=pixels, return_loss=True).loss
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
-def _sarclip_loss(model, pixels, ids, _):
-    return model(input_ids=ids, pixel_values=pixels, return_loss=True).loss
-
-
-def _sync(device):
+def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
 
 
-def _measure(step, device, steps: int, warmup: int) -> tuple[float, float | None]:
-    """Seconds per step (median over `steps`) and peak GPU memory in GiB (None on CPU)."""
-    for _ in range(warmup):
-        step()
-    _sync(device)
+def _offload(model, optimizer, device) -> None:
+    model.to(device)
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                state[key] = value.to(device)
+
+
+def cpu_peak_rss(side: str, name: str, batch_size: int, args) -> float:
+    """Peak RSS (GiB) of a fresh process that builds this side and runs 2 training steps."""
+    device = torch.device("cpu")
+    torch.set_num_threads(args.threads)
+    model, optimizer, loss_fn = build(side, name, device, args)
+    for pixels, ids in batches(side, name, batch_size, device, args.text)[:2]:
+        train_step(side, model, optimizer, loss_fn, pixels, ids, contextlib.nullcontext())
+    return peak_rss_gib()
+
+
+def peak_rss_gib() -> float:
+    """This process's peak RSS (VmHWM; `ru_maxrss` would include the parent's RSS at fork time, kept over exec)."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 2**20
+
+
+def run(name: str, batch_size: int, device: torch.device, args) -> dict[str, dict[str, float]]:
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16"
+                else contextlib.nullcontext())
+    built = {side: build(side, name, device, args) for side in SIDES}
+    data = {side: batches(side, name, batch_size, device, args.text) for side in SIDES}
+    times = {side: [] for side in SIDES}
+    for step in range(args.warmup + args.steps):
+        for side in SIDES if step % 2 == 0 else SIDES[::-1]:  # alternate who goes first
+            pixels, ids = data[side][step % CAPTION_BATCHES]
+            _sync(device)
+            start = time.perf_counter()
+            train_step(side, *built[side], pixels, ids, autocast)
+            _sync(device)
+            if step >= args.warmup:
+                times[side].append(time.perf_counter() - start)
+    results = {side: {"samples_per_s": batch_size / statistics.median(times[side]),
+                      "tokens": statistics.mean(ids.shape[1] for _, ids in data[side])} for side in SIDES}
     if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
-    return sorted(times)[len(times) // 2], peak
+        for side in SIDES:  # only this side's model and optimizer state on the device
+            for other in SIDES:
+                _offload(*built[other][:2], device if other == side else torch.device("cpu"))
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            train_step(side, *built[side], *data[side][0], autocast)
+            _sync(device)
+            results[side]["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    elif args.cpu_memory:
+        context = multiprocessing.get_context("spawn")
+        for side in SIDES:
+            with context.Pool(1) as pool:
+                results[side]["peak_gib"] = pool.apply(cpu_peak_rss, (side, name, batch_size, args))
+    return results
+
+
+def report(name: str, batch_size: int, device_name: str, args, results) -> None:
+    levers = ["text at the batch's longest caption" if args.text == "default" else "77 tokens on both sides",
+              "SDPA attention", "same AdamW on both sides" if args.same_optimizer else "fused AdamW (ours)"] + (["channels-last"] if args.channels_last and "RN" in name else []) + (
+              ["torch.compile (ours)"] if args.compile else []) + (
+              ["torch.compile (open_clip)"] if args.compile_open_clip else [])
+    print(f"\n{name}, batch {batch_size}, {args.precision}, {device_name}, torch {torch.__version__}, "
+          f"open_clip {open_clip.__version__}, {args.steps} timed steps; levers: {', '.join(levers)}")
+    memory = "peak GPU memory" if "CPU" not in device_name else "peak RSS"
+    print(f"{'':10} {'train samples/s':>16} {memory:>16} {'text tokens':>12}")
+    for side in SIDES:
+        r = results[side]
+        peak = f"{r['peak_gib']:.2f} GiB" if "peak_gib" in r else "n/a"
+        print(f"{side:10} {r['samples_per_s']:16.2f} {peak:>16} {r['tokens']:12.1f}")
+    ours, theirs = results["sarclip"], results["open_clip"]
+    line = f"{'ratio':10} {ours['samples_per_s'] / theirs['samples_per_s']:15.2f}x"
+    if "peak_gib" in ours:
+        line += f" {ours['peak_gib'] / theirs['peak_gib']:15.2f}x"
+    print(line)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="ViT-B-32", choices=sorted(OPEN_CLIP_PRESETS))
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--model", choices=sorted(OPEN_CLIP_PRESETS), help="one model (default: the suite)")
+    parser.add_argument("--batch-size", type=int, help="with --model (default 16 on CPU, 256 on GPU)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per side")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--precision", choices=["fp32", "bf16"], help="default: bf16 on GPU, fp32 on CPU")
+    parser.add_argument("--text", choices=["default", "77"], default="default",
+                        help="default: each side's default text path; 77: both sides at 77 tokens")
+    parser.add_argument("--compile", action="store_true", help="torch.compile our model (inductor)")
+    parser.add_argument("--compile-open-clip", action="store_true", help="torch.compile open_clip's model too")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                        help="channels-last ResNet tower (default: on GPU)")
+    parser.add_argument("--same-optimizer", action="store_true",
+                        help="default AdamW on both sides (default: ours uses the trainer's fused AdamW)")
     parser.add_argument("--grad-checkpointing", action="store_true")
+    parser.add_argument("--no-cpu-memory", dest="cpu_memory", action="store_false",
+                        help="skip the CPU peak-RSS processes")
     args = parser.parse_args(argv)
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16"
-                else contextlib.nullcontext())
-    reference, ours = _models(args.model, device)
-    if args.grad_checkpointing:
-        reference.set_grad_checkpointing(True)
-        ours.activation_checkpointing_enable({"use_reentrant": False})
-    pixels, ids = _batch(ours.config, args.batch_size, device)
-    loss_fn = open_clip.ClipLoss()
-
-    results = {}
-    for label, model, loss in (("open_clip", reference, _open_clip_loss), ("sarclip", ours, _sarclip_loss)):
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-
-        def train_step():
-            with autocast:
-                value = loss(model, pixels, ids, loss_fn)
-            value.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-
-        encode = reference.encode_image if label == "open_clip" else ours.get_image_features
-
-        @torch.no_grad()
-        def encode_step():
-            with autocast:
-                encode(pixels)
-
-        model.train()
-        train_time, train_peak = _measure(train_step, device, args.steps, args.warmup)
-        model.eval()
-        encode_time, encode_peak = _measure(encode_step, device, args.steps, args.warmup)
-        results[label] = (args.batch_size / train_time, train_peak, args.batch_size / encode_time, encode_peak)
-        del optimizer
+    args.precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
+    args.channels_last = device.type == "cuda" if args.channels_last is None else args.channels_last
+    args.threads = torch.get_num_threads()
+    suite = GPU_SUITE if device.type == "cuda" else CPU_SUITE
+    if args.model:
+        suite = ((args.model, args.batch_size or suite[0][1]),)
+    device_name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({args.threads} threads)"
+    for name, batch_size in suite:
+        report(name, batch_size, device_name, args, run(name, batch_size, device, args))
         if device.type == "cuda":
             torch.cuda.empty_cache()
-
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"{args.model}, batch {args.batch_size}, {precision}, {name}, torch {torch.__version__}, "
-          f"open_clip {open_clip.__version__}, grad checkpointing {args.grad_checkpointing}")
-    gib = lambda v: "n/a" if v is None else f"{v:.2f} GiB"  # noqa: E731
-    print(f"{'':10} {'train samples/s':>16} {'train peak':>11} {'encode images/s':>16} {'encode peak':>12}")
-    for label, (train, train_peak, encode, encode_peak) in results.items():
-        print(f"{label:10} {train:16.1f} {gib(train_peak):>11} {encode:16.1f} {gib(encode_peak):>12}")
-    ratio_train = results["sarclip"][0] / results["open_clip"][0]
-    ratio_encode = results["sarclip"][2] / results["open_clip"][2]
-    print(f"{'ratio':10} {ratio_train:15.2f}x {'':>11} {ratio_encode:15.2f}x")
 
 
 if __name__ == "__main__":

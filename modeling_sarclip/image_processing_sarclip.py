@@ -18,7 +18,7 @@ from PIL import Image
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
 
-from .radiometry_sarclip import sarclip_unit_range
+from .radiometry_sarclip import sarclip_unit_planes
 from .sar_raster_sarclip import bands_last, pil_to_array, read_sar_raster
 
 
@@ -49,24 +49,30 @@ class SarclipImageProcessor(BaseImageProcessor):
             return bands_last(image, source)
         raise TypeError(f"{source}: unsupported image type {type(image).__name__}")
 
-    def to_pixel_values(self, image, source: str = "image", size: int | None = None, do_resize: bool | None = None):
-        """One raster -> `(3, size, size)` float32 tensor in the model's [-1, 1] range."""
+    def to_pixel_values(self, image, source: str = "image", size: int | None = None, do_resize: bool | None = None,
+                        out: torch.Tensor | None = None) -> torch.Tensor:
+        """One raster -> `(3, size, size)` float32 tensor in the model's [-1, 1] range (written into `out` if given)."""
         size = self.size if size is None else size
         do_resize = self.do_resize if do_resize is None else do_resize
         if isinstance(image, (str, Path)):
             source = str(image)
-        unit = torch.from_numpy(sarclip_unit_range(self.load(image, source), source)).permute(2, 0, 1)
-        height, width = unit.shape[1:]
+        # a single band is one plane, the same in all three channels: it is resized and scaled once and copied at
+        # the end (the same values for a third of the work)
+        planes = torch.from_numpy(sarclip_unit_planes(self.load(image, source), source))
+        height, width = planes.shape[1:]
         if (height, width) != (size, size):
             if not do_resize:
                 raise ValueError(f"{source}: image is {height}x{width}, expected {size}x{size} (do_resize=False)")
             scale = size / min(height, width)
             new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
-            resized = F.interpolate(unit[None], (new_h, new_w), mode="bicubic", antialias=True, align_corners=False)[0]
-            unit = resized.clamp(unit.min(), unit.max())  # no bicubic overshoot beyond the raster's own range
+            low, high = torch.aminmax(planes)
+            resized = F.interpolate(planes[None], (new_h, new_w), mode="bicubic", antialias=True, align_corners=False)[0]
             top, left = (new_h - size) // 2, (new_w - size) // 2
-            unit = unit[:, top : top + size, left : left + size]
-        return (unit - 0.5) * 2
+            planes = resized[:, top : top + size, left : left + size].clamp_(low, high)  # no overshoot beyond the raster
+        out = torch.empty(3, size, size) if out is None else out
+        if len(planes) == 1:  # (x - 0.5) * 2 on the one plane, then copied to the three channels
+            return out.copy_(planes.sub_(0.5).mul_(2).expand(3, -1, -1))
+        return torch.sub(planes, 0.5, out=out).mul_(2)  # straight into the output: no extra copy
 
     def preprocess(self, images, return_tensors="pt", size: int | None = None, do_resize: bool | None = None, **kwargs):
         if kwargs:
@@ -74,9 +80,10 @@ class SarclipImageProcessor(BaseImageProcessor):
         batch = images if isinstance(images, (list, tuple)) else [images]
         if not batch:
             raise ValueError("no images given")
-        pixel_values = torch.stack(
-            [self.to_pixel_values(img, f"image {i} of the batch", size, do_resize) for i, img in enumerate(batch)]
-        )
+        side = self.size if size is None else size
+        pixel_values = torch.empty(len(batch), 3, side, side)
+        for i, image in enumerate(batch):
+            self.to_pixel_values(image, f"image {i} of the batch", size, do_resize, out=pixel_values[i])
         if return_tensors != "pt":
             pixel_values = pixel_values.numpy()
         return BatchFeature(data={"pixel_values": pixel_values}, tensor_type=return_tensors)

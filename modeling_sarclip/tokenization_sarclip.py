@@ -54,15 +54,26 @@ def default_bpe_path() -> Path:
 class SarclipTokenizer(CLIPTokenizer):
     """`CLIPTokenizer` with open_clip's text cleaning and zero padding, so ids equal `open_clip.tokenize()`.
 
-    Padding uses id 0 as open_clip does (the pad *token* stays `<|endoftext|>`: making "!" (id 0) a special token
-    would change how a literal "!" is encoded). The model never reads pad positions: attention is causal and pooling
-    happens at the first end-of-text token.
+    Defaults: `padding=True` (to the batch's longest text) and `truncation=True` (to `model_max_length`, the
+    end-of-text token kept); `padding="max_length"` gives open_clip's fixed 77-token layout, and any transformers
+    `padding` / `truncation` / `max_length` / `return_tensors` value is accepted. Both layouts give the same
+    embeddings: attention is causal and pooling happens at the first end-of-text token, so the model never reads
+    pad positions. Padding uses id 0 as open_clip does (the pad *token* stays `<|endoftext|>`: making "!" (id 0) a
+    special token would change how a literal "!" is encoded).
+
+    Special-token strings typed in a text ("<|endoftext|>") stay text (`split_special_tokens=True`, as in
+    open_clip, whose own special tokens are named differently): only the tokenizer places the real tokens, so a
+    caption cannot end its embedding early.
     """
 
     model_input_names = ["input_ids", "attention_mask"]
 
-    def __init__(self, *args, model_max_length: int = CONTEXT_LENGTH, **kwargs):
-        super().__init__(*args, model_max_length=model_max_length, **kwargs)
+    def __init__(self, *args, model_max_length: int = CONTEXT_LENGTH, split_special_tokens: bool = True, **kwargs):
+        super().__init__(*args, model_max_length=model_max_length, split_special_tokens=split_special_tokens,
+                         **kwargs)
+
+    def __call__(self, *args, padding=True, truncation=True, **kwargs):
+        return super().__call__(*args, padding=padding, truncation=truncation, **kwargs)
 
     @classmethod
     def from_bpe_file(cls, bpe_path: str | Path | None = None, **kwargs) -> "SarclipTokenizer":

@@ -16,9 +16,9 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from ..captions import CAPTIONS_PER_IMAGE
 from ..synthetic import SyntheticSarGenerator, synthetic_example, synthetic_features
+from .base import Item, SarBuilder, SarBuilderConfig
 
 PARQUET_ROW_GROUP_SIZE = 100  # rows read at a time when streaming: small, as images are large
-from .base import Item, SarBuilder, SarBuilderConfig
 
 
 @dataclasses.dataclass
@@ -28,6 +28,15 @@ class SyntheticConfig(SarBuilderConfig):
     image_size: int = 128
     looks: float = 3.0
     with_boxes: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.num_train < 1 or self.num_test < 0:
+            raise ValueError(f"num_train (--num-train) must be at least 1 and num_test (--num-test) at least 0, got "
+                             f"{self.num_train} and {self.num_test}")
+        if not self.looks > 0:
+            raise ValueError(f"looks (--looks) must be positive, got {self.looks}")
+        SyntheticSarGenerator(self.image_size, self.looks, self.seed, self.with_boxes)  # checks image_size
 
 
 class SyntheticBuilder(SarBuilder):
@@ -70,29 +79,31 @@ def write_synthetic_corpus(
     shard at a time (memory stays flat as the corpus grows). The folder is written atomically like every dataset
     folder here. A shard count that divides the number of training processes gives each process whole shards.
     """
-    from ..export import replace_folder, staging_folder
+    from ..export import disk_full_error, reap_leftovers, replace_folder, staging_folder
 
     out = Path(out_dir)
+    reap_leftovers(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} is not empty (pass overwrite=True)")
     num_images = -(-num_pairs // CAPTIONS_PER_IMAGE)
     if not 1 <= num_shards <= num_images:
         raise ValueError(f"num_shards must be in 1..{num_images} (the number of chips), got {num_shards}")
-    staging = staging_folder(out)
-    try:
-        (staging / "data").mkdir()
-        jobs = [(staging / "data" / f"train-{s:05d}-of-{num_shards:05d}.parquet", s * num_images // num_shards,
-                 (s + 1) * num_images // num_shards, image_size, looks, seed) for s in range(num_shards)]
-        if num_proc > 1:
-            with concurrent.futures.ProcessPoolExecutor(num_proc) as pool:  # workers use numpy, PIL and pyarrow only
-                list(pool.map(_write_shard, jobs))
-        else:
-            for job in jobs:
-                _write_shard(job)
-        _write_card(staging, num_images, image_size, looks, seed)
-        replace_folder(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with disk_full_error(out):
+        staging = staging_folder(out)
+        try:
+            (staging / "data").mkdir()
+            jobs = [(staging / "data" / f"train-{s:05d}-of-{num_shards:05d}.parquet", s * num_images // num_shards,
+                     (s + 1) * num_images // num_shards, image_size, looks, seed) for s in range(num_shards)]
+            if num_proc > 1:
+                with concurrent.futures.ProcessPoolExecutor(num_proc) as pool:  # workers: numpy, PIL, pyarrow only
+                    list(pool.map(_write_shard, jobs))
+            else:
+                for job in jobs:
+                    _write_shard(job)
+            _write_card(staging, num_images, image_size, looks, seed)
+            replace_folder(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return out
 
 

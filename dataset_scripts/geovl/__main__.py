@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from ..cli_errors import run_cli
 from ..export import push_dataset_to_hub
 from .hcot import HCoTTask, SensorInfo
 from .label_captions import FactCaptioner, describe_dataset
@@ -23,7 +25,12 @@ def _sides(text: str) -> tuple[float, float, float]:
     return sides
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """User errors: `error: ...` on stderr, exit code 2 (`--debug` shows the traceback)."""
+    return run_cli(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m dataset_scripts.geovl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -103,4 +110,4 @@ def _push(args) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

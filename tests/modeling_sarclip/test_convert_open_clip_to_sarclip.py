@@ -91,8 +91,8 @@ def test_cli_writes_hub_ready_folder_from_safetensors_and_pushes(tmp_path, bpe_p
 
     model = SarclipModel.from_pretrained(out).eval()
     processor = SarclipProcessor.from_pretrained(out)
-    inputs = processor(images=torch.zeros(64, 64).numpy().astype("uint8"), text=TEXTS[:2])
-    torch.testing.assert_close(inputs["input_ids"], open_clip.tokenize(TEXTS[:2]))
+    inputs = processor(images=torch.zeros(64, 64).numpy().astype("uint8"), text=TEXTS[:2], padding="max_length")
+    torch.testing.assert_close(inputs["input_ids"], open_clip.tokenize(TEXTS[:2]))  # open_clip pads to 77
     with torch.no_grad():
         expected = reference.encode_text(inputs["input_ids"])
         torch.testing.assert_close(model.get_text_features(inputs["input_ids"]).pooler_output, expected, atol=1e-4, rtol=0)

@@ -210,3 +210,39 @@ def test_bf16_forward_runs(model_and_inputs):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(input_ids=ids, pixel_values=pixels, return_loss=True)
     assert torch.isfinite(out.loss)
+
+
+SAR_CAPTIONS = [
+    "a SAR image of a T-72 main battle tank.",
+    "ship",
+    "In this SAR image, there are 3 aircraft parked near the upper left of the apron, next to two storage tanks.",
+]
+
+
+def test_padding_to_the_longest_text_gives_the_77_token_embeddings(tiny_config, clip_tokenizer):
+    """Causal attention and end-of-text pooling: the padded tail never reaches the embedding. In float64 the two
+    layouts agree to 1e-12 (the same math; float32 differs only by rounding of differently shaped products)."""
+    longest = clip_tokenizer(SAR_CAPTIONS, return_tensors="pt")["input_ids"]
+    fixed = clip_tokenizer(SAR_CAPTIONS, padding="max_length", return_tensors="pt")["input_ids"]
+    assert longest.shape[1] < 40 and fixed.shape[1] == 77
+    torch.manual_seed(0)
+    model = SarclipModel(tiny_config()).eval()
+    for dtype, atol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        model.to(dtype)
+        with torch.no_grad():
+            torch.testing.assert_close(model.get_text_features(longest).pooler_output,
+                                       model.get_text_features(fixed).pooler_output, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("kind", ["vit", "resnet"])
+def test_forward_with_loss_compiles_without_graph_breaks(tiny_config, kind):
+    """fullgraph=True fails on any graph break; the end-of-text check must not read tensor values when compiled."""
+    torch.manual_seed(0)
+    config = tiny_config(kind)
+    model = SarclipModel(config).train()
+    size = config.vision_config.image_size
+    ids, pixels = _ids(4), torch.randn(4, 3, size, size)
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    loss = compiled(input_ids=ids, pixel_values=pixels, return_loss=True).loss
+    torch.testing.assert_close(loss, model(input_ids=ids, pixel_values=pixels, return_loss=True).loss, rtol=0, atol=0)
+    torch._dynamo.reset()

@@ -72,3 +72,37 @@ def test_trained_tokenizer_encodes_unseen_words_without_end_of_text():
     ids = tokenizer("the 2S1 howitzer, 12 km!")["input_ids"]
     assert ids[0] == tokenizer.bos_token_id and ids.count(tokenizer.eos_token_id) == 1 and ids[-1] == tokenizer.eos_token_id
     assert tokenizer.decode(ids, skip_special_tokens=True).replace(" ", "") == "the2s1howitzer,12km!"
+
+
+def test_defaults_pad_to_the_longest_text_and_truncate(clip_tokenizer):
+    texts = ["a ship", "a SAR image of a large tank", "x " * 120]
+    short = clip_tokenizer(texts[:2], return_tensors="pt")
+    fixed = clip_tokenizer(texts[:2], padding="max_length", return_tensors="pt")["input_ids"]
+    assert short["input_ids"].shape == (2, short["attention_mask"][1].sum())  # the longest text sets the width
+    assert torch.equal(fixed[:, : short["input_ids"].shape[1]], short["input_ids"]) and (fixed[:, 9:] == 0).all()
+    long = clip_tokenizer(texts, return_tensors="pt")["input_ids"]
+    assert long.shape == (3, 77) and long[2, -1] == clip_tokenizer.eos_token_id  # truncated, end-of-text kept
+    # transformers' standard arguments
+    assert clip_tokenizer(texts, max_length=8, return_tensors="np")["input_ids"].shape == (3, 8)
+    assert [len(ids) for ids in clip_tokenizer(texts[:2], padding=False)["input_ids"]] == [4, 9]
+    assert len(clip_tokenizer(texts[2], truncation=False)["input_ids"]) == 122  # 120 words + start + end
+
+
+def test_processor_text_defaults_to_the_longest_text(clip_tokenizer):
+    from modeling_sarclip import SarclipImageProcessor, SarclipProcessor
+
+    processor = SarclipProcessor(SarclipImageProcessor(), clip_tokenizer)
+    assert processor(text=["a ship", "a SAR image of a large tank"])["input_ids"].shape == (2, 9)
+    assert processor(text=["a ship"], padding="max_length")["input_ids"].shape == (1, 77)
+    assert processor(text=["a ship"], padding="max_length", max_length=16)["input_ids"].shape == (1, 16)
+
+
+def test_typed_special_token_strings_stay_text(clip_tokenizer, tmp_path):
+    """A caption that contains "<|endoftext|>" must not end its embedding early (pooling is at the first
+    end-of-text token): only the tokenizer places the real start and end tokens, as in open_clip."""
+    texts = ["a ship <|endoftext|> next to a tank", "<|startoftext|>a SAR image<|endoftext|>"]
+    clip_tokenizer.save_pretrained(tmp_path)
+    for tokenizer in (clip_tokenizer, SarclipTokenizer.from_pretrained(tmp_path)):
+        ids = tokenizer(texts, padding="max_length", return_tensors="pt")["input_ids"]
+        torch.testing.assert_close(ids, open_clip.tokenize(texts))
+        assert ((ids == tokenizer.eos_token_id).sum(1) == 1).all() and ((ids == tokenizer.bos_token_id).sum(1) == 1).all()

@@ -62,3 +62,13 @@ def test_npy_cache_is_written_once_and_checked(make_model, processor, tiny_datas
         cached_image_features(model, processor, images, cache)
     with pytest.raises(ValueError, match="must end in .npy"):
         cached_image_features(model, processor, images, tmp_path / "features.bin")
+
+
+def test_length_sorted_batches_padded_to_their_longest_text_give_the_77_token_features(make_model, processor):
+    model = make_model()
+    texts = ["In this SAR image, strong scattering points and shadows characterise the T-72 tank.", "a ship",
+             "a SAR image of the BMP-2 infantry fighting vehicle.", "tank", "a SAR image of a ship."]
+    features = encode_texts(model, processor, texts, batch_size=2)  # batches: 2 shortest, 2 next, the longest
+    with torch.no_grad():
+        fixed = model.get_text_features(processor(text=texts, padding="max_length")["input_ids"]).pooler_output
+    torch.testing.assert_close(features, F.normalize(fixed, dim=-1), rtol=0, atol=1e-6)  # same rows, same order

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from train.evaluation.retrieval import first_hit_ranks, recall_table_row, retrieval_recalls, unique_captions
+from train.evaluation.retrieval import (
+    first_hit_ranks, recall_table_row, retrieval_recalls, retrieval_recalls_from_features, unique_captions,
+)
 
 SIX = ["i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10"]
 
@@ -109,3 +111,44 @@ def test_table_row():
                             "t2i_R@10": 25.42, "mean_recall": 15.2567})
     assert row.splitlines()[0].startswith("| i2t R@1 | i2t R@5 | i2t R@10 | t2i R@1")
     assert row.splitlines()[-1] == "| 4.69 | 15.87 | 24.04 | 4.90 | 16.62 | 25.42 | 15.26 |"
+
+
+def _features_case(seed, num_images=37, num_texts=53, dim=8, integer=False):
+    """Features with repeated texts (several images each), an image without text, and (integer=True) exact ties."""
+    g = torch.Generator().manual_seed(seed)
+    if integer:  # small integers: every score is exact, so many wrong and correct candidates tie
+        images, texts = torch.randint(-1, 2, (num_images, dim), generator=g), torch.randint(-1, 2, (num_texts, dim), generator=g)
+        images, texts = images.float(), texts.float()
+    else:
+        images, texts = torch.randn(num_images, dim, generator=g), torch.randn(num_texts, dim, generator=g)
+    owners = [[t % (num_images - 1)] if t % 3 else [t % (num_images - 1), (t * 7) % (num_images - 1)]
+              for t in range(num_texts)]  # the last image has no text
+    return images, texts, owners
+
+
+@pytest.mark.parametrize("integer", [False, True], ids=["random", "ties"])
+@pytest.mark.parametrize("block_size", [(5, 7), (64, 3), (1000, 1000)])
+def test_features_path_equals_the_matrix_path(integer, block_size):
+    images, texts, owners = _features_case(0, integer=integer)
+    expected = retrieval_recalls(images @ texts.T, owners, ks=(1, 2, 5, 10))
+    got = retrieval_recalls_from_features(images, texts, owners, ks=(1, 2, 5, 10), block_size=block_size)
+    assert got == expected and got["images_without_captions"] == 1.0
+    if integer:  # ties are really there: wrong texts scoring exactly a text's best correct image
+        scores = images @ texts.T
+        assert any((scores[:, t] == scores[o, t].max()).sum() > (scores[o, t] == scores[o, t].max()).sum()
+                   for t, o in enumerate(owners))
+
+
+def test_features_path_reads_numpy_memmaps_and_half_precision(tmp_path):
+    images, texts, owners = _features_case(1)
+    np.save(tmp_path / "texts.npy", texts.half().numpy())
+    mapped = np.load(tmp_path / "texts.npy", mmap_mode="r")
+    expected = retrieval_recalls(images @ texts.half().float().T, owners)
+    assert retrieval_recalls_from_features(images.numpy(), mapped, owners, block_size=(8, 16)) == expected
+
+
+def test_features_path_checks_inputs():
+    with pytest.raises(ValueError, match="text_to_image has 1 entries for 2 texts"):
+        retrieval_recalls_from_features(torch.ones(2, 4), torch.ones(2, 4), [0])
+    with pytest.raises(ValueError, match="features 0..1 have non-finite values"):
+        retrieval_recalls_from_features(torch.full((2, 4), float("nan")), torch.ones(2, 4), [0, 1])

@@ -72,10 +72,11 @@ def encode_texts(
     """Texts -> (N, D) normalised features.
 
     Each distinct text is encoded once (template captions such as SARCLIP-1M's repeat a lot: MSTAR-test's 12,125
-    captions hold 100 distinct strings) and its row is repeated for the duplicates.
+    captions hold 100 distinct strings) and its row is repeated for the duplicates. Texts are batched in order of
+    length and each batch is padded to its own longest text (the processor's default), which changes no embedding.
     """
     device = next(model.parameters()).device
-    distinct = list(dict.fromkeys(texts))
+    distinct = sorted(dict.fromkeys(texts), key=len)
     features = []
     with eval_mode(model):
         for batch in _batches(distinct, batch_size):

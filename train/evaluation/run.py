@@ -17,7 +17,7 @@ import torch
 from .encode import encode_images, encode_texts, eval_mode
 from .feature_plot import save_tsne_plot
 from .linear_probe import evaluate_linear_probe
-from .retrieval import recall_table_row, retrieval_recalls, unique_captions
+from .retrieval import recall_table_row, retrieval_recalls_from_features, unique_captions
 from .zero_shot import evaluate_zero_shot
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def run_evaluation(
         if "retrieval" in tasks:
             texts, text_to_image = unique_captions(test["captions"])
             text_features = encode_texts(model, processor, texts, batch_size)
-            retrieval = retrieval_recalls(test_features @ text_features.T, text_to_image)
+            retrieval = retrieval_recalls_from_features(test_features, text_features, text_to_image)
             (out_dir / "retrieval_table.md").write_text(recall_table_row(retrieval) + "\n")
             results.update({f"retrieval/{name}": value for name, value in retrieval.items()})
         test_labels = list(test["label"]) if "label" in test.column_names else None

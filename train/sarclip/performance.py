@@ -1,0 +1,65 @@
+"""Speed levers that leave the math alone: DataLoader settings that keep a GPU fed, the fused AdamW kernel, opt-in
+`torch.compile`, channels-last ResNet towers. The trainer calls them; `bench/bench_sarclip_vs_open_clip.py` measures
+them."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+GPU_WORKERS_PER_PROCESS = 8
+PREFETCH_FACTOR = 4
+
+
+def cores_per_process() -> int:
+    """CPU cores this process may use, divided among the processes of this machine (`LOCAL_WORLD_SIZE`, set by
+    torchrun / accelerate launch)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+def dataloader_kwargs(num_workers: int | None = None, device: torch.device | str | None = None) -> dict:
+    """`DataLoader` keyword arguments.
+
+    On a GPU: `num_workers` (default: min(8, this process's share of the cores, minus one for the training loop)),
+    pinned memory (asynchronous host-to-device copies), persistent workers (no re-spawn per epoch) and a prefetch
+    factor of 4. On CPU: `num_workers` as given (default 0: decoding in the training process leaves every core to
+    the model's kernels, which is faster on a small CPU).
+    """
+    device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        return {"num_workers": num_workers or 0}
+    workers = num_workers if num_workers is not None else min(GPU_WORKERS_PER_PROCESS, cores_per_process() - 1)
+    if workers <= 0:
+        return {"num_workers": 0, "pin_memory": True}
+    return {"num_workers": workers, "pin_memory": True, "persistent_workers": True, "prefetch_factor": PREFETCH_FACTOR}
+
+
+def adamw_kwargs(device: torch.device | str) -> dict:
+    """`torch.optim.AdamW` keyword arguments: the fused kernel (one pass over parameters, gradients and both moments;
+    the same update as the default multi-tensor kernel up to rounding) on CPU and CUDA. On 2 CPU cores it takes a
+    ViT-B-32 step from 3.2-4.2 s to 0.75 s."""
+    return {"fused": True} if torch.device(device).type in ("cpu", "cuda") else {}
+
+
+def maybe_compile(model: nn.Module, enabled: bool, **compile_kwargs) -> nn.Module:
+    """`torch.compile` the model in place (`nn.Module.compile`: the module keeps its class, state-dict keys and
+    `save_pretrained`) when `enabled`; both towers and the loss trace without graph breaks. Text lengths vary per
+    batch: after the second length the compiled graph is shape-generic (no recompile per length)."""
+    if enabled:
+        model.compile(**compile_kwargs)
+    return model
+
+
+def channels_last(model: nn.Module) -> nn.Module:
+    """Channels-last weights for a ResNet image tower (faster cuDNN / oneDNN convolutions; ViT towers are left
+    as they are). The convolutions then return channels-last activations whatever the input layout."""
+    vision_config = getattr(getattr(model, "config", None), "vision_config", None)
+    if vision_config is not None and vision_config.is_resnet:
+        model.vision_model.to(memory_format=torch.channels_last)
+    return model
+
+
+__all__ = ["adamw_kwargs", "channels_last", "cores_per_process", "dataloader_kwargs", "maybe_compile"]
