@@ -44,7 +44,7 @@ class TrainConfig(YamlConfig):
     synthetic_num_test: int = option(200, "synthetic data: test chips")
     synthetic_image_size: int = option(64, "synthetic data: chip side in pixels")
     max_train_samples: int | None = option(None, "use at most this many training examples")
-    augment: list = option(["translate"], "training augmentations: translate, hflip, vflip (none: [])")
+    augment: list = option([], "training augmentations: translate, hflip, vflip (e.g. [translate])")
     translate_fraction: float = option(0.125, "translate: largest shift as a fraction of the image side")
     # model
     model: str = option("ViT-B-32", "open_clip preset (random init) or a model folder / Hub id")
@@ -66,7 +66,7 @@ class TrainConfig(YamlConfig):
     gradient_accumulation_steps: int = option(1, "micro-batches per step, contrasted together (GradCache)")
     num_epochs: int = option(1, "epochs (>= 1)")
     max_steps: int | None = option(None, "stop after this many steps; the schedule still spans all epochs")
-    multi_positive: str = option("auto", "auto | label | caption | off: pairs of one class / caption are positives")
+    multi_positive: str = option("auto", "auto (= caption when captions repeat) | label | caption | off")
     mixed_precision: str = option("no", "no | bf16 | fp16")
     gradient_checkpointing: bool = option(False, "recompute activations in backward (less memory)")
     seed: int = option(0, "seed of init, data order, captions and augmentation")

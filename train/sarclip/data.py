@@ -145,16 +145,15 @@ def caption_id(text: str) -> int:
 def positive_grouping(split: datasets.Dataset, setting: str) -> str | None:
     """What the multi-positive loss groups by, for `multi_positive` = "auto" | "label" | "caption" | "off".
 
-    auto: "label" when the split has a ClassLabel `label` (its captions come from class templates, so pairs of one
-    class are matches), else "caption" when a caption string is carried by more than one image, else None (plain
-    InfoNCE, which the multi-positive loss equals when all captions differ).
+    auto: "caption" when a caption string is carried by more than one image (template captions of one class: the
+    copies are not penalised as negatives), else None (plain InfoNCE, which the multi-positive loss equals when all
+    captions differ). "label" (pairs of one class are positives) is opt-in: it helped the quickstart and the
+    OpenSARShip LoRA recipe but hurt MSTAR from scratch in our runs (README).
     """
     if setting == "off":
         return None
     if setting != "auto":
         return setting
-    if isinstance(split.features.get("label"), datasets.ClassLabel):
-        return "label"
     seen: set[str] = set()
     for captions in split["captions"]:
         distinct = set([captions] if isinstance(captions, str) else captions)
