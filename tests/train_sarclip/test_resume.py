@@ -63,3 +63,43 @@ def test_disk_full_during_a_checkpoint_keeps_the_last_good_one(tiny_train_config
         fit(tiny_train_config(max_steps=3, checkpoint_every=1, resume="latest"))
     assert raised.value.errno == errno.ENOSPC and "checkpoints/.tmp-step_00000003" in raised.value.filename
     assert sorted(p.name for p in checkpoints.iterdir()) == before  # nothing half-written, nothing lost
+
+
+KILLED_RUN = """
+import os, signal, sys
+import torch
+torch.set_num_threads(1)  # as the tests' process (tests/conftest.py): the same float summation order
+from accelerate import Accelerator
+from train.sarclip import TrainConfig, fit
+
+original = Accelerator.save_state
+calls = []
+
+def save_then_die(self, output_dir=None, **kwargs):
+    calls.append(output_dir)
+    result = original(self, output_dir, **kwargs)
+    if len(calls) == 2:  # the second checkpoint: killed after writing its files, before the rename
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
+
+Accelerator.save_state = save_then_die
+fit(TrainConfig.from_yaml(sys.argv[1]))
+"""
+
+
+def test_kill_during_a_checkpoint_write_leaves_the_last_good_one_and_resume_is_exact(tiny_train_config, tmp_path):
+    import subprocess
+    import sys
+
+    killed = tiny_train_config(output_dir=str(tmp_path / "killed"), checkpoint_every=2, max_steps=6)
+    killed.save_yaml(tmp_path / "killed.yaml")
+    run = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tmp_path / "killed.yaml")], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == -9, run.stderr[-2000:]
+    root = tmp_path / "killed" / "checkpoints"
+    assert [p.name for p in list_checkpoints(root)] == ["step_00000002"]  # the half-written one does not count
+    fit(tiny_train_config(output_dir=str(tmp_path / "killed"), checkpoint_every=2, max_steps=6, resume="latest"))
+    whole = fit(tiny_train_config(output_dir=str(tmp_path / "whole"), checkpoint_every=2, max_steps=6))
+    resumed = load_file(tmp_path / "killed" / "final" / "model.safetensors")
+    for name, tensor in load_file(whole.model_dir / "model.safetensors").items():
+        assert (resumed[name] == tensor).all(), name
