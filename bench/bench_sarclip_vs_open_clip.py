@@ -13,7 +13,8 @@ between the two sides, so both see the same machine load; medians are reported.
                                                         # batch 128 in bf16; on CPU ViT-B-32 batch 16 in fp32
     python bench/bench_sarclip_vs_open_clip.py --model RN50 --batch-size 8 --compile
 
-Peak memory: on a GPU `max_memory_allocated` of one step with only that side's model and optimizer on the device;
+Columns: samples/s of the whole training step and of its forward + backward alone (the model and text levers
+without the optimizer). Peak memory: on a GPU `max_memory_allocated` of one step with only that side's model and optimizer on the device;
 on CPU the peak RSS of a separate process that builds the side's model and runs 2 steps.
 """
 
@@ -91,15 +92,20 @@ def batches(side: str, name: str, batch_size: int, device: torch.device, text: s
     return out
 
 
-def train_step(side: str, model, optimizer, loss_fn, pixels, ids, autocast) -> None:
+def train_step(side: str, model, optimizer, loss_fn, pixels, ids, autocast, sync=lambda: None) -> float:
+    """One training step; returns the seconds of its forward + backward (the rest is the optimizer step)."""
+    start = time.perf_counter()
     with autocast:
         if side == "open_clip":
             loss = loss_fn(*model(pixels, ids))
         else:
             loss = model(input_ids=ids, pixel_values=pixels, return_loss=True).loss
     loss.backward()
+    sync()
+    forward_backward = time.perf_counter() - start
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    return forward_backward
 
 
 def _sync(device: torch.device) -> None:
@@ -137,16 +143,19 @@ def run(name: str, batch_size: int, device: torch.device, args) -> dict[str, dic
     built = {side: build(side, name, device, args) for side in SIDES}
     data = {side: batches(side, name, batch_size, device, args.text) for side in SIDES}
     times = {side: [] for side in SIDES}
+    model_times = {side: [] for side in SIDES}
     for step in range(args.warmup + args.steps):
         for side in SIDES if step % 2 == 0 else SIDES[::-1]:  # alternate who goes first
             pixels, ids = data[side][step % CAPTION_BATCHES]
             _sync(device)
             start = time.perf_counter()
-            train_step(side, *built[side], pixels, ids, autocast)
+            forward_backward = train_step(side, *built[side], pixels, ids, autocast, lambda: _sync(device))
             _sync(device)
             if step >= args.warmup:
                 times[side].append(time.perf_counter() - start)
+                model_times[side].append(forward_backward)
     results = {side: {"samples_per_s": batch_size / statistics.median(times[side]),
+                      "model_samples_per_s": batch_size / statistics.median(model_times[side]),
                       "tokens": statistics.mean(ids.shape[1] for _, ids in data[side])} for side in SIDES}
     if device.type == "cuda":
         for side in SIDES:  # only this side's model and optimizer state on the device
@@ -173,13 +182,14 @@ def report(name: str, batch_size: int, device_name: str, args, results) -> None:
     print(f"\n{name}, batch {batch_size}, {args.precision}, {device_name}, torch {torch.__version__}, "
           f"open_clip {open_clip.__version__}, {args.steps} timed steps; levers: {', '.join(levers)}")
     memory = "peak GPU memory" if "CPU" not in device_name else "peak RSS"
-    print(f"{'':10} {'train samples/s':>16} {memory:>16} {'text tokens':>12}")
+    print(f"{'':10} {'train samples/s':>16} {'fwd+bwd samples/s':>18} {memory:>16} {'text tokens':>12}")
     for side in SIDES:
         r = results[side]
         peak = f"{r['peak_gib']:.2f} GiB" if "peak_gib" in r else "n/a"
-        print(f"{side:10} {r['samples_per_s']:16.2f} {peak:>16} {r['tokens']:12.1f}")
+        print(f"{side:10} {r['samples_per_s']:16.2f} {r['model_samples_per_s']:18.2f} {peak:>16} {r['tokens']:12.1f}")
     ours, theirs = results["sarclip"], results["open_clip"]
-    line = f"{'ratio':10} {ours['samples_per_s'] / theirs['samples_per_s']:15.2f}x"
+    line = (f"{'ratio':10} {ours['samples_per_s'] / theirs['samples_per_s']:15.2f}x "
+            f"{ours['model_samples_per_s'] / theirs['model_samples_per_s']:17.2f}x")
     if "peak_gib" in ours:
         line += f" {ours['peak_gib'] / theirs['peak_gib']:15.2f}x"
     print(line)
