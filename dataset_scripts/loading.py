@@ -8,8 +8,9 @@ families' training and evaluation.
   processor reads: 8-bit PNG/JPEG/BMP, 8/16-bit and float (dB, dual-pol) TIFF, complex SLC TIFF): `image` is the file
   path (the processor reads it; float and multi-band rasters keep their values) and `label` a `ClassLabel` of the
   class folder names, the same classes in every split;
-- a table (`.csv`, `.tsv`, `.json`, `.jsonl`) of `image,label` rows (a label column: `label`, `class`,
-  `class_name`, `category`), read like an image folder; or of `image,caption` rows, read by
+- a table (`.csv`, `.tsv`, `.json`, `.jsonl`; rows read by `readers.caption_table.read_table_records`) of
+  `image,label` rows (a label column: `label`, `class`, `class_name`, `category`), read like an image folder; or of
+  `image,caption` rows, read by
   `readers.caption_table.read_caption_table` (open_clip `filepath`/`title`, SARCLIP `filename`/`caption`, SARLANG
   and COCO caption files; rows of one image are grouped) into `image` and `captions` columns;
 - anything else: `datasets.load_dataset(data)`, i.e. a folder this package built (parquet shards + card) or a Hub
@@ -29,7 +30,7 @@ from pathlib import Path
 import datasets
 
 from .errors import DatasetBuildError
-from .readers.caption_table import IMAGE_KEYS, read_caption_table
+from .readers.caption_table import IMAGE_KEYS, read_caption_table, read_table_records
 from .report import BuildReport
 
 CAPTION_TABLE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl")
@@ -53,8 +54,11 @@ def load_image_text_data(
         return synthetic()
     path = Path(data)
     if path.suffix.lower() in CAPTION_TABLE_SUFFIXES:
-        if caption_key is None and _label_key(path) is not None:
-            return label_table_dataset(path, image_key)
+        if caption_key is None and path.is_file():
+            records = read_table_records(path)
+            label_key = next((key for key in LABEL_KEYS if records and key in records[0]), None)
+            if label_key is not None:
+                return label_table_dataset(path, records, label_key, image_key)
         return caption_table_dataset(path, image_key, caption_key)
     if path.is_dir() and is_image_folder(path):
         return image_folder_dataset(path)
@@ -141,29 +145,10 @@ def check_readable(path: str | Path) -> None:
         raise DatasetBuildError(path, f"unreadable image: {err.problem}") from err
 
 
-def _label_key(path: Path) -> str | None:
-    """The label column of a table, or None (a caption table)."""
-    import csv
-
-    if not path.is_file() or path.suffix.lower() not in (".csv", ".tsv"):
-        return None
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        header = next(csv.reader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ","), [])
-    return next((key for key in LABEL_KEYS if key in header), None)
-
-
-def label_table_dataset(path: Path, image_key: str | None = None) -> datasets.DatasetDict:
-    """A CSV/TSV of `image,label` rows (optional `split` column: train/validation/test, default train); relative
-    image paths resolve against the table's folder."""
-    import csv
-
-    label_key = _label_key(path)
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",", strict=True)
-        try:
-            records = list(reader)
-        except csv.Error as err:
-            raise DatasetBuildError(path, f"line {reader.line_num + 1}: malformed CSV ({err})") from None
+def label_table_dataset(path: Path, records: list[dict], label_key: str,
+                        image_key: str | None = None) -> datasets.DatasetDict:
+    """The `records` of a table of `image,label` rows (CSV/TSV/JSON/JSONL; optional `split` column:
+    train/validation/test, default train); relative image paths resolve against the table's folder."""
     if not records:
         raise DatasetBuildError(path, "the table has no rows")
     image_key = image_key or next((k for k in IMAGE_KEYS if k in records[0]), None)

@@ -23,7 +23,9 @@ class CaptionedImage:
     captions: list[str]
 
 
-def _records(path: Path, separator: str | None) -> list[dict]:
+def read_table_records(path: Path, separator: str | None = None) -> list[dict]:
+    """The rows of a CSV/TSV (strict quoting), JSON list, JSONL or COCO captions file as dicts; bad files are a
+    DatasetBuildError naming the file and line."""
     text = path.read_text(encoding="utf-8-sig")
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
@@ -83,7 +85,7 @@ def read_caption_table(
     """
     path = Path(path)
     try:
-        records = _records(path, separator)
+        records = read_table_records(path, separator)
     except (OSError, json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
         raise DatasetBuildError(path, f"unreadable caption table ({type(err).__name__}: {err})") from err
     if not records:

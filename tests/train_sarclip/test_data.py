@@ -1,6 +1,8 @@
 """Training data: every --data form (caption and label tables, image folders), held-out splits, captions from labels,
 positive groups and augmentation; bad input is named."""
 
+import json
+
 import pytest
 import torch
 from PIL import Image
@@ -161,3 +163,14 @@ def test_augmentation_is_deterministic_per_example_and_keeps_pixel_values():
     assert set(once.unique().tolist()) <= set(chips.unique().tolist())  # values moved, never resampled
     with pytest.raises(ValueError, match=r"unknown augmentations \['rotate'\]"):
         SarAugment(["rotate"])
+
+
+def test_label_table_as_jsonl_and_malformed_csv_is_named(tmp_path):
+    _chip_folder(tmp_path / "chips", {"a": 2, "b": 2})
+    rows = [{"image": f"chips/{c}/{i}.{'tif' if i else 'png'}", "label": c} for c in "ab" for i in range(2)]
+    (tmp_path / "labels.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    dataset = load_image_text_dataset(TrainConfig(data=str(tmp_path / "labels.jsonl"), eval_split=None))
+    assert dataset["train"].features["label"].names == ["a", "b"] and len(dataset["train"]) == 4
+    (tmp_path / "bad.csv").write_text('image,label\n"chips/a/0.png,a\nchips/b/0.png,b\n')
+    with pytest.raises(DatasetBuildError, match=r"bad.csv: line \d+: malformed CSV"):
+        load_image_text_dataset(TrainConfig(data=str(tmp_path / "bad.csv")))
