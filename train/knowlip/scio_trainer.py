@@ -20,8 +20,10 @@ process's momentum features reach all queues through the model's own all-gather.
 negative, so an autograd all-gather (`torch.distributed.nn.functional.all_gather`) would change nothing here; DDP
 averages the gradients.
 
-LoRA: give a `PeftModel` (see `train.common.lora.add_lora` with `towers=train.knowlip.fit.ONLINE_TOWERS`); only its adapters are optimised, checkpoints hold
-the whole state (momentum encoders and queues included) and `output_dir/model` holds the adapters. The passes split the images over the processes and gather the results (`gather_object`).
+LoRA: give a `PeftModel` (see `train.common.lora.add_lora` with `towers=train.knowlip.fit.ONLINE_TOWERS`); only its
+adapters are optimised, checkpoints hold the whole state (momentum encoders and queues included) and
+`output_dir/model` holds the adapters. The passes split the images over the processes and gather the results
+(`gather_object`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from accelerate.utils import gather_object
 from peft import PeftModel
 from torch.utils.data import DataLoader, RandomSampler
 
+from dataset_scripts.export import replace_folder, staging_folder
 from model_cards import knowlip_model_card
 
 from ..common.checkpointing import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint
@@ -85,7 +87,7 @@ class ScioConfig:
     mixed_precision: str = option("no", "no, fp16 or bf16 (Accelerate)")
     seed: int = option(0, "seed of initialisation and data order")
     image_column: str = option("image", "image column of the data")
-    subtexts_column: str = option("subtexts", "sub-text list column, if the data has one (see train/knowlip/subtexts.py)")
+    subtexts_column: str = option("subtexts", "sub-text list column, if the data has one (train/knowlip/subtexts.py)")
     keep_checkpoints: int = option(1, "checkpoints kept (newest)")
 
     def units(self) -> list[tuple[str, int]]:
@@ -321,12 +323,12 @@ class ScioTrainer:
             "delta_itc": delta_itc or nan_rows, "delta_itm": delta_itm or nan_rows,
         }, features=TEXT_FEATURES)
         final = self.output_dir / "texts" / f"v{version}"
-        tmp = final.with_name(f".tmp-v{version}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        table.save_to_disk(str(tmp))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        tmp = staging_folder(final)
+        try:
+            table.save_to_disk(str(tmp))
+            replace_folder(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def _load_version(self, version: int) -> None:
         table = load_text_version(self.output_dir, version)

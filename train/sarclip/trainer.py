@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -17,14 +16,21 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from ..common.checkpointing import (TrainerState, load_checkpoint, read_json, resolve_checkpoint, save_checkpoint,
-                                   write_json)
+from dataset_scripts.export import replace_folder, staging_folder
+
+from ..common.checkpointing import (
+    TrainerState,
+    load_checkpoint,
+    read_json,
+    resolve_checkpoint,
+    save_checkpoint,
+    write_json,
+)
 from ..common.lora import add_lora
 from ..evaluation.dataset_eval import evaluate_model
-from .config import TrainConfig
 from .augment import SarAugment
-from .data import (EpochShuffleSampler, ImageTextCollator, load_image_text_dataset, positive_grouping,
-                   training_view)
+from .config import TrainConfig
+from .data import EpochShuffleSampler, ImageTextCollator, load_image_text_dataset, positive_grouping, training_view
 from .freezing import apply_partial_unfreezing
 from .grad_cache import contrastive_step
 from .model_io import load_trained_model
@@ -219,17 +225,17 @@ def save_final_model(model: torch.nn.Module, processor, config: TrainConfig, mod
     A LoRA run without merging writes the adapters (`PeftModel.from_pretrained(base, model_dir)`); with
     `merge_lora` the folder holds the merged full model and the adapters go to `model_dir/adapter`.
     """
-    tmp = model_dir.with_name(f".tmp-{model_dir.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    if config.lora and config.merge_lora:
-        model.save_pretrained(tmp / "adapter")
-        model = model.merge_and_unload()
-    model.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    config.save_yaml(tmp / CONFIG_FILE)
-    if model_dir.exists():
-        shutil.rmtree(model_dir)
-    os.replace(tmp, model_dir)
+    tmp = staging_folder(model_dir)
+    try:
+        if config.lora and config.merge_lora:
+            model.save_pretrained(tmp / "adapter")
+            model = model.merge_and_unload()
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        config.save_yaml(tmp / CONFIG_FILE)
+        replace_folder(tmp, model_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def evaluate_final_model(config: TrainConfig, dataset: datasets.DatasetDict, model_dir: Path) -> dict[str, float]:
