@@ -44,6 +44,8 @@ class TrainConfig(YamlConfig):
     synthetic_num_test: int = option(200, "synthetic data: test chips")
     synthetic_image_size: int = option(64, "synthetic data: chip side in pixels")
     max_train_samples: int | None = option(None, "use at most this many training examples")
+    streaming: bool = option(False, "stream the train split from a dataset folder's parquet shards (bigger than RAM)")
+    shuffle_buffer: int = option(2048, "streaming: examples in the shuffle buffer (per DataLoader worker)")
     augment: list = option([], "training augmentations: translate, hflip, vflip (e.g. [translate])")
     translate_fraction: float = option(0.125, "translate: largest shift as a fraction of the image side")
     # model
@@ -69,6 +71,7 @@ class TrainConfig(YamlConfig):
     multi_positive: str = option("auto", "auto (= caption when captions repeat) | label | caption | off")
     mixed_precision: str = option("no", "no | bf16 | fp16")
     gradient_checkpointing: bool = option(False, "recompute activations in backward (less memory)")
+    compile: bool = option(False, "torch.compile the model (GPU: faster steps after a one-off compile)")
     seed: int = option(0, "seed of init, data order, captions and augmentation")
     trainable_vision_layers: int | None = option(None, "train only the last N vision blocks + head (null: all)")
     trainable_text_layers: int | None = option(None, "train only the last N text blocks + head (null: all)")
@@ -93,7 +96,7 @@ class TrainConfig(YamlConfig):
     log_every: int = option(10, "steps between log lines")
     push_to_hub: str | None = option(None, "Hub repo id to upload final/ to")
     hub_private: bool = option(False, "create the Hub repo private")
-    num_workers: int = option(0, "DataLoader worker processes")
+    num_workers: int | None = option(None, "DataLoader worker processes (null: 0 on CPU, up to 8 per GPU process)")
 
     BARE_FLAG_VALUES = {"resume": "latest"}  # a bare --resume continues from the latest checkpoint
 
@@ -107,7 +110,7 @@ class TrainConfig(YamlConfig):
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         minimum = {name: 1 for name in ("batch_size", "gradient_accumulation_steps", "num_epochs", "eval_batch_size",
                                         "log_every", "lora_r", "tokenizer_vocab_size", "max_steps", "checkpoint_every")}
-        minimum.update(warmup_steps=0, keep_checkpoints=0, num_workers=0)
+        minimum.update(warmup_steps=0, keep_checkpoints=0, num_workers=0, shuffle_buffer=1)
         for name, least in minimum.items():
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
@@ -127,6 +130,12 @@ class TrainConfig(YamlConfig):
             raise ValueError(f"translate_fraction must be in [0, 0.5), got {self.translate_fraction}")
         if self.merge_lora and not self.lora:
             raise ValueError("merge_lora needs lora: true")
+        if self.streaming:
+            if self.tokenizer == "trained":
+                raise ValueError("tokenizer: trained reads every caption before training; with streaming: true use "
+                                 "open_clip or a tokenizer folder")
+            if self.max_train_samples:
+                raise ValueError("max_train_samples needs the data in memory; with streaming: true use max_steps")
 
     def learning_rate_for(self, is_resnet: bool) -> float:
         if self.learning_rate is not None:

@@ -102,7 +102,8 @@ class ImageTextCollator:
     """Examples -> `{"pixel_values", "input_ids"[, "group_ids"]}`; one of each image's captions, chosen by
     (seed, epoch, index).
 
-    The choice does not use the global RNG, so a resumed run sees the same captions as an uninterrupted one.
+    The choice does not use the global RNG, so a resumed run sees the same captions as an uninterrupted one. `epoch`
+    lives in shared memory: setting it in the training process also reaches persistent DataLoader workers.
     Examples must carry `__index__` (added by `training_view`). With `group_by` ("label" or "caption") the batch
     also holds `group_ids` for the multi-positive loss: the label, or a stable hash of the caption string (the same
     on every process), so pairs of one class or one caption are positives for each other.
@@ -113,7 +114,15 @@ class ImageTextCollator:
         self.seed = seed
         self.group_by = group_by
         self.augment = augment
-        self.epoch = 0
+        self._epoch = torch.zeros((), dtype=torch.long).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._epoch.fill_(value)
 
     def caption_for(self, example: dict) -> str:
         captions = example["captions"]
@@ -142,18 +151,26 @@ def caption_id(text: str) -> int:
     return int.from_bytes(hashlib.sha1(text.encode("utf-8")).digest()[:8], "big") >> 1
 
 
-def positive_grouping(split: datasets.Dataset, setting: str) -> str | None:
+def positive_grouping(split: datasets.Dataset | None, setting: str, features: datasets.Features | None = None
+                      ) -> str | None:
     """What the multi-positive loss groups by, for `multi_positive` = "auto" | "label" | "caption" | "off".
 
     auto: "caption" when a caption string is carried by more than one image (template captions of one class: the
     copies are not penalised as negatives), else None (plain InfoNCE, which the multi-positive loss equals when all
-    captions differ). "label" (pairs of one class are positives) is opt-in: it helped the quickstart and the
-    OpenSARShip LoRA recipe but hurt MSTAR from scratch in our runs (README).
+    captions differ). A streamed `split` (None; its `features` given) cannot be scanned: auto is then "caption", which
+    costs nothing when captions are distinct. "label" (pairs of one class are positives) is opt-in: it helped the
+    quickstart and the OpenSARShip LoRA recipe but hurt MSTAR from scratch in our runs (README).
     """
+    features = split.features if split is not None else features
+    if setting == "label" and not isinstance(features.get("label"), datasets.ClassLabel):
+        raise ValueError("multi_positive: label needs a ClassLabel 'label' column; the training data has none (use "
+                         "auto or caption)")
     if setting == "off":
         return None
     if setting != "auto":
         return setting
+    if split is None:
+        return "caption"
     seen: set[str] = set()
     for captions in split["captions"]:
         distinct = set([captions] if isinstance(captions, str) else captions)
@@ -161,6 +178,17 @@ def positive_grouping(split: datasets.Dataset, setting: str) -> str | None:
             return "caption"
         seen |= distinct
     return None
+
+
+def load_streaming_eval_dataset(config: TrainConfig) -> datasets.DatasetDict:
+    """The splits evaluation reads after a streamed run (`streaming: true`): the eval split, plus the train split
+    when the linear probe is asked for (it encodes the whole train split: leave linear_probe out of eval_tasks for
+    corpora of SARCLIP-1M size), loaded from their parquet shards."""
+    from .streaming import parquet_shards
+
+    splits = [config.eval_split] + ([config.train_split] if "linear_probe" in config.eval_tasks else [])
+    dataset = datasets.load_dataset("parquet", data_files={s: parquet_shards(config.data, s) for s in splits})
+    return with_captions_column(dataset, config.data, load_class_words(config.class_words))
 
 
 def training_view(dataset: datasets.Dataset) -> datasets.Dataset:

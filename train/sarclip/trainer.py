@@ -11,7 +11,7 @@ from pathlib import Path
 import datasets
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import send_to_device, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
@@ -30,11 +30,20 @@ from ..common.lora import add_lora
 from ..evaluation.dataset_eval import evaluate_model
 from .augment import SarAugment
 from .config import TrainConfig
-from .data import EpochShuffleSampler, ImageTextCollator, load_image_text_dataset, positive_grouping, training_view
+from .data import (
+    EpochShuffleSampler,
+    ImageTextCollator,
+    load_image_text_dataset,
+    load_streaming_eval_dataset,
+    positive_grouping,
+    training_view,
+)
 from .freezing import apply_partial_unfreezing
 from .grad_cache import contrastive_step
 from .model_io import load_trained_model
 from .model_setup import build_tokenizer, load_model_and_processor
+from .performance import adamw_kwargs, channels_last, dataloader_kwargs, maybe_compile
+from .streaming import StreamingPairs, parquet_shards
 
 CHECKPOINTS = "checkpoints"
 FINAL = "final"
@@ -74,10 +83,16 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
         step_scheduler_with_optimizer=False,  # the schedule counts optimizer steps, whatever the process count
     )
     set_seed(config.seed)
-    dataset = load_image_text_dataset(config)
-    train_set = dataset[config.train_split]
-    if config.max_train_samples:
-        train_set = train_set.select(range(min(config.max_train_samples, len(train_set))))
+    if config.streaming:  # nothing read into memory; a missing split is an error before any training
+        shards = parquet_shards(config.data, config.train_split)
+        if config.eval_split and config.eval_tasks:
+            parquet_shards(config.data, config.eval_split)
+        dataset = train_set = None
+    else:
+        dataset = load_image_text_dataset(config)
+        train_set = dataset[config.train_split]
+        if config.max_train_samples:
+            train_set = train_set.select(range(min(config.max_train_samples, len(train_set))))
     model, processor = load_model_and_processor(shared_tokenizer(config, accelerator, train_set))
     apply_partial_unfreezing(model, config.trainable_vision_layers, config.trainable_text_layers)
     if config.gradient_checkpointing:
@@ -91,31 +106,43 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
             accelerator.wait_for_everyone()
             model = type(model).from_pretrained(base_dir)
         model = add_lora(model, config.lora_target_modules, config.lora_r, config.lora_alpha, config.lora_dropout)
+    maybe_compile(channels_last(model), config.compile)
 
-    train_view = training_view(train_set)
     step_batch = config.batch_size * config.gradient_accumulation_steps  # per process
-    sampler = EpochShuffleSampler(len(train_view), config.seed)
-    group_by = positive_grouping(train_set, config.multi_positive)
-    accelerator.print(f"contrastive loss: {'multi-positive by ' + group_by if group_by else 'InfoNCE'}")
-    collator = ImageTextCollator(processor, config.seed, group_by,
-                                 SarAugment(config.augment, config.translate_fraction, config.seed))
-    loader = DataLoader(
-        train_view, batch_size=step_batch, sampler=sampler, collate_fn=collator, drop_last=True,
-        num_workers=config.num_workers,
-    )
+    collator = ImageTextCollator(processor, config.seed, None, SarAugment(config.augment, config.translate_fraction,
+                                                                          config.seed))
+    loader_kwargs = dataloader_kwargs(config.num_workers, accelerator.device)
     optimizer = torch.optim.AdamW(
         optimizer_groups(model, config.weight_decay),
         lr=config.learning_rate_for(model.config.vision_config.is_resnet),
         betas=(config.adam_beta1, config.adam_beta2),
         eps=config.adam_epsilon,
+        **adamw_kwargs(accelerator.device),
     )
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    steps_per_epoch = len(loader)
-    if steps_per_epoch == 0:
-        raise ValueError(
-            f"{len(train_view)} training samples give no full step of {step_batch} x {accelerator.num_processes} "
-            "samples: lower batch_size / gradient_accumulation_steps"
-        )
+    if config.streaming:
+        # each process streams its own part (split_dataset_by_node): the loader is not handed to accelerate
+        stream = StreamingPairs(shards, step_batch, collator, config.seed, accelerator.process_index,
+                                accelerator.num_processes, config.shuffle_buffer)
+        collator.group_by = positive_grouping(None, config.multi_positive, stream.features)
+        loader = DataLoader(stream, batch_size=None, **loader_kwargs)
+        model, optimizer = accelerator.prepare(model, optimizer)
+        steps_per_epoch = len(stream)
+    else:
+        stream = None
+        train_view = training_view(train_set)
+        sampler = EpochShuffleSampler(len(train_view), config.seed)
+        collator.group_by = positive_grouping(train_set, config.multi_positive)
+        loader = DataLoader(train_view, batch_size=step_batch, sampler=sampler, collate_fn=collator, drop_last=True,
+                            **loader_kwargs)
+        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+        steps_per_epoch = len(loader)
+        if steps_per_epoch == 0:
+            raise ValueError(
+                f"{len(train_view)} training samples give no full step of {step_batch} x {accelerator.num_processes} "
+                "samples: lower batch_size / gradient_accumulation_steps"
+            )
+    group_by = collator.group_by
+    accelerator.print(f"contrastive loss: {'multi-positive by ' + group_by if group_by else 'InfoNCE'}")
     total_steps = steps_per_epoch * config.num_epochs
     warmup = config.warmup_steps if config.warmup_steps is not None else int(config.warmup_ratio * total_steps)
     if warmup >= total_steps:
@@ -147,12 +174,17 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
     tick, steps_since_log = time.perf_counter(), 0
     model.train()
     while state.global_step < last_step:
-        sampler.set_epoch(state.epoch)
         collator.epoch = state.epoch
-        epoch_loader = accelerator.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch else (
-            loader
-        )
+        if stream is not None:
+            stream.set_epoch(state.epoch, state.batches_in_epoch)  # resumes inside the epoch, exactly
+            epoch_loader = loader
+        else:
+            sampler.set_epoch(state.epoch)
+            epoch_loader = accelerator.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch \
+                else loader
         for batch in epoch_loader:
+            if stream is not None:
+                batch = send_to_device(batch, accelerator.device, non_blocking=True)
             loss = contrastive_step(model, batch, accelerator, config.gradient_accumulation_steps)
             if config.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -195,7 +227,11 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
     if accelerator.is_main_process:
         save_final_model(accelerator.unwrap_model(model), processor, config, model_dir)
     accelerator.wait_for_everyone()
-    metrics = evaluate_final_model(config, dataset, model_dir) if accelerator.is_main_process else {}
+    metrics = {}
+    if accelerator.is_main_process:
+        if dataset is None and config.eval_split and config.eval_tasks:
+            dataset = load_streaming_eval_dataset(config)
+        metrics = evaluate_final_model(config, dataset, model_dir)
     if accelerator.is_main_process and config.push_to_hub:
         from ..common.hub import push_model_dir
 
