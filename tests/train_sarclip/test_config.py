@@ -18,6 +18,9 @@ def test_yaml_with_cli_overrides(tmp_path):
     assert config.model_overrides == {"embed_dim": 32}
     assert config.output_dir == "123" and config.learning_rate == 1e-4  # str fields stay strings
     assert config.resume == "latest"
+    cleared = TrainConfig.from_cli(None, ["--eval_split", "null", "--class_words", "~", "--train_split", "null"])
+    assert cleared.eval_split is None and cleared.class_words is None  # optional strings take YAML's null
+    assert cleared.train_split == "null"  # a required string stays the string
 
 
 def test_paper_learning_rates_per_tower():

@@ -14,6 +14,9 @@ import yaml
 MIXED_PRECISION = ("no", "bf16", "fp16")
 
 
+YAML_NULLS = ("null", "Null", "NULL", "~")
+
+
 def option(default, help: str):
     """A config field with its one-line meaning (shown by `fit --help`); list/dict defaults are copied per instance."""
     if isinstance(default, (list, dict)):
@@ -105,6 +108,9 @@ class YamlConfig:
                 i += 1
                 continue
             raw = flags[i + 1]
-            overrides[name] = raw if hints[name] in (str, str | None) else yaml.safe_load(raw)
+            if hints[name] == str | None and raw in YAML_NULLS:  # `--eval_split null`, as in the YAML files
+                overrides[name] = None
+            else:
+                overrides[name] = raw if hints[name] in (str, str | None) else yaml.safe_load(raw)
             i += 2
         return overrides

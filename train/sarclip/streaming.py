@@ -38,7 +38,9 @@ def parquet_shards(data: str | Path, split: str = "train") -> list[str]:
     """The parquet shards of `split` in a dataset folder (`data/<split>-NNNNN-of-NNNNN.parquet`), in order."""
     files = sorted(str(p) for p in Path(data).glob(f"data/{split}-*.parquet"))
     if not files:
-        raise FileNotFoundError(f"{data}: no parquet shards data/{split}-*.parquet")
+        raise FileNotFoundError(f"{data}: no parquet shards data/{split}-*.parquet (streaming reads a dataset folder "
+                                "of parquet shards, as `python -m dataset_scripts build` writes; for other data set "
+                                "streaming: false)")
     return files
 
 
