@@ -8,7 +8,7 @@ next to the weights so that a fresh environment loads them with `trust_remote_co
 import transformers
 
 from .configuration_sarclip import OPEN_CLIP_PRESETS, SarclipConfig, SarclipTextConfig, SarclipVisionConfig
-from .image_processing_sarclip import SarclipImageProcessor
+from .image_processing_sarclip import SarclipImageProcessor, pixel_statistics
 from .modeling_sarclip import SarclipModel, SarclipOutput, SarclipPreTrainedModel
 from .pipeline_sarclip import SAR_ZERO_SHOT_TASK, SarZeroShotImageClassificationPipeline
 from .processing_sarclip import SarclipProcessor
@@ -35,5 +35,5 @@ __all__ = [
     "OPEN_CLIP_PRESETS", "SarclipConfig", "SarclipImageProcessor", "SarclipModel", "SarclipOutput",
     "SarclipPreTrainedModel", "SarclipProcessor", "SarclipTextConfig", "SarclipTokenizer", "SarclipVisionConfig",
     "SarZeroShotImageClassificationPipeline",
-    "train_sarclip_tokenizer",
+    "pixel_statistics", "train_sarclip_tokenizer",
 ]

@@ -126,3 +126,28 @@ def test_save_and_load(tmp_path):
     SarclipImageProcessor(size=96, do_resize=False).save_pretrained(tmp_path)
     loaded = SarclipImageProcessor.from_pretrained(tmp_path)
     assert (loaded.size, loaded.do_resize) == (96, False)
+
+
+def test_dataset_normalisation_standardises_real_mstar_chips_and_round_trips(sar_data_dir, tmp_path):
+    from modeling_sarclip import pixel_statistics
+
+    paths = sorted((sar_data_dir / "mstar_soc" / "train" / "BMP2").glob("*.jpeg"))[:40]
+    plain = SarclipImageProcessor(size=64)
+    mean, std = pixel_statistics(plain, paths)
+    assert mean[0] < -0.5 and 0.05 < std[0] < 0.3  # dark chips: the offset dominates the [-1, 1] range
+    standardised = SarclipImageProcessor(size=64, image_mean=mean, image_std=std)
+    raw, out = plain(paths)["pixel_values"], standardised(paths)["pixel_values"]
+    torch.testing.assert_close(out, (raw - mean[0]) / std[0], atol=1e-5, rtol=1e-5)
+    assert abs(out.mean().item()) < 1e-3 and abs(out.std().item() - 1) < 1e-2
+    standardised.save_pretrained(tmp_path)
+    reloaded = SarclipImageProcessor.from_pretrained(tmp_path)
+    assert reloaded.image_mean == mean and reloaded.image_std == std
+    torch.testing.assert_close(reloaded(paths[:4])["pixel_values"], out[:4])
+    assert plain.image_mean is None  # the official recipe stays the default
+
+
+@pytest.mark.parametrize("kwargs", [{"image_mean": [0.0] * 3}, {"image_mean": [0.0] * 2, "image_std": [1.0] * 2},
+                                    {"image_mean": [0.0] * 3, "image_std": [1.0, 0.0, 1.0]}])
+def test_bad_normalisation_is_refused(kwargs):
+    with pytest.raises(ValueError, match="image_mean"):
+        SarclipImageProcessor(**kwargs)

@@ -14,6 +14,7 @@ from dataset_scripts.export import build_dataset
 from dataset_scripts.geovl.hcot import SUBTEXT_FIELDS
 from dataset_scripts.geovl.label_captions import describe_split
 from dataset_scripts.loading import load_image_text_data
+from modeling_sarclip import SarclipImageProcessor, pixel_statistics
 from train.knowlip import ScioRunConfig, load_text_version
 from train.knowlip.__main__ import main
 from train.knowlip.schedule import alpha_at, check_warmup, learning_rate_at
@@ -49,8 +50,12 @@ def test_the_sub_text_rule_on_real_data(opensarship_build, sar_data_dir):
 def test_fit_trains_all_three_stages_on_a_dataset_build(opensarship_build, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["fit", "--config", str(TINY), "--data", str(opensarship_build), "--output_dir", str(out),
-                 "--batch_size", "3", "--warmup_steps", "1"]) == 0
+                 "--batch_size", "3", "--warmup_steps", "1", "--normalize_pixels", "true"]) == 0
     assert "sub-texts from 'captions'" in capsys.readouterr().out
+    image_processor = AutoProcessor.from_pretrained(out / "model").image_processor  # standardised by the train chips
+    train_images = datasets.load_dataset(str(opensarship_build))["train"]["image"]
+    assert (image_processor.image_mean, image_processor.image_std) == pixel_statistics(
+        SarclipImageProcessor(size=image_processor.size), train_images)
     log = [json.loads(line) for line in (out / "scio_log.jsonl").read_text().splitlines()]
     assert [(r["kind"], r["stage"]) for r in log] == [("train", 1), ("screen", 2), ("train", 2), ("reconstruct", 3),
                                                       ("train", 3)]
@@ -92,3 +97,12 @@ def test_schedule_decays_from_the_end_of_the_warm_up():
         check_warmup(3000, 2268)
     base = ScioRunConfig.from_yaml(TINY.with_name("base_synthetic.yaml"))
     check_warmup(base.warmup_steps, sum(base.stage_epochs) * -(-base.synthetic_num_images // base.batch_size))
+
+
+def test_a_loss_weighted_zero_is_logged_as_zero(opensarship_build, tmp_path):
+    out = tmp_path / "itc_only"
+    assert main(["fit", "--config", str(TINY), "--data", str(opensarship_build), "--output_dir", str(out),
+                 "--batch_size", "3", "--warmup_steps", "1", "--stage_epochs", "[1, 0, 0]",
+                 "--model_overrides", "{itm_weight: 0, mlm_weight: 0}"]) == 0
+    record = json.loads((out / "scio_log.jsonl").read_text().splitlines()[0])
+    assert record["loss_itm"] == record["loss_mlm"] == 0 and record["loss"] == pytest.approx(record["loss_itc"])

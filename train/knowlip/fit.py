@@ -13,7 +13,7 @@ from transformers import BertTokenizer
 from dataset_scripts.loading import load_image_text_data
 from modeling_knowlip import SarKnowlipConfig, SarKnowlipModel, SarKnowlipProcessor, train_wordpiece_tokenizer
 from modeling_knowlip.configuration_knowlip import PRESETS
-from modeling_sarclip import SarclipImageProcessor
+from modeling_sarclip import SarclipImageProcessor, pixel_statistics
 
 from ..common.lora import add_lora
 from .run_config import ScioRunConfig
@@ -104,12 +104,18 @@ def load_scio_model(config: ScioRunConfig, accelerator: Accelerator,
             raise ValueError(f"model_overrides only apply to presets, not to the saved model {config.model}")
         model = SarKnowlipModel.from_pretrained(config.model)
         if (Path(config.model) / "processor_config.json").is_file():
+            if config.normalize_pixels:
+                print(f"normalize_pixels: {config.model} brings its own processor, whose normalisation is kept")
             return model, SarKnowlipProcessor.from_pretrained(config.model)
         tokenizer = _tokenizer(config, accelerator, dataset)
         if len(tokenizer) != model.config.text_config.vocab_size:
             raise ValueError(f"tokenizer has {len(tokenizer)} tokens but {config.model} has a vocabulary of "
                              f"{model.config.text_config.vocab_size}")
     image_processor = SarclipImageProcessor(size=model.config.vision_config.image_size)
+    if config.normalize_pixels:
+        image_processor.image_mean, image_processor.image_std = pixel_statistics(
+            image_processor, dataset[config.image_column])
+        print(f"normalize_pixels: image_mean {image_processor.image_mean}, image_std {image_processor.image_std}")
     return model, SarKnowlipProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 

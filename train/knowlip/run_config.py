@@ -35,6 +35,8 @@ class ScioRunConfig(ScioConfig, YamlConfig):
     num_fusion_layers: int | None = option(None, "model 'towers': BERT layers that become fusion layers (default half)")
     tokenizer: str = option("trained", "'trained' (WordPiece on the training texts) or a BERT tokenizer folder")
     tokenizer_vocab_size: int = option(4096, "vocabulary of the trained WordPiece")
+    normalize_pixels: bool = option(False, "new processor: standardise pixels by the train images' mean/std "
+                                    "(from scratch on dark chips; saved with the processor)")
     lora: bool = option(False, "train LoRA adapters instead of all weights")
     lora_r: int = option(8, "LoRA rank")
     lora_alpha: int = option(16, "LoRA scaling numerator")

@@ -259,7 +259,8 @@ class ScioTrainer:
             steps += 1
             state.global_step += 1
             for name in totals:
-                totals[name] += float(getattr(out, name).detach())
+                value = getattr(out, name)  # None when that loss's weight is 0
+                totals[name] += 0.0 if value is None else float(value.detach())
         record = {name: value / max(steps, 1) for name, value in totals.items()}
         return {**record, "steps": steps, "skipped_batches": skipped, "truncated_texts": truncated,
                 "lr": self.scheduler.get_last_lr()[0], "lr_trace": lr_trace}

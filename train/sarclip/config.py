@@ -46,6 +46,8 @@ class TrainConfig(YamlConfig):
     max_train_samples: int | None = option(None, "use at most this many training examples")
     streaming: bool = option(False, "stream the train split from a dataset folder's parquet shards (bigger than RAM)")
     shuffle_buffer: int = option(2048, "streaming: examples in the shuffle buffer (per DataLoader worker)")
+    normalize_pixels: bool = option(False, "new processor: standardise pixels by the train images' mean/std "
+                                    "(from scratch on dark chips; saved with the processor)")
     augment: list = option([], "training augmentations: translate, hflip, vflip (e.g. [translate])")
     translate_fraction: float = option(0.125, "translate: largest shift as a fraction of the image side")
     # model
@@ -136,6 +138,9 @@ class TrainConfig(YamlConfig):
                                  "open_clip or a tokenizer folder")
             if self.max_train_samples:
                 raise ValueError("max_train_samples needs the data in memory; with streaming: true use max_steps")
+            if self.normalize_pixels:
+                raise ValueError("normalize_pixels measures the train images before training; with streaming: true "
+                                 "start from a model folder whose processor has image_mean / image_std")
 
     def learning_rate_for(self, is_resnet: bool) -> float:
         if self.learning_rate is not None:

@@ -13,6 +13,7 @@ from modeling_sarclip import (
     SarclipModel,
     SarclipProcessor,
     SarclipTokenizer,
+    pixel_statistics,
     train_sarclip_tokenizer,
 )
 
@@ -51,11 +52,12 @@ def build_tokenizer(config: TrainConfig, captions: Iterable[str]) -> SarclipToke
 
 
 def load_model_and_processor(
-    config: TrainConfig, captions: Iterable[str] = ()
+    config: TrainConfig, captions: Iterable[str] = (), images=None
 ) -> tuple[SarclipModel, SarclipProcessor]:
     """The starting point of a run: `init_from` if set, else `model` (a preset -> random init, else from_pretrained).
 
-    `captions` feeds the tokenizer when `config.tokenizer == "trained"` and the model has no tokenizer yet.
+    `captions` feeds the tokenizer when `config.tokenizer == "trained"` and the model has no tokenizer yet; `images`
+    (the train images) give the pixel statistics of a new processor when `config.normalize_pixels`.
     """
     source = config.init_from or config.model
     if config.init_from or not is_preset(source):
@@ -67,12 +69,14 @@ def load_model_and_processor(
             print(f"init_from {source}: model_overrides are ignored (the saved model defines the architecture)")
         model = SarclipModel.from_pretrained(source)
         if (Path(source) / "processor_config.json").is_file() or not Path(source).is_dir():
+            if config.normalize_pixels:
+                print(f"normalize_pixels: {source} brings its own processor, whose normalisation is kept")
             return model, SarclipProcessor.from_pretrained(source)
-        return model, new_processor(config, model.config, captions)
+        return model, new_processor(config, model.config, captions, images)
     model_config = preset_config(source, config.model_overrides)
     if config.context_length:
         model_config.text_config.context_length = config.context_length
-    processor = new_processor(config, model_config, captions)
+    processor = new_processor(config, model_config, captions, images)
     tokenizer = processor.tokenizer
     # a trained tokenizer has its own vocabulary size and special-token ids: size the text tower to it
     model_config.text_config.vocab_size = len(tokenizer)
@@ -81,8 +85,14 @@ def load_model_and_processor(
     return SarclipModel(model_config), processor
 
 
-def new_processor(config: TrainConfig, model_config: SarclipConfig, captions: Iterable[str]) -> SarclipProcessor:
+def new_processor(config: TrainConfig, model_config: SarclipConfig, captions: Iterable[str],
+                  images=None) -> SarclipProcessor:
     tokenizer = build_tokenizer(config, captions)
     tokenizer.model_max_length = model_config.text_config.context_length
     image_processor = SarclipImageProcessor(size=model_config.vision_config.image_size)
+    if config.normalize_pixels:
+        if images is None:
+            raise ValueError("normalize_pixels needs the train images (not available with streaming)")
+        image_processor.image_mean, image_processor.image_std = pixel_statistics(image_processor, images)
+        print(f"normalize_pixels: image_mean {image_processor.image_mean}, image_std {image_processor.image_std}")
     return SarclipProcessor(image_processor=image_processor, tokenizer=tokenizer)

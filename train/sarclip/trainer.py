@@ -93,7 +93,8 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
         train_set = dataset[config.train_split]
         if config.max_train_samples:
             train_set = train_set.select(range(min(config.max_train_samples, len(train_set))))
-    model, processor = load_model_and_processor(shared_tokenizer(config, accelerator, train_set))
+    model, processor = load_model_and_processor(shared_tokenizer(config, accelerator, train_set),
+                                                images=None if train_set is None else train_set["image"])
     apply_partial_unfreezing(model, config.trainable_vision_layers, config.trainable_text_layers)
     if config.gradient_checkpointing:
         model.activation_checkpointing_enable({"use_reentrant": False})
