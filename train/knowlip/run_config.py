@@ -36,7 +36,7 @@ class ScioRunConfig(ScioConfig, YamlConfig):
     tokenizer: str = option("trained", "'trained' (WordPiece on the training texts) or a BERT tokenizer folder")
     tokenizer_vocab_size: int = option(4096, "vocabulary of the trained WordPiece")
     normalize_pixels: bool = option(False, "new processor: standardise pixels by the train images' mean/std "
-                                    "(from scratch on dark chips; saved with the processor)")
+                                    "(saved with it; on MSTAR it overfits the clutter: README)")
     lora: bool = option(False, "train LoRA adapters instead of all weights")
     lora_r: int = option(8, "LoRA rank")
     lora_alpha: int = option(16, "LoRA scaling numerator")

@@ -47,7 +47,7 @@ class TrainConfig(YamlConfig):
     streaming: bool = option(False, "stream the train split from a dataset folder's parquet shards (bigger than RAM)")
     shuffle_buffer: int = option(2048, "streaming: examples in the shuffle buffer (per DataLoader worker)")
     normalize_pixels: bool = option(False, "new processor: standardise pixels by the train images' mean/std "
-                                    "(from scratch on dark chips; saved with the processor)")
+                                    "(saved with it; on MSTAR it overfits the clutter: README)")
     augment: list = option([], "training augmentations: translate, hflip, vflip (e.g. [translate])")
     translate_fraction: float = option(0.125, "translate: largest shift as a fraction of the image side")
     # model
