@@ -49,6 +49,12 @@ class SarclipImageProcessor(BaseImageProcessor):
         self.do_resize = do_resize
         self.image_mean, self.image_std = image_mean, image_std
 
+    def fit_normalisation(self, images, max_images: int = 1024) -> "SarclipImageProcessor":
+        """Standardise by `images` from now on: `image_mean` / `image_std` = `pixel_statistics` of the first
+        `max_images`. Returns self."""
+        self.image_mean, self.image_std = pixel_statistics(self, images, max_images)
+        return self
+
     def load(self, image, source: str) -> np.ndarray:
         """Any supported input -> (H, W, bands) raster, values as stored (sar_raster_sarclip's reader, layout rule)."""
         if isinstance(image, (str, Path)):

@@ -13,7 +13,7 @@ from transformers import BertTokenizer
 from dataset_scripts.loading import load_image_text_data
 from modeling_knowlip import SarKnowlipConfig, SarKnowlipModel, SarKnowlipProcessor, train_wordpiece_tokenizer
 from modeling_knowlip.configuration_knowlip import PRESETS
-from modeling_sarclip import SarclipImageProcessor, pixel_statistics
+from modeling_sarclip import SarclipImageProcessor
 
 from ..common.lora import add_lora
 from .run_config import ScioRunConfig
@@ -113,8 +113,7 @@ def load_scio_model(config: ScioRunConfig, accelerator: Accelerator,
                              f"{model.config.text_config.vocab_size}")
     image_processor = SarclipImageProcessor(size=model.config.vision_config.image_size)
     if config.normalize_pixels:
-        image_processor.image_mean, image_processor.image_std = pixel_statistics(
-            image_processor, dataset[config.image_column])
+        image_processor.fit_normalisation(dataset[config.image_column])
         print(f"normalize_pixels: image_mean {image_processor.image_mean}, image_std {image_processor.image_std}")
     return model, SarKnowlipProcessor(image_processor=image_processor, tokenizer=tokenizer)
 

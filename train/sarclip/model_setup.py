@@ -13,7 +13,6 @@ from modeling_sarclip import (
     SarclipModel,
     SarclipProcessor,
     SarclipTokenizer,
-    pixel_statistics,
     train_sarclip_tokenizer,
 )
 
@@ -93,6 +92,6 @@ def new_processor(config: TrainConfig, model_config: SarclipConfig, captions: It
     if config.normalize_pixels:
         if images is None:
             raise ValueError("normalize_pixels needs the train images (not available with streaming)")
-        image_processor.image_mean, image_processor.image_std = pixel_statistics(image_processor, images)
+        image_processor.fit_normalisation(images)
         print(f"normalize_pixels: image_mean {image_processor.image_mean}, image_std {image_processor.image_std}")
     return SarclipProcessor(image_processor=image_processor, tokenizer=tokenizer)
