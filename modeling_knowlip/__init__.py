@@ -7,6 +7,10 @@ Internals (losses, masking, the feature queue) are importable by module path.
 
 import transformers
 
+# the processor's image half is SarclipImageProcessor, which loads through AutoImageProcessor: importing the SARCLIP
+# package registers it, so `SarKnowlipProcessor.from_pretrained(folder)` needs no trust_remote_code
+import modeling_sarclip  # noqa: F401
+
 from .configuration_knowlip import PRESETS, VQA_TASK_TYPES, SarKnowlipConfig
 from . import modeling_knowlip as _modeling
 from .modeling_knowlip import (

@@ -86,6 +86,18 @@ def test_processor_round_trip(processor, tmp_path, images):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_processor_class_loads_a_folder_in_a_fresh_process_without_remote_code(processor, tmp_path):
+    """`from modeling_knowlip import SarKnowlipProcessor` alone is enough to load a saved processor."""
+    processor.save_pretrained(tmp_path)
+    child = ("import sys; from modeling_knowlip import SarKnowlipProcessor; "
+             "p = SarKnowlipProcessor.from_pretrained(sys.argv[1]); print(type(p.image_processor).__module__)")
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", child, str(tmp_path)], env=env, capture_output=True, text=True,
+                            timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "modeling_sarclip.image_processing_sarclip"
+
+
 CHILD = r"""
 import json, sys, torch
 from transformers import AutoModel, AutoProcessor
