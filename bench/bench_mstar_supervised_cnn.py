@@ -101,6 +101,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40, help="passes over the 2746 train chips")
     parser.add_argument("--seed", type=int, default=0, help="initialisation and crop draws")
     args = parser.parse_args()
+    if not (args.data_dir / "mstar_soc").is_dir():
+        parser.error(f"--data-dir {args.data_dir}: no mstar_soc/ folder there; give the folder that holds mstar_soc/")
+    if args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
     datasets.disable_progress_bars()
     torch.manual_seed(args.seed)
     generator = np.random.default_rng(args.seed)
