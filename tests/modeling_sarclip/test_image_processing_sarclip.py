@@ -118,7 +118,7 @@ def test_bad_inputs_name_the_file(tmp_path):
         processor([np.zeros((8, 8), np.uint8), np.zeros((0, 8), np.uint8)])
     with pytest.raises(ValueError, match="unsupported pixel type int64"):
         processor(np.zeros((8, 8), np.int64))
-    with pytest.raises(ValueError, match="expected 32x32"):
+    with pytest.raises(ValueError, match="image is 8x8, smaller than 32x32"):
         processor(np.zeros((8, 8), np.uint8), do_resize=False)
 
 
@@ -151,3 +151,47 @@ def test_dataset_normalisation_standardises_real_mstar_chips_and_round_trips(sar
 def test_bad_normalisation_is_refused(kwargs):
     with pytest.raises(ValueError, match="image_mean"):
         SarclipImageProcessor(**kwargs)
+
+
+def test_native_resolution_crop_keeps_the_raster_pixels():
+    chip = (np.arange(40 * 48) % 251).astype(np.uint8).reshape(40, 48)
+    pixels = SarclipImageProcessor(size=32, do_resize=False)(chip)["pixel_values"][0, 0]
+    expected = torch.from_numpy(chip[4:36, 8:40].astype(np.float32) / 255 * 2 - 1)
+    assert torch.allclose(pixels, expected)
+    # a margin gives the wider centre square at the same scale; the model-size centre of it is the plain crop
+    wide = SarclipImageProcessor(size=32, do_resize=False)(chip, margin=4)["pixel_values"][0, 0]
+    assert wide.shape == (40, 40) and torch.equal(wide[4:36, 4:36], pixels)
+
+
+def test_per_image_standardization_is_per_chip_saved_and_mapped_to_a_target(tmp_path):
+    dark, bright = np.full((16, 16), 20, np.uint8), np.full((16, 16), 200, np.uint8)
+    dark[4:8, 4:8], bright[4:8, 4:8] = 60, 240
+    processor = SarclipImageProcessor(size=16, per_image_standardize=True)
+    pixels = processor([dark, bright])["pixel_values"]
+    assert torch.allclose(pixels.mean(dim=(1, 2, 3)), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(pixels.std(dim=(1, 2, 3), unbiased=False), torch.ones(2), atol=1e-4)
+    assert processor.standardization == "per_image"
+    processor.set_standardization("per_image", target=[-0.3, 0.2])
+    mapped = processor([dark])["pixel_values"]
+    assert abs(mapped.mean().item() + 0.3) < 1e-5 and abs(mapped.std(unbiased=False).item() - 0.2) < 1e-5
+    processor.save_pretrained(tmp_path)
+    loaded = SarclipImageProcessor.from_pretrained(tmp_path)
+    assert torch.equal(loaded([dark])["pixel_values"], mapped) and loaded.per_image_target == [-0.3, 0.2]
+    # unstandardised output for augmentation, standardised afterwards: the same as standardising at once
+    raw = loaded([dark], standardize=False)["pixel_values"]
+    assert raw.min() < -0.5 and torch.allclose(loaded.standardize(raw.clone()), mapped)
+    with pytest.raises(ValueError, match="choose one standardisation"):
+        SarclipImageProcessor(per_image_standardize=True, image_mean=[0.0] * 3, image_std=[1.0] * 3)
+    with pytest.raises(ValueError, match="standardize must be one of"):
+        processor.set_standardization("chip")
+
+
+def test_reference_statistics_describe_what_the_model_sees():
+    from modeling_sarclip.image_processing_sarclip import reference_statistics
+
+    chips = [np.full((8, 8), v, np.uint8) for v in (0, 255)]
+    chips[0][0, 0] = 255
+    mean, spread = reference_statistics(SarclipImageProcessor(size=8), chips)
+    pixels = SarclipImageProcessor(size=8)(chips)["pixel_values"].double()
+    assert mean == pytest.approx(pixels.mean().item(), abs=1e-6)
+    assert spread == pytest.approx(pixels.std(dim=(1, 2, 3), unbiased=False).mean().item(), abs=1e-5)

@@ -3,6 +3,8 @@ positive groups and augmentation; bad input is named."""
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 from PIL import Image
@@ -163,6 +165,36 @@ def test_augmentation_is_deterministic_per_example_and_keeps_pixel_values():
     assert set(once.unique().tolist()) <= set(chips.unique().tolist())  # values moved, never resampled
     with pytest.raises(ValueError, match=r"unknown augmentations \['rotate'\]"):
         SarAugment(["rotate"])
+
+
+def test_translate_crops_real_pixels_from_a_wider_square():
+    from train.sarclip.augment import SarAugment
+
+    augment = SarAugment(["translate"], translate_fraction=0.25, seed=0)
+    assert augment.margin(16) == 4 and SarAugment(["hflip"]).margin(16) == 0
+    wide = torch.arange(1 * 3 * 24 * 24, dtype=torch.float32).reshape(1, 3, 24, 24)
+    crops = [augment(wide, epoch=e, indices=[0], margin=4) for e in range(6)]
+    assert all(c.shape == (1, 3, 16, 16) for c in crops)
+    # every crop is a window of the wide square (no reflection when the raster has the pixels)
+    for crop in crops:
+        top, left = divmod(int(crop[0, 0, 0, 0]) , 24)
+        assert torch.equal(crop[0], wide[0, :, top : top + 16, left : left + 16])
+    assert len({int(c[0, 0, 0, 0]) for c in crops}) > 1
+
+
+def test_collator_standardises_after_the_crop(tmp_path):
+    from modeling_sarclip import SarclipImageProcessor, SarclipProcessor, SarclipTokenizer
+    from train.sarclip.augment import SarAugment
+
+    processor = SarclipProcessor(SarclipImageProcessor(size=16, do_resize=False, per_image_standardize=True),
+                                 SarclipTokenizer.from_bpe_file())
+    rng = np.random.default_rng(0)
+    chip = rng.integers(0, 40, (32, 32)).astype(np.uint8)
+    chip[:, 24:] = 250  # a bright strip the centre crop never sees, a shifted crop may
+    collator = ImageTextCollator(processor, seed=0, augment=SarAugment(["translate"], translate_fraction=0.45))
+    pixels = collator([{"image": chip, "captions": ["a"], "__index__": 0}])["pixel_values"]
+    assert pixels.shape == (1, 3, 16, 16)
+    assert abs(pixels.mean().item()) < 1e-5 and abs(pixels.std(unbiased=False).item() - 1) < 1e-4
 
 
 def test_label_table_as_jsonl_and_malformed_csv_is_named(tmp_path):

@@ -1,9 +1,10 @@
 """Training augmentations for SAR chips, applied to `pixel_values` in the collator.
 
 Only geometric moves that keep each pixel's value, so speckle statistics are unchanged (no resampling, no intensity
-change): `translate` shifts the chip by up to `translate_fraction` of its side, filling the uncovered border by
-reflection (the default: small shifts are the augmentation that lets from-scratch MSTAR models reach ~99 %);
-`hflip` / `vflip` mirror it. Flips swap near and far range (or the azimuth direction), so radar shadows point the
+change): `translate` takes a random `size` x `size` window of the chip's centre `size + 2 * margin` square, margin =
+`translate_fraction` of the side, from the image processor at the model's scale (`margin` argument): raster pixels
+where the chip has them (native-resolution crops of MSTAR's 128 px chips for an 88 px input: the augmentation of the
+~99 % from-scratch CNN papers), reflection beyond (a whole chip resized to the input); `hflip` / `vflip` mirror it. Flips swap near and far range (or the azimuth direction), so radar shadows point the
 other way: opt in only when the target's look direction does not matter. Each example's draw depends only on
 (seed, epoch, index), so a resumed run augments exactly as an uninterrupted one.
 """
@@ -27,24 +28,31 @@ class SarAugment:
             raise ValueError(f"translate_fraction must be in [0, 0.5), got {translate_fraction}")
         self.names, self.translate_fraction, self.seed = tuple(names), translate_fraction, seed
 
-    def __call__(self, pixel_values: torch.Tensor, epoch: int, indices: Sequence[int]) -> torch.Tensor:
-        """(B, C, H, W) -> augmented copy; example b uses the draw of (seed, epoch, indices[b])."""
+    def margin(self, size: int) -> int:
+        """Pixels the chip needs on each side of the `size` x `size` window for `translate` (0 without it)."""
+        return int(self.translate_fraction * size) if "translate" in self.names else 0
+
+    def __call__(self, pixel_values: torch.Tensor, epoch: int, indices: Sequence[int], margin: int = 0
+                 ) -> torch.Tensor:
+        """(B, C, H + 2 margin, W + 2 margin) -> augmented (B, C, H, W); example b uses the draw of (seed, epoch,
+        indices[b]). With `margin` 0 and `translate`, the border is reflected to make the margin (`self.margin`)."""
         if not self.names:
             return pixel_values
-        out = torch.empty_like(pixel_values)
+        if not margin and (margin := self.margin(min(pixel_values.shape[-2:]))):
+            pixel_values = F.pad(pixel_values, (margin,) * 4, mode="reflect")
+        height, width = (side - 2 * margin for side in pixel_values.shape[-2:])
+        out = pixel_values.new_empty(*pixel_values.shape[:2], height, width)
         for b, index in enumerate(indices):
             digest = hashlib.sha1(f"{self.seed}/{epoch}/{index}".encode()).digest()
-            out[b] = self._one(pixel_values[b], torch.Generator().manual_seed(int.from_bytes(digest[:8], "big") >> 1))
+            out[b] = self._one(pixel_values[b], margin, torch.Generator().manual_seed(
+                int.from_bytes(digest[:8], "big") >> 1))
         return out
 
-    def _one(self, chip: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _one(self, chip: torch.Tensor, margin: int, generator: torch.Generator) -> torch.Tensor:
+        height, width = (side - 2 * margin for side in chip.shape[-2:])
         if "translate" in self.names:
-            height, width = chip.shape[-2:]
-            margin = int(self.translate_fraction * min(height, width))
-            if margin:
-                dy, dx = (torch.randint(0, 2 * margin + 1, (2,), generator=generator)).tolist()
-                padded = F.pad(chip[None], (margin, margin, margin, margin), mode="reflect")[0]
-                chip = padded[:, dy : dy + height, dx : dx + width]
+            dy, dx = (0, 0) if not margin else torch.randint(0, 2 * margin + 1, (2,), generator=generator).tolist()
+            chip = chip[:, dy : dy + height, dx : dx + width]
         if "hflip" in self.names and torch.rand((), generator=generator) < 0.5:
             chip = chip.flip(-1)
         if "vflip" in self.names and torch.rand((), generator=generator) < 0.5:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from modeling_sarclip.image_processing_sarclip import STANDARDIZATIONS
+
+from ..common.collapse_guard import check_settings as check_collapse_settings
 from ..common.config import YamlConfig, option
 
 # SARCLIP paper IV-C: lr 5e-4 for ResNet-50, 5e-5 for ViT-B-32 / ViT-L-14.
@@ -46,8 +49,11 @@ class TrainConfig(YamlConfig):
     max_train_samples: int | None = option(None, "use at most this many training examples")
     streaming: bool = option(False, "stream the train split from a dataset folder's parquet shards (bigger than RAM)")
     shuffle_buffer: int = option(2048, "streaming: examples in the shuffle buffer (per DataLoader worker)")
-    normalize_pixels: bool = option(False, "new processor: standardise pixels by the train images' mean/std "
-                                    "(saved with it; on MSTAR it overfits the clutter: README)")
+    standardize: str | None = option(None, "pixel standardisation after [-1, 1]: none | per_image (each chip by its "
+                                     "own mean/std) | dataset (train images' mean/std); null: the model folder's "
+                                     "processor setting, none for a new model. Saved with the processor")
+    native_resolution: bool = option(False, "crop the centre image_size pixels at native resolution instead of "
+                                     "resizing the chip (new processor; translate then crops real pixels)")
     augment: list = option([], "training augmentations: translate, hflip, vflip (e.g. [translate])")
     translate_fraction: float = option(0.125, "translate: largest shift as a fraction of the image side")
     # model
@@ -96,6 +102,12 @@ class TrainConfig(YamlConfig):
     resume: str | None = option(None, "latest or a checkpoint folder (a bare --resume is latest)")
     report_to: str = option("tensorboard", "tensorboard | wandb | none")
     log_every: int = option(10, "steps between log lines")
+    collapse_patience: int = option(200, "collapse guard: stop when the loss sits at ln(batch) or the probe "
+                                    "features' mean pairwise cosine exceeds collapse_cosine for this many steps "
+                                    "after the warm-up (checked every log_every steps; 0: off; a non-finite loss or "
+                                    "gradient always stops the run)")
+    collapse_cosine: float = option(0.999, "collapse guard: mean pairwise cosine of the probe batch's embeddings "
+                                    "above which features count as collapsed, in (0, 1]")
     push_to_hub: str | None = option(None, "Hub repo id to upload final/ to")
     hub_private: bool = option(False, "create the Hub repo private")
     num_workers: int | None = option(None, "DataLoader worker processes (null: 0 on CPU, up to 8 per GPU process)")
@@ -106,7 +118,8 @@ class TrainConfig(YamlConfig):
         from ..evaluation.run import TASKS
         from .augment import AUGMENTATIONS
 
-        choices = {"report_to": ("tensorboard", "wandb", "none"), "multi_positive": MULTI_POSITIVE}
+        choices = {"report_to": ("tensorboard", "wandb", "none"), "multi_positive": MULTI_POSITIVE,
+                   "standardize": (None, *STANDARDIZATIONS)}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -122,6 +135,7 @@ class TrainConfig(YamlConfig):
             if not low <= getattr(self, name) < high or (name == "held_out_fraction" and self.held_out_fraction == 0):
                 raise ValueError(f"{name} must be in [{low}, {high}){' and > 0' if name == 'held_out_fraction' else ''},"
                                  f" got {getattr(self, name)}")
+        check_collapse_settings(self.collapse_patience, self.collapse_cosine)
         if self.learning_rate is not None and self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if unknown := sorted(set(self.eval_tasks) - set(TASKS)):
@@ -138,9 +152,10 @@ class TrainConfig(YamlConfig):
                                  "open_clip or a tokenizer folder")
             if self.max_train_samples:
                 raise ValueError("max_train_samples needs the data in memory; with streaming: true use max_steps")
-            if self.normalize_pixels:
-                raise ValueError("normalize_pixels measures the train images before training; with streaming: true "
-                                 "start from a model folder whose processor has image_mean / image_std")
+            if self.standardize == "dataset":
+                raise ValueError("standardize: dataset measures the train images before training; with streaming: "
+                                 "true use per_image or start from a model folder whose processor has image_mean / "
+                                 "image_std")
 
     def learning_rate_for(self, is_resnet: bool) -> float:
         if self.learning_rate is not None:

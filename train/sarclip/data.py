@@ -134,10 +134,16 @@ class ImageTextCollator:
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         texts = [self.caption_for(example) for example in examples]
-        batch = self.processor(images=[example["image"] for example in examples], text=texts)
-        pixel_values = batch["pixel_values"]
-        if self.augment is not None:
-            pixel_values = self.augment(pixel_values, self.epoch, [example["__index__"] for example in examples])
+        images = [example["image"] for example in examples]
+        if self.augment is None or not self.augment.names:
+            batch = self.processor(images=images, text=texts)
+            pixel_values = batch["pixel_values"]
+        else:  # crop (and flip) first, then standardise what the model sees
+            image_processor = self.processor.image_processor
+            margin = self.augment.margin(image_processor.size)
+            batch = self.processor(images=images, text=texts, margin=margin, standardize=False)
+            pixel_values = image_processor.standardize(self.augment(
+                batch["pixel_values"], self.epoch, [example["__index__"] for example in examples], margin))
         out = {"pixel_values": pixel_values, "input_ids": batch["input_ids"]}
         if self.group_by == "label":
             out["group_ids"] = torch.tensor([example["label"] for example in examples])

@@ -16,6 +16,7 @@ from modeling_sarclip import (
     train_sarclip_tokenizer,
 )
 
+from ..common.standardization import apply_standardization
 from .config import TrainConfig
 
 
@@ -56,7 +57,7 @@ def load_model_and_processor(
     """The starting point of a run: `init_from` if set, else `model` (a preset -> random init, else from_pretrained).
 
     `captions` feeds the tokenizer when `config.tokenizer == "trained"` and the model has no tokenizer yet; `images`
-    (the train images) give the pixel statistics of a new processor when `config.normalize_pixels`.
+    (the train images) give the pixel statistics when `config.standardize` is "dataset".
     """
     source = config.init_from or config.model
     if config.init_from or not is_preset(source):
@@ -68,9 +69,11 @@ def load_model_and_processor(
             print(f"init_from {source}: model_overrides are ignored (the saved model defines the architecture)")
         model = SarclipModel.from_pretrained(source)
         if (Path(source) / "processor_config.json").is_file() or not Path(source).is_dir():
-            if config.normalize_pixels:
-                print(f"normalize_pixels: {source} brings its own processor, whose normalisation is kept")
-            return model, SarclipProcessor.from_pretrained(source)
+            processor = SarclipProcessor.from_pretrained(source)
+            if config.native_resolution:
+                print(f"native_resolution: {source} brings its own processor, whose geometry is kept")
+            apply_standardization(processor.image_processor, config.standardize, images, source)
+            return model, processor
         return model, new_processor(config, model.config, captions, images)
     model_config = preset_config(source, config.model_overrides)
     if config.context_length:
@@ -88,10 +91,8 @@ def new_processor(config: TrainConfig, model_config: SarclipConfig, captions: It
                   images=None) -> SarclipProcessor:
     tokenizer = build_tokenizer(config, captions)
     tokenizer.model_max_length = model_config.text_config.context_length
-    image_processor = SarclipImageProcessor(size=model_config.vision_config.image_size)
-    if config.normalize_pixels:
-        if images is None:
-            raise ValueError("normalize_pixels needs the train images (not available with streaming)")
-        image_processor.fit_normalisation(images)
-        print(f"normalize_pixels: image_mean {image_processor.image_mean}, image_std {image_processor.image_std}")
+    image_processor = SarclipImageProcessor(size=model_config.vision_config.image_size,
+                                            do_resize=not config.native_resolution)
+    apply_standardization(image_processor, config.standardize, images)
     return SarclipProcessor(image_processor=image_processor, tokenizer=tokenizer)
+
