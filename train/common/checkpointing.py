@@ -47,10 +47,12 @@ class TrainerState:
     batches_in_epoch: int = 0
 
 
-def save_checkpoint(accelerator: Accelerator, root: str | Path, state: TrainerState, keep: int) -> Path:
+def save_checkpoint(accelerator: Accelerator, root: str | Path, state: TrainerState, keep: int,
+                    protect: str | Path | None = None) -> Path:
     """Write `root/step_NNNNNNNN` atomically: everything goes to a temporary folder renamed in one `os.replace`.
 
-    Call on every process (each saves its own RNG state). The newest `keep` checkpoints are kept.
+    Call on every process (each saves its own RNG state). The newest `keep` checkpoints are kept, and `protect` (the
+    collapse guard's best checkpoint while a collapse is suspected) is never pruned.
     """
     root = Path(root)
     final = root / f"{PREFIX}{state.global_step:08d}"
@@ -74,7 +76,8 @@ def save_checkpoint(accelerator: Accelerator, root: str | Path, state: TrainerSt
             shutil.rmtree(final)
         os.replace(tmp, final)
         for old in list_checkpoints(root)[:-keep] if keep > 0 else []:
-            shutil.rmtree(old)
+            if protect is None or old.resolve() != Path(protect).resolve():
+                shutil.rmtree(old)
     accelerator.wait_for_everyone()
     return final
 

@@ -21,8 +21,9 @@ TASKS = {
     "zero_shot": ("zero-shot-image-classification", "Zero-shot (prompt) classification"),
     "linear_probe": ("image-classification", "Linear probe"),
 }
-# bookkeeping entries of eval_results.json that are not results (counts, chosen hyper-parameters, per-class lists)
-NOT_RESULTS = ("num_", "without", "weight_decay", "class_accuracy/")
+# bookkeeping entries of eval_results.json that are not results (counts, chosen hyper-parameters, per-class lists,
+# the collapse diagnostics)
+NOT_RESULTS = ("num_", "without", "weight_decay", "class_accuracy/", "feature_cosine", "collapsed")
 
 
 def metric_type(name: str) -> str:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import datasets
 import torch
 
+from ..common.collapse_guard import DEFAULT_COSINE, feature_spread
 from .encode import encode_images, encode_texts, eval_mode
 from .feature_plot import save_tsne_plot
 from .linear_probe import evaluate_linear_probe
@@ -59,6 +61,7 @@ def run_evaluation(
     out_dir: str | Path,
     tasks: Sequence[str] = ("retrieval", "zero_shot", "linear_probe"),
     batch_size: int = 64,
+    collapse_cosine: float = DEFAULT_COSINE,
 ) -> dict[str, float]:
     """Evaluate `model` (SarclipModel or SarclipEnsemble) and return flat metrics (percent), also in
     out_dir/eval_results.json.
@@ -71,6 +74,11 @@ def run_evaluation(
             "zero_shot" (prompt-ensemble top-1/top-3, per-class accuracy, out_dir/zero_shot_confusion_matrix.png),
             "linear_probe" (fit on train features, test accuracy), "feature_plot" (out_dir/tsne_test.png).
             top3 is reported only with 3 classes or more.
+        collapse_cosine: every evaluation also reports the feature spread, `image_feature_cosine` and
+            `text_feature_cosine` (mean pairwise cosine of the test images' / distinct test captions' embeddings,
+            `train.common.collapse_guard.feature_spread`), and `collapsed` (bool): true, with a warning line, when
+            the image cosine exceeds this threshold or the features are not finite (a collapsed encoder maps every
+            chip to one point; its other metrics then mean nothing).
 
     Runs in the model's own device and dtype; for mixed precision call it inside `accelerator.autocast()` (no
     autocast context is opened here, so an outer one stays in effect).
@@ -83,6 +91,11 @@ def run_evaluation(
     results: dict[str, float] = {}
     with eval_mode(model):
         test_features = encode_images(model, processor, test["image"], batch_size)
+        if not torch.isfinite(test_features).all():  # a NaN model: no task can run; report the collapse and stop
+            results = feature_spread_results(test_features, None, collapse_cosine)
+            (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+            return results
+        text_features = None
         if "retrieval" in tasks:
             texts, text_to_image = unique_captions(test["captions"])
             text_features = encode_texts(model, processor, texts, batch_size)
@@ -105,10 +118,37 @@ def run_evaluation(
         if "feature_plot" in tasks:
             save_tsne_plot(test_features, test_labels, class_names, out_dir / "tsne_test.png",
                            title="t-SNE of test image features")
+        if text_features is None and "captions" in test.column_names:
+            text_features = encode_texts(model, processor, unique_captions(test["captions"])[0], batch_size)
     results = {name: float(value) for name, value in sorted(results.items())}
+    results.update(feature_spread_results(test_features, text_features, collapse_cosine))
     (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
     logger.info("evaluation results (%s) written to %s", ", ".join(tasks), out_dir / RESULTS_FILE)
     return results
 
 
-__all__ = ["RESULTS_FILE", "TASKS", "run_evaluation"]
+def feature_spread_results(image_features: torch.Tensor, text_features: torch.Tensor | None,
+                           threshold: float = DEFAULT_COSINE) -> dict:
+    """`image_feature_cosine`, `text_feature_cosine` (when there are 2 texts or more; null when not finite) and
+    `collapsed`; a collapsed model (image cosine above `threshold`, or non-finite features) is also reported as a
+    logged warning (on stderr without a logging configuration)."""
+    image = feature_spread(image_features)
+    results = {"image_feature_cosine": image if math.isfinite(image) else None}
+    if text_features is not None and text_features.shape[0] >= 2:
+        text = feature_spread(text_features)
+        results["text_feature_cosine"] = text if math.isfinite(text) else None
+    collapsed = not math.isfinite(image) or image > threshold
+    results["collapsed"] = collapsed
+    if not math.isfinite(image):
+        message = ("warning: collapsed model: its test image embeddings are not finite (NaN weights?); no task was "
+                   "evaluated (README: collapse guard)")
+    else:
+        message = (f"warning: collapsed model: the mean pairwise cosine of the test image embeddings is {image:.5f} "
+                   f"(threshold {threshold}): it maps every chip to nearly one point, so its other metrics mean "
+                   "nothing (README: collapse guard)")
+    if collapsed:
+        logger.warning(message)
+    return results
+
+
+__all__ = ["RESULTS_FILE", "TASKS", "feature_spread_results", "run_evaluation"]

@@ -47,6 +47,17 @@ from modeling_knowlip import (
     SarKnowlipProcessor,
 )
 
+from ..common.collapse_guard import (
+    CHECK_EVERY,
+    DEFAULT_COSINE,
+    DEFAULT_PATIENCE,
+    CollapseGuard,
+    check_settings as check_collapse_settings,
+    gradient_norm,
+    probe_indices,
+    probe_spread,
+    uniform_loss,
+)
 from ..common.config import YamlConfig, option
 from ..common.lora import add_lora
 from ..evaluation.metrics import load_metric
@@ -86,6 +97,13 @@ class FinetuneConfig(YamlConfig):
     retrieval_k: int = option(16, "ITC candidates re-ranked by ITM in retrieval evaluation")
     mixed_precision: str = option("no", "no, fp16 or bf16 (Accelerate)")
     seed: int = option(0, "seed of the head initialisation and the data order")
+    collapse_patience: int = option(DEFAULT_PATIENCE, "collapse guard: stop when the watched loss (classification: "
+                                    "cross-entropy vs ln(classes); other tasks: ITC vs ln(batch + queue_size)) sits "
+                                    "at that value or the probe features' mean pairwise cosine exceeds "
+                                    f"collapse_cosine for this many steps after the warm-up (checked every "
+                                    f"{CHECK_EVERY} steps; 0: off; a non-finite loss or gradient always stops)")
+    collapse_cosine: float = option(DEFAULT_COSINE, "collapse guard: mean pairwise cosine of the probe batch's "
+                                    "image embeddings above which features count as collapsed, in (0, 1]")
 
     def check(self) -> None:
         if self.task not in TASKS:
@@ -96,6 +114,7 @@ class FinetuneConfig(YamlConfig):
             raise ValueError("data is required (a dataset folder, image folder or table; vqa: a VQA folder)")
         if self.lora and self.task != "classification":
             raise ValueError("lora applies to the classification task only")
+        check_collapse_settings(self.collapse_patience, self.collapse_cosine)
         self.learning_rate = self.learning_rate or DEFAULT_LR[self.task]
         self.max_length = self.max_length or DEFAULT_MAX_LENGTH.get(self.task)
 
@@ -146,7 +165,23 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
     if task.pretraining_losses:  # queued features stay negatives; their pre-training image ids mean nothing here
         task.model.queue.image_ids.fill_(-1)
     model, optimizer, loader = accelerator.prepare(task.model, optimizer, loader)
-    alpha = getattr(accelerator.unwrap_model(model).config, "alpha", 0.0)
+    unwrapped = accelerator.unwrap_model(model)
+    alpha = getattr(unwrapped.config, "alpha", 0.0)
+    # collapse guard (train/common/collapse_guard.py): classification watches the cross-entropy against ln(classes)
+    # and the spread of the ViT's [CLS] states; the other tasks their ITC loss against ln(batch + queue_size) (the
+    # queue is always full) and the spread of the ITC embeddings. Fine-tuning writes no checkpoints.
+    guard = CollapseGuard(config.collapse_patience, config.collapse_cosine, grace_steps=warmup,
+                          loss_name="ITC loss" if task.pretraining_losses else "cross-entropy loss",
+                          candidates_name="contrastive candidates" if task.pretraining_losses else "classes",
+                          warn=accelerator.print, checkpoints_written=False)
+    probe = task.collate(probe_indices(task.num_train)) if guard.watching else None
+    image_encoder = None if task.pretraining_losses else _cls_features
+    guard_logs = {}
+
+    def check() -> None:
+        spread = probe_spread(unwrapped, probe, accelerator, image_encoder) if probe is not None else ()
+        guard_logs.update(guard.check(step, *spread))
+
     model.train()
     step = 0
     for epoch in range(config.epochs):
@@ -158,18 +193,37 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
             extra = {"return_loss": True, "alpha": alpha_at(step, alpha, steps_per_epoch)} \
                 if task.pretraining_losses else {}
             with accelerator.autocast():
-                loss = model(**batch, **extra).loss
+                out = model(**batch, **extra)
+            loss = out.loss
             accelerator.backward(loss)
+            watched = out.loss_itc if task.pretraining_losses else loss
+            summed, watched = accelerator.reduce(torch.stack([loss.detach().float(), watched.detach().float()]),
+                                                 reduction="mean").tolist()
+            candidates = batch["input_ids"].shape[0] + unwrapped.config.queue_size if task.pretraining_losses \
+                else unwrapped.config.num_labels
+            guard.observe(step + 1, watched, uniform_loss(candidates),  # before the step: no NaN reaches the weights
+                          None if accelerator.mixed_precision == "fp16" else gradient_norm(model),
+                          other_losses={"summed loss": summed} if task.pretraining_losses else None)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
             losses.append(float(loss.detach()))
             step += 1
+            if step % CHECK_EVERY == 0:
+                check()
+        if losses and step % CHECK_EVERY:  # the end of an epoch is a check too
+            check()
         if accelerator.is_main_process:
+            guard_text = "".join(f", {name} {value:.4f}" for name, value in guard_logs.items())
             print(f"epoch {epoch + 1}/{config.epochs}: loss {sum(losses) / max(1, len(losses)):.4f}, "
-                  f"lr {scheduler.get_last_lr()[0]:.2e}, batches skipped (one image only) {skipped}")
+                  f"lr {scheduler.get_last_lr()[0]:.2e}, batches skipped (one image only) {skipped}{guard_text}")
     model = accelerator.unwrap_model(model)
     return model.merge_and_unload() if config.lora else model
+
+
+def _cls_features(model: torch.nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+    """A classifier's image features for the collapse guard: the ViT's [CLS] state, which the head reads."""
+    return model.vision_model(pixel_values=pixel_values).last_hidden_state[:, 0]
 
 
 def _split(config: FinetuneConfig, split: str, limit: int | None) -> datasets.Dataset:

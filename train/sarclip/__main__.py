@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--tasks", default="retrieval,zero_shot,linear_probe", help="comma-separated tasks")
     evaluate.add_argument("--batch-size", type=int, default=64, help="images or texts per forward")
     evaluate.add_argument("--out", type=Path, help="results folder; none: MODEL_DIR/eval_<data name>")
+    evaluate.add_argument("--collapse-cosine", type=float, default=0.999,
+                          help="flag the model as collapsed (`collapsed: true`) when the mean pairwise cosine of its "
+                               "test image embeddings exceeds this")
     push = commands.add_parser("push", help="upload a finished run (its final model) to the Hub",
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     push.add_argument("run_dir", type=Path, help="a run folder (its final/ is pushed) or a model folder")
@@ -70,7 +73,7 @@ def _main(argv: list[str]) -> int:
         dataset = load_image_text_dataset(TrainConfig(data=args.data))
         out = args.out or args.model_dir / f"eval_{Path(args.data).name}"
         metrics = evaluate_model(model, processor, dataset, args.train_split, args.eval_split,
-                                 args.tasks.split(","), out, args.batch_size)
+                                 args.tasks.split(","), out, args.batch_size, collapse_cosine=args.collapse_cosine)
         print(json.dumps(metrics, indent=2))
         print(f"results: {out}")
         return 0

@@ -18,6 +18,14 @@ from transformers import get_cosine_schedule_with_warmup
 
 from dataset_scripts.export import replace_folder, staging_folder
 
+from ..common.collapse_guard import (
+    PROBE_SIZE,
+    CollapseGuard,
+    TrainingCollapsedError,
+    probe_indices,
+    probe_spread,
+    uniform_loss,
+)
 from ..common.checkpointing import (
     TrainerState,
     load_checkpoint,
@@ -155,9 +163,13 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
     scheduler.step_with_optimizer = False
 
     state = TrainerState()
+    # collapse guard (train/common/collapse_guard.py): loss vs ln(global batch), spread of a fixed probe batch
+    guard = CollapseGuard(config.collapse_patience, config.collapse_cosine, grace_steps=warmup, warn=accelerator.print,
+                          loss_name="loss")
     if config.resume:
         checkpoint = resolve_checkpoint(config.resume, output_dir / CHECKPOINTS)
         state = load_checkpoint(accelerator, checkpoint)
+        guard.checkpoint_saved(checkpoint)
         accelerator.print(f"resumed from {checkpoint} at step {state.global_step}")
     last_step = total_steps if config.max_steps is None else min(total_steps, config.max_steps)
 
@@ -172,7 +184,18 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
         total=last_step, initial=state.global_step, desc="train", disable=not accelerator.is_local_main_process
     )
     samples_per_step = step_batch * accelerator.num_processes
+    uniform = uniform_loss(samples_per_step)  # every row is scored against the whole global batch
+    probe = training_probe(config, processor, None if stream is not None else train_view, shards if config.streaming
+                           else None) if guard.watching else None
     tick, steps_since_log = time.perf_counter(), 0
+
+    def stop() -> None:
+        """The guard stopped the run: close the logs (no final model is written; the best checkpoint stays)."""
+        progress.close()
+        if accelerator.is_main_process:
+            write_json(output_dir / TRAINING_LOG, {"losses": losses})
+        if config.report_to != "none":
+            accelerator.end_training()
     model.train()
     while state.global_step < last_step:
         collator.epoch = state.epoch
@@ -187,8 +210,17 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
             if stream is not None:
                 batch = send_to_device(batch, accelerator.device, non_blocking=True)
             loss = contrastive_step(model, batch, accelerator, config.gradient_accumulation_steps)
+            grad_norm = None
             if config.max_grad_norm:
-                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            mean_loss = accelerator.reduce(loss, reduction="mean").item()
+            try:  # before the step: a non-finite loss or gradient never reaches the weights
+                # (fp16: the grad scaler skips steps with inf gradients by design, so only the loss is checked)
+                guard.observe(state.global_step + 1, mean_loss, uniform,
+                              None if accelerator.mixed_precision == "fp16" else grad_norm)
+            except TrainingCollapsedError:
+                stop()
+                raise
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -196,7 +228,6 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
                 unwrapped.logit_scale.clamp_(0, math.log(100))
             state.global_step += 1
             state.batches_in_epoch += 1
-            mean_loss = accelerator.reduce(loss, reduction="mean").item()
             losses.append(mean_loss)
             progress.update(1)
             steps_since_log += 1
@@ -208,6 +239,12 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
                     "train/samples_per_second": samples_per_step * steps_since_log / max(elapsed, 1e-9),
                     "train/logit_scale": unwrapped.logit_scale.exp().item(),
                 }
+                try:
+                    spread = probe_spread(unwrapped, probe, accelerator) if probe is not None else (None, None)
+                    logs.update({f"train/{k}": v for k, v in guard.check(state.global_step, *spread).items()})
+                except TrainingCollapsedError:
+                    stop()
+                    raise
                 progress.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{logs['train/lr']:.2e}")
                 if config.report_to != "none":
                     accelerator.log(logs, step=state.global_step)
@@ -217,7 +254,9 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
             end_of_epoch = state.batches_in_epoch == 0
             periodic = config.checkpoint_every and state.global_step % config.checkpoint_every == 0
             if periodic or (end_of_epoch and not config.checkpoint_every) or state.global_step == last_step:
-                save_checkpoint(accelerator, output_dir / CHECKPOINTS, state, config.keep_checkpoints)
+                saved = save_checkpoint(accelerator, output_dir / CHECKPOINTS, state, config.keep_checkpoints,
+                                        protect=guard.protect)
+                guard.checkpoint_saved(saved)
                 if accelerator.is_main_process:
                     write_json(output_dir / TRAINING_LOG, {"losses": losses})
             if state.global_step >= last_step or end_of_epoch:
@@ -240,6 +279,19 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
     if config.report_to != "none":
         accelerator.end_training()
     return TrainResult(model_dir=model_dir, state=state, losses=losses, metrics=metrics)
+
+
+def training_probe(config: TrainConfig, processor, train_view: datasets.Dataset | None,
+                   shards: list[str] | None) -> dict[str, torch.Tensor]:
+    """The collapse guard's fixed probe batch: `PROBE_SIZE` training examples spread evenly over the train split (a
+    streamed run: the first examples of its first shard), collated without augmentation (one caption each)."""
+    collator = ImageTextCollator(processor, config.seed)
+    if train_view is not None:
+        return collator([train_view[i] for i in probe_indices(len(train_view), PROBE_SIZE)])
+    import pyarrow.parquet as pq
+
+    size = min(PROBE_SIZE, pq.read_metadata(shards[0]).num_rows)
+    return collator(next(iter(StreamingPairs(shards[:1], size, None, config.seed, shuffle_buffer=1))))
 
 
 def shared_tokenizer(config: TrainConfig, accelerator: Accelerator, train_set: datasets.Dataset) -> TrainConfig:
@@ -284,7 +336,7 @@ def evaluate_final_model(config: TrainConfig, dataset: datasets.DatasetDict, mod
         model, processor = load_trained_model(model_dir)
         metrics = evaluate_model(
             model, processor, dataset, config.train_split, config.eval_split, config.eval_tasks, model_dir,
-            config.eval_batch_size,
+            config.eval_batch_size, collapse_cosine=config.collapse_cosine,
         )
     write_model_card(model_dir, config.to_dict(), metrics, dataset_name=config.data)
     return metrics
