@@ -76,6 +76,23 @@ class SarKnowlipConfig(PreTrainedConfig):
     mlm_span_fraction: share of a text's content tokens hidden in its one masked span (eq. 6).
     cls/sep/mask/pad_token_id: ids of the tokenizer's special tokens; [CLS] also starts the decoder, [SEP] ends it.
     vqa_task_types: the VQA task types a question may be prefixed with (paper Table 6).
+    text_pooling: how the unimodal text encoder's token states become the ITC feature f_t, in every text path
+        (`encode_text`, `get_text_features`, the momentum encoder): "mean" (masked mean over the attended tokens,
+        default) or "cls" (BERT's [CLS] state, ALBEF's and the paper's choice). Measured (README, SAR-KnowLIP): at
+        initialisation [CLS] does not depend on the caption (mean pairwise cosine 0.99999 for random BERT, 1.00000 for
+        the MiniLM split by `from_vision_text_pretrained`, whose layer-3 [CLS] is one massive activation), so ITC
+        stays at ln(batch); mean-pooled states are informative at every layer.
+    itm_pooling: what the ITM head reads of the fusion encoder: "mean" (masked mean of its text-token states,
+        default) or "cls" (its [CLS] state, ALBEF's choice; see `SarKnowlipModel.itm_logits` for the measurement).
+    cross_attention_init: initialisation of the image-to-text projection and of the cross-attention blocks (fusion
+        encoder and decoder): "fan_in" (normal, std 1/sqrt(fan_in), default: each keeps the scale of its input) or
+        "bert" (std `initializer_range`, as the rest of BERT). Measured at the small_real size (README): with "bert"
+        the 0.02-std image projection and value/output projections shrink the image's contribution to the fusion
+        states to 0.1 % (swapping the image changes them by 0.0012 relative), so ITM gets no image signal and stays
+        at its 1:2 prior (loss 0.6365); "fan_in" makes it 36 %.
+    vision_ln_pre: an open_clip-style LayerNorm (`ln_pre`) on the ViT's token embeddings (patches + class token +
+        positions) before the first block. Off in the paper's HF ViT; SARCLIP's ViT has it. It lets the tower learn
+        on dark SAR chips in the official [-1, 1] range, where the first block otherwise sees one common offset.
     """
 
     model_type = "sar_knowlip"
@@ -105,6 +122,10 @@ class SarKnowlipConfig(PreTrainedConfig):
     pad_token_id: int = 0
     vqa_task_types: list[str] | tuple[str, ...] = VQA_TASK_TYPES
     initializer_range: float = 0.02
+    text_pooling: str = "mean"
+    itm_pooling: str = "mean"
+    vision_ln_pre: bool = False
+    cross_attention_init: str = "fan_in"
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -126,6 +147,11 @@ class SarKnowlipConfig(PreTrainedConfig):
         for name in ("cls_token_id", "sep_token_id", "mask_token_id", "pad_token_id"):
             if not 0 <= getattr(self, name) < text.vocab_size:
                 raise ValueError(f"SarKnowlipConfig.{name}={getattr(self, name)} is outside the vocabulary")
+        if self.cross_attention_init not in ("fan_in", "bert"):
+            raise ValueError(f"cross_attention_init must be 'fan_in' or 'bert', got {self.cross_attention_init!r}")
+        for name in ("text_pooling", "itm_pooling"):
+            if getattr(self, name) not in ("mean", "cls"):
+                raise ValueError(f"{name} must be 'mean' or 'cls', got {getattr(self, name)!r}")
         if not 0.0 < self.mlm_span_fraction <= 1.0:
             raise ValueError(f"mlm_span_fraction must be in (0, 1], got {self.mlm_span_fraction}")
 

@@ -64,15 +64,30 @@ def gather_from_all_processes(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def positive_mask(image_ids: torch.Tensor | None, candidate_ids: torch.Tensor | None, batch_size: int,
-                  num_candidates: int, device: torch.device) -> torch.Tensor:
+                  num_candidates: int, device: torch.device, group_ids: torch.Tensor | None = None,
+                  candidate_group_ids: torch.Tensor | None = None) -> torch.Tensor:
     """(B, C) bool: which candidates are positives of each sample.
 
     Without `image_ids` only the diagonal of the first B candidates (the sample's own pair) is positive; with them,
-    every candidate from the same image is (several captions of one image are not each other's negatives).
+    every candidate from the same image is (several captions of one image are not each other's negatives). With
+    `group_ids` (and `candidate_group_ids`, the candidates' groups; ids < 0 match nothing), every candidate of the
+    same group is positive too: the same caption string, or the same class where the data has labels (the rule of
+    SARCLIP's `loss_sarclip.contrastive_loss`, whose `group_ids` these are).
     """
     if image_ids is None:
-        return torch.eye(batch_size, num_candidates, dtype=torch.bool, device=device)
-    return image_ids[:, None] == candidate_ids[None, :]
+        positives = torch.eye(batch_size, num_candidates, dtype=torch.bool, device=device)
+    else:
+        positives = same_id(image_ids, candidate_ids)
+    if group_ids is not None:
+        if candidate_group_ids is None:
+            raise ValueError("positive_mask: group_ids needs candidate_group_ids")
+        positives = positives | same_id(group_ids, candidate_group_ids)
+    return positives
+
+
+def same_id(ids: torch.Tensor, candidate_ids: torch.Tensor) -> torch.Tensor:
+    """(B, C) bool: ids[b] == candidate_ids[c], where ids < 0 (empty queue slots) match nothing."""
+    return (ids[:, None] == candidate_ids[None, :]) & (ids[:, None] >= 0)
 
 
 def soft_contrastive_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -108,12 +123,19 @@ def pairwise_itc_loss(image_feat: torch.Tensor, text_feat: torch.Tensor, image_b
     return -(F.log_softmax(i2t, dim=1)[:, 0] + F.log_softmax(t2i, dim=1)[:, 0]) / 2
 
 
-def sample_hard_negatives(similarity: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+def sample_hard_negatives(similarity: torch.Tensor, positives: torch.Tensor, allow_none: bool = False) -> torch.Tensor:
     """For each row, draw one column with probability softmax(similarity) restricted to the non-positives (ALBEF).
 
-    similarity, positives: (B, B). Returns (B,) column indices, never a positive.
+    similarity, positives: (B, B). Returns (B,) column indices, never a positive; with `allow_none`, -1 for a row
+    that has no non-positive column (all of the batch in its caption/class group) instead of an error.
     """
-    if (~positives).sum(dim=1).eq(0).any():
+    empty = (~positives).sum(dim=1).eq(0)
+    if allow_none and empty.any():
+        picked = torch.full((similarity.shape[0],), -1, dtype=torch.long, device=similarity.device)
+        if (~empty).any():
+            picked[~empty] = sample_hard_negatives(similarity[~empty], positives[~empty])
+        return picked
+    if empty.any():
         raise ValueError(
             "ITM hard-negative mining needs at least one in-batch negative for every sample "
             "(batch of size 1, or all samples share one image id)"
@@ -143,6 +165,7 @@ __all__ = [
     "momentum_update",
     "gather_from_all_processes",
     "positive_mask",
+    "same_id",
     "soft_contrastive_loss",
     "itc_targets",
     "pairwise_itc_loss",

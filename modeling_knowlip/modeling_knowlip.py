@@ -28,6 +28,7 @@ from .losses_knowlip import (
     momentum_update,
     pairwise_itc_loss,
     positive_mask,
+    same_id,
     sample_hard_negatives,
     soft_contrastive_loss,
 )
@@ -43,7 +44,8 @@ class SarKnowlipOutput(ModelOutput):
 
     sim_i2t / sim_t2i: ITC logits s/tau of each image (text) against the batch's momentum texts (images) followed by
     the queue, (B, B + queue_size); without losses they are the in-batch (B, B) logits of the online features.
-    itm_logits / itm_labels: (3B, 2) / (3B,) for positives, hard-negative texts, hard-negative images; without losses
+    itm_logits / itm_labels: (3B, 2) / (3B,) for positives, hard-negative texts, hard-negative images (fewer negatives
+    where a sample's whole batch is in its positive group; None and loss_itm 0 where no sample has one); without losses
     (B, 2) for the given pairs. mlm_logits / mlm_labels: decoder logits and targets (-100 = ignored) of eq. 6.
     """
 
@@ -114,6 +116,35 @@ class SarKnowlipFusionEncoder(BertPreTrainedModel):
         return self.encoder(hidden_states, attention_mask=attention_mask, encoder_hidden_states=image_embeds).last_hidden_state
 
 
+def _apply_ln_pre(module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
+    return module.ln_pre(output)
+
+
+def build_vision_model(config: SarKnowlipConfig) -> ViTModel:
+    """The ViT image tower; with `config.vision_ln_pre` its embeddings module gets an open_clip-style `ln_pre`
+    LayerNorm applied to its output (patches + class token + positions), before the first block.
+
+    (A forward hook rather than a ViT subclass: the weights stay ViT's plus `embeddings.ln_pre.*`, and a plain ViT
+    checkpoint loads into it with only `ln_pre` new.)
+    """
+    vision = ViTModel(config.vision_config, add_pooling_layer=False)
+    if config.vision_ln_pre:
+        vision.embeddings.ln_pre = nn.LayerNorm(config.vision_config.hidden_size,
+                                                eps=config.vision_config.layer_norm_eps)
+        vision.embeddings.register_forward_hook(_apply_ln_pre)
+    return vision
+
+
+def pool_tokens(hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    """(B, L, D) token states -> (B, D): the first ([CLS]) state, or the mean over the attended tokens."""
+    if pooling == "cls":
+        return hidden_states[:, 0]
+    if attention_mask is None:
+        return hidden_states.mean(dim=1)
+    weights = attention_mask.to(hidden_states.dtype).unsqueeze(-1)
+    return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
 # Every task head under its transformers Auto class, written into each saved folder's `auto_map` whichever head saved
 # it (so `AutoModelForVisualQuestionAnswering.from_pretrained(folder, trust_remote_code=True)` works on a checkpoint
 # saved from `SarKnowlipModel`). transformers has no Auto class for image-text retrieval: load
@@ -150,9 +181,14 @@ class SarKnowlipPreTrainedModel(PreTrainedModel):
             init.copy_(module.image_feats, F.normalize(torch.randn_like(module.image_feats), dim=1))
             init.copy_(module.text_feats, F.normalize(torch.randn_like(module.text_feats), dim=1))
             init.constant_(module.image_ids, -1)
+            init.constant_(module.group_ids, -1)
             init.zeros_(module.ptr)
         elif isinstance(module, SarKnowlipModel):
             init.constant_(module.temp, self.config.temp)
+            if self.config.cross_attention_init == "fan_in":
+                for linear in module.cross_modal_linears():
+                    init.normal_(linear.weight, mean=0.0, std=linear.in_features ** -0.5)
+                    init.zeros_(linear.bias)
             # Momentum encoders start as exact copies of the online ones (ALBEF `copy_params`).
             for online, momentum in module.momentum_pairs():
                 for param, param_m in zip(online.parameters(), momentum.parameters(), strict=True):
@@ -177,7 +213,7 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
     def __init__(self, config: SarKnowlipConfig):
         super().__init__(config)
         vision_width, text_width = config.vision_config.hidden_size, config.text_config.hidden_size
-        self.vision_model = ViTModel(config.vision_config, add_pooling_layer=False)
+        self.vision_model = build_vision_model(config)
         self.text_encoder = BertModel(config.text_config, add_pooling_layer=False)
         self.fusion_encoder = SarKnowlipFusionEncoder(config.cross_encoder_config)
         self.text_decoder = BertLMHeadModel(config.decoder_config)
@@ -190,7 +226,7 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
         self.itm_head = nn.Linear(text_width, 2)
         self.temp = nn.Parameter(torch.tensor(config.temp))
 
-        self.vision_model_m = ViTModel(config.vision_config, add_pooling_layer=False)
+        self.vision_model_m = build_vision_model(config)
         self.vision_proj_m = nn.Linear(vision_width, config.embed_dim)
         self.text_encoder_m = BertModel(config.text_config, add_pooling_layer=False)
         self.text_proj_m = nn.Linear(text_width, config.embed_dim)
@@ -198,6 +234,13 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
             momentum.requires_grad_(False)
         self.queue = SarKnowlipFeatureQueue(config.embed_dim, config.queue_size)
         self.post_init()
+
+    def cross_modal_linears(self) -> list[nn.Linear]:
+        """The image-to-text projection and the Linear layers of every cross-attention block (fusion encoder and
+        decoder): what `config.cross_attention_init` initialises."""
+        blocks = [self.image_to_text] + [layer.crossattention for layer in self.fusion_encoder.encoder.layer] + \
+            [layer.crossattention for layer in self.text_decoder.bert.encoder.layer]
+        return [sub for block in blocks for sub in block.modules() if isinstance(sub, nn.Linear)]
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """(online, momentum) module pairs updated by EMA."""
@@ -221,7 +264,11 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """-> text token states (B, L, D_t) and the L2-normalised ITC feature f_t (B, embed_dim)."""
         text_embeds = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return text_embeds, F.normalize(self.text_proj(text_embeds[:, 0]), dim=-1)
+        return text_embeds, F.normalize(self.text_proj(self.pool_text(text_embeds, attention_mask)), dim=-1)
+
+    def pool_text(self, text_embeds: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """The text encoder's pooled state for ITC (`config.text_pooling`); every text feature path uses it."""
+        return pool_tokens(text_embeds, attention_mask, self.config.text_pooling)
 
     def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
         """The transformers CLIP contract: `pooler_output` is the projected, un-normalised ITC feature (B, embed_dim),
@@ -233,9 +280,9 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
     def get_text_features(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
     ) -> BaseModelOutputWithPooling:
-        """As `get_image_features`, for the BERT text encoder's [CLS] token."""
+        """As `get_image_features`, for the BERT text encoder's pooled state (`config.text_pooling`)."""
         text_embeds = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        pooled = self.text_proj(text_embeds[:, 0])
+        pooled = self.text_proj(self.pool_text(text_embeds, attention_mask))
         return BaseModelOutputWithPooling(last_hidden_state=text_embeds, pooler_output=pooled)
 
     def fuse(self, text_embeds: torch.Tensor, attention_mask: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
@@ -244,8 +291,10 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
 
     def itm_logits(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor,
                    attention_mask: torch.Tensor) -> torch.Tensor:
-        """ITM logits (B, 2) [no match, match] of the aligned pairs (image i, text i)."""
-        return self.itm_head(self.fuse(text_embeds, attention_mask, image_embeds)[:, 0])
+        """ITM logits (B, 2) [no match, match] of the aligned pairs (image i, text i), from the fusion encoder's
+        states pooled by `config.itm_pooling`."""
+        fused = self.fuse(text_embeds, attention_mask, image_embeds)
+        return self.itm_head(pool_tokens(fused, attention_mask, self.config.itm_pooling))
 
     # ----- pre-training -----
 
@@ -255,6 +304,7 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         image_ids: torch.Tensor | None = None,
+        group_ids: torch.Tensor | None = None,
         mlm_mask: torch.Tensor | None = None,
         mlm_exclude_mask: torch.Tensor | None = None,
         alpha: float | None = None,
@@ -263,6 +313,9 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
         r"""
         image_ids (`(B,)` long, >= 0, optional): samples (and queue entries) with the same id are all positives in
             ITC and never ITM negatives (several texts of one image). Without it only the own pair is positive.
+        group_ids (`(B,)` long, >= 0, optional): samples (and queue entries) with the same group id are positives
+            too (multi-positive ITC targets, never ITM negatives): the same caption string
+            (`caption_group_id`), or the same class where the data has labels.
         mlm_mask (`(B, L)` bool, optional): the fragment to mask and regenerate, one contiguous run of text tokens
             per row (or none); default: `default_mlm_mask` (a random span avoiding `mlm_exclude_mask`).
         mlm_exclude_mask (`(B, L)` bool, optional): tokens that must never be MLM targets (SCIO's noise pool);
@@ -289,6 +342,8 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
             )
         if image_ids is not None and (image_ids < 0).any():
             raise ValueError("image_ids must be >= 0 (-1 marks empty queue slots)")
+        if group_ids is not None and (group_ids < 0).any():
+            raise ValueError("group_ids must be >= 0 (-1 marks empty queue slots)")
         alpha = self.config.alpha if alpha is None else alpha
         batch_size = input_ids.shape[0]
 
@@ -300,11 +355,13 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
                     momentum_update(online, momentum, self.config.momentum)
             image_feat_m = F.normalize(self.vision_proj_m(self.vision_model_m(pixel_values).last_hidden_state[:, 0]), dim=-1)
             text_out_m = self.text_encoder_m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            text_feat_m = F.normalize(self.text_proj_m(text_out_m[:, 0]), dim=-1)
+            text_feat_m = F.normalize(self.text_proj_m(self.pool_text(text_out_m, attention_mask)), dim=-1)
             image_bank = torch.cat([image_feat_m, self.queue.image_feats.clone()])
             text_bank = torch.cat([text_feat_m, self.queue.text_feats.clone()])
             bank_ids = None if image_ids is None else torch.cat([image_ids, self.queue.image_ids.clone()])
-            positives = positive_mask(image_ids, bank_ids, batch_size, image_bank.shape[0], input_ids.device)
+            bank_groups = None if group_ids is None else torch.cat([group_ids, self.queue.group_ids.clone()])
+            positives = positive_mask(image_ids, bank_ids, batch_size, image_bank.shape[0], input_ids.device,
+                                      group_ids, bank_groups)
             i2t_targets = itc_targets(positives, image_feat_m @ text_bank.t() / self.temp, alpha)
             t2i_targets = itc_targets(positives, text_feat_m @ image_bank.t() / self.temp, alpha)
         sim_i2t = image_feat @ text_bank.t() / self.temp
@@ -318,7 +375,7 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
                 image_embeds, text_embeds, attention_mask, sim_i2t[:, :batch_size], sim_t2i[:, :batch_size],
                 positives[:, :batch_size],
             )
-            loss_itm = itm_loss(itm_logits, itm_labels)
+            loss_itm = loss_itc * 0.0 if itm_logits is None else itm_loss(itm_logits, itm_labels)
             loss = loss + self.config.itm_weight * loss_itm
 
         loss_mlm = mlm_logits = mlm_labels = None
@@ -334,6 +391,7 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
                 gather_from_all_processes(image_feat_m),
                 gather_from_all_processes(text_feat_m),
                 None if image_ids is None else gather_from_all_processes(image_ids),
+                None if group_ids is None else gather_from_all_processes(group_ids),
             )
         return SarKnowlipOutput(
             loss=loss, loss_itc=loss_itc, loss_itm=loss_itm, loss_mlm=loss_mlm,
@@ -345,15 +403,21 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
     def _itm_with_hard_negatives(self, image_embeds, text_embeds, attention_mask, sim_i2t, sim_t2i, positives):
         """Eq. 5 on B positive pairs, B (image, hard negative text) and B (hard negative image, text) pairs; the
         negatives are drawn from the in-batch ITC similarities (ALBEF), never a positive."""
+        # positives (B, B) holds the same image and the same caption/class group: no such pair is a negative. A row
+        # whose whole batch is in its group has no negative and adds only its positive pair.
         with torch.no_grad():
-            negative_images = sample_hard_negatives(sim_t2i, positives)
-            negative_texts = sample_hard_negatives(sim_i2t, positives)
-        texts = torch.cat([text_embeds, text_embeds, text_embeds[negative_texts]])
-        masks = torch.cat([attention_mask, attention_mask, attention_mask[negative_texts]])
-        images = torch.cat([image_embeds, image_embeds[negative_images], image_embeds])
+            negative_images = sample_hard_negatives(sim_t2i, positives.t(), allow_none=True)
+            negative_texts = sample_hard_negatives(sim_i2t, positives, allow_none=True)
+        has_image, has_text = negative_images.ge(0), negative_texts.ge(0)
+        if not (has_image.any() or has_text.any()):
+            return None, None  # a batch of one image or one group: no ITM this step (forward reports loss 0)
+        texts = torch.cat([text_embeds, text_embeds[has_image], text_embeds[negative_texts[has_text]]])
+        masks = torch.cat([attention_mask, attention_mask[has_image], attention_mask[negative_texts[has_text]]])
+        images = torch.cat([image_embeds, image_embeds[negative_images[has_image]], image_embeds[has_text]])
         logits = self.itm_logits(images, texts, masks)
         batch_size = text_embeds.shape[0]
-        labels = torch.cat([torch.ones(batch_size), torch.zeros(2 * batch_size)]).long().to(logits.device)
+        negatives = int(has_image.sum() + has_text.sum())
+        labels = torch.cat([torch.ones(batch_size), torch.zeros(negatives)]).long().to(logits.device)
         return logits, labels
 
     def default_mlm_mask(self, content: torch.Tensor, mlm_exclude_mask: torch.Tensor | None) -> torch.Tensor:
@@ -394,13 +458,15 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
         pixel_values: torch.Tensor | None = None,
         image_embeds: torch.Tensor | None = None,
         image_ids: torch.Tensor | None = None,
+        group_ids: torch.Tensor | None = None,
     ) -> SarKnowlipPairScores:
         """Per-sample ITC loss and ITM match probability of the aligned pairs (image i, text i).
 
         Give `pixel_values`, or `image_embeds` from `encode_image` to score many texts of one image without
         re-encoding it (repeat its rows). The ITC negatives are the current queues, so compare scores taken with the
-        same queue state (one SCIO screening pass without training steps in between); with `image_ids`, queue
-        entries of the pair's own image are left out of its negatives.
+        same queue state (one SCIO screening pass without training steps in between); with `image_ids` (and
+        `group_ids`), queue entries of the pair's own image (and of its caption/class group) are left out of its
+        negatives, the positive rule of `forward`.
         """
         if (pixel_values is None) == (image_embeds is None):
             raise ValueError("score_pairs needs exactly one of pixel_values or image_embeds")
@@ -409,7 +475,12 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
         image_feat = F.normalize(self.vision_proj(image_embeds[:, 0]), dim=-1)
         text_embeds, text_feat = self.encode_text(input_ids, attention_mask)
         temp = self.temp.clamp(0.001, 0.5)
-        own_entries = None if image_ids is None else image_ids[:, None] == self.queue.image_ids[None, :]
+        own_entries = None
+        if image_ids is not None:
+            own_entries = same_id(image_ids, self.queue.image_ids)
+        if group_ids is not None:
+            same_group = same_id(group_ids, self.queue.group_ids)
+            own_entries = same_group if own_entries is None else own_entries | same_group
         return SarKnowlipPairScores(
             itc_loss=pairwise_itc_loss(image_feat, text_feat, self.queue.image_feats, self.queue.text_feats, temp,
                                        own_entries),
@@ -461,8 +532,9 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
     # ----- initialisation from tower checkpoints -----
 
     @classmethod
-    def from_vision_text_pretrained(cls, vision_model_path: str, text_model_path: str,
-                                    num_fusion_layers: int | None = None, **config_kwargs):
+    def from_vision_text_pretrained(cls, vision_model_path, text_model_path: str,
+                                    num_fusion_layers: int | None = None,
+                                    vision_projection: torch.Tensor | None = None, **config_kwargs):
         """Initialise from a local ViT checkpoint and a local BERT-family checkpoint (paper 4.1: ImageNet ViT + BERT).
 
         Of the BERT checkpoint's L layers, the first L - F become the text encoder and the last F the self-attention
@@ -470,8 +542,18 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
         BERT-base); the decoder takes the embeddings and all L layers (as BLIP's decoder). Cross-attention, the
         decoder's prediction transform, projections, ITM head and queues are new. `config_kwargs` set the other
         `SarKnowlipConfig` fields (special-token ids default to BERT-uncased's).
+
+        `vision_model_path` may also be a `(ViTConfig, state_dict)` pair (e.g. SARCLIP's image tower converted by
+        `train.knowlip.towers`); a state dict with `embeddings.ln_pre.*` turns `vision_ln_pre` on.
+        `vision_projection` (embed_dim, D_v), if given, initialises the ITC image projection (bias 0).
         """
-        vision = ViTModel.from_pretrained(vision_model_path, add_pooling_layer=False)
+        if isinstance(vision_model_path, (tuple, list)):
+            vision_config, vision_state = vision_model_path
+            if any(name.startswith("embeddings.ln_pre.") for name in vision_state):
+                config_kwargs.setdefault("vision_ln_pre", True)
+        else:
+            vision = ViTModel.from_pretrained(vision_model_path, add_pooling_layer=False)
+            vision_config, vision_state = vision.config, vision.state_dict()
         bert = BertModel.from_pretrained(text_model_path, add_pooling_layer=False)
         depth = bert.config.num_hidden_layers
         fusion_depth = depth // 2 if num_fusion_layers is None else num_fusion_layers
@@ -479,14 +561,21 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
             raise ValueError(f"num_fusion_layers must be in [1, {depth - 1}] for the {depth}-layer {text_model_path}")
         text_config = _bert_variant(bert.config, depth - fusion_depth)
         config = SarKnowlipConfig(
-            vision_config=vision.config,
+            vision_config=vision_config,
             text_config=text_config,
             cross_encoder_config=_bert_variant(bert.config, fusion_depth, **CROSS_ATTENTION),
             decoder_config=_bert_variant(bert.config, depth, **CROSS_ATTENTION),
             **config_kwargs,
         )
         model = cls(config)
-        model.vision_model.load_state_dict(vision.state_dict())
+        _load_vision(model.vision_model, vision_state)
+        if vision_projection is not None:
+            if tuple(vision_projection.shape) != tuple(model.vision_proj.weight.shape):
+                raise ValueError(f"vision_projection has shape {tuple(vision_projection.shape)}, the ITC projection "
+                                 f"{tuple(model.vision_proj.weight.shape)} (embed_dim x vision width)")
+            with torch.no_grad():
+                model.vision_proj.weight.copy_(vision_projection)
+                model.vision_proj.bias.zero_()
         layers = bert.encoder.layer
         copied = [
             _load(model.text_encoder.embeddings, bert.embeddings),
@@ -504,6 +593,15 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
             vision_model_path, text_model_path, len(new_tensors),
         )
         return model
+
+
+def _load_vision(target: ViTModel, state: dict[str, torch.Tensor]) -> None:
+    """Load a ViT state dict; only `ln_pre` (config.vision_ln_pre, which a plain ViT lacks) may stay new."""
+    result = target.load_state_dict(state, strict=False)
+    missing = [name for name in result.missing_keys if not name.startswith("embeddings.ln_pre.")]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"vision checkpoint does not fit the ViT tower: missing {missing[:5]}, "
+                         f"unexpected {result.unexpected_keys[:5]}")
 
 
 def _bert_variant(bert_config, num_hidden_layers: int, **changes):
@@ -602,7 +700,7 @@ class SarKnowlipForImageClassification(SarKnowlipPreTrainedModel):
 
     def __init__(self, config: SarKnowlipConfig):
         super().__init__(config)
-        self.vision_model = ViTModel(config.vision_config, add_pooling_layer=False)
+        self.vision_model = build_vision_model(config)
         self.classifier = nn.Linear(config.vision_config.hidden_size, config.num_labels)
         self.post_init()
 

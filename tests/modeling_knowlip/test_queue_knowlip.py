@@ -8,7 +8,8 @@ def test_fresh_queue_holds_unit_vectors_and_no_image():
     queue = SarKnowlipFeatureQueue(embed_dim=4, size=5)
     assert torch.allclose(queue.image_feats.norm(dim=1), torch.ones(5))
     assert queue.image_ids.tolist() == [-1] * 5 and queue.ptr.item() == 0
-    assert set(queue.state_dict()) == {"image_feats", "text_feats", "image_ids", "ptr"}  # persistent: resumable
+    assert queue.group_ids.tolist() == [-1] * 5
+    assert set(queue.state_dict()) == {"image_feats", "text_feats", "image_ids", "group_ids", "ptr"}  # resumable
 
 
 def test_enqueue_wraps_around_and_overwrites_the_oldest():

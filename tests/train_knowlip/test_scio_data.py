@@ -50,7 +50,7 @@ def test_the_sub_text_rule_on_real_data(opensarship_build, sar_data_dir):
 def test_fit_trains_all_three_stages_on_a_dataset_build(opensarship_build, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["fit", "--config", str(TINY), "--data", str(opensarship_build), "--output_dir", str(out),
-                 "--batch_size", "3", "--warmup_steps", "1", "--normalize_pixels", "true"]) == 0
+                 "--batch_size", "3", "--warmup_steps", "1", "--standardize", "dataset"]) == 0
     assert "sub-texts from 'captions'" in capsys.readouterr().out
     image_processor = AutoProcessor.from_pretrained(out / "model").image_processor  # standardised by the train chips
     train_images = datasets.load_dataset(str(opensarship_build))["train"]["image"]

@@ -27,7 +27,8 @@ def test_scio_run_writes_noise_pool_and_refined_texts_and_resumes(tiny_model, pr
     def crash(self):
         raise RuntimeError("simulated crash")
     monkeypatch.setattr(ScioTrainer, "_reconstruction_pass", crash)
-    trainer = ScioTrainer(tiny_model(), processor, scio_dataset, _config(tmp_path), Accelerator(cpu=True))
+    # seed 2: a model whose screening flags some sub-texts (mean text pooling; with seed 0 it flags none)
+    trainer = ScioTrainer(tiny_model(seed=2), processor, scio_dataset, _config(tmp_path), Accelerator(cpu=True))
     with pytest.raises(RuntimeError, match="simulated crash"):
         trainer.run()
     monkeypatch.undo()

@@ -16,11 +16,13 @@ from modeling_knowlip.configuration_knowlip import PRESETS
 from modeling_sarclip import SarclipImageProcessor
 
 from ..common.lora import add_lora
+from ..common.standardization import apply_standardization
 from .run_config import ScioRunConfig
 from .schedule import check_warmup, steps_per_epoch
 from .scio_trainer import ScioTrainer, scio_accelerator
 from .subtexts import scio_subtexts
 from .synthetic_texts import synthetic_scio_dataset
+from .towers import is_sarclip_folder, sarclip_vision_tower
 
 RUN_CONFIG_FILE = "scio_config.yaml"
 # LoRA goes on the online towers only: the momentum encoders (`*_m`) share their layer names but are not trained by
@@ -56,7 +58,9 @@ def load_scio_dataset(config: ScioRunConfig) -> datasets.Dataset:
     texts, rule = scio_subtexts(dataset, config.subtexts_column)
     print(f"SCIO data: {len(dataset)} images of {config.data} ({config.split}); sub-texts from {rule!r} "
           f"({sum(map(len, texts)) / len(texts):.1f} per image, train/knowlip/subtexts.py)")
-    return dataset.select_columns([config.image_column]).add_column(config.subtexts_column, texts)
+    # a ClassLabel `label` is kept: it names the positive groups (ScioConfig.positive_groups)
+    keep = [config.image_column] + (["label"] if isinstance(dataset.features.get("label"), datasets.ClassLabel) else [])
+    return dataset.select_columns(keep).add_column(config.subtexts_column, texts)
 
 
 def _tokenizer(config: ScioRunConfig, accelerator: Accelerator, dataset: datasets.Dataset) -> BertTokenizer:
@@ -84,8 +88,15 @@ def load_scio_model(config: ScioRunConfig, accelerator: Accelerator,
         tokenizer = BertTokenizer.from_pretrained(
             config.text_tower if config.tokenizer == "trained" else config.tokenizer)
         set_seed(config.seed)
+        vision, projection = config.vision_tower, None
+        if is_sarclip_folder(config.vision_tower):  # SARCLIP's ViT = a ViT with ln_pre (train/knowlip/towers.py)
+            vision_config, state, projection = sarclip_vision_tower(config.vision_tower)
+            vision = (vision_config, state)
+            if projection.shape[0] != config.model_overrides.get("embed_dim", SarKnowlipConfig.embed_dim):
+                projection = None  # another ITC width: the projection starts new
         model = SarKnowlipModel.from_vision_text_pretrained(
-            config.vision_tower, config.text_tower, config.num_fusion_layers, cls_token_id=tokenizer.cls_token_id,
+            vision, config.text_tower, config.num_fusion_layers, vision_projection=projection,
+            cls_token_id=tokenizer.cls_token_id,
             sep_token_id=tokenizer.sep_token_id, mask_token_id=tokenizer.mask_token_id,
             pad_token_id=tokenizer.pad_token_id, **config.model_overrides)
         if len(tokenizer) > model.config.text_config.vocab_size:
@@ -104,17 +115,16 @@ def load_scio_model(config: ScioRunConfig, accelerator: Accelerator,
             raise ValueError(f"model_overrides only apply to presets, not to the saved model {config.model}")
         model = SarKnowlipModel.from_pretrained(config.model)
         if (Path(config.model) / "processor_config.json").is_file():
-            if config.normalize_pixels:
-                print(f"normalize_pixels: {config.model} brings its own processor, whose normalisation is kept")
-            return model, SarKnowlipProcessor.from_pretrained(config.model)
+            processor = SarKnowlipProcessor.from_pretrained(config.model)
+            apply_standardization(processor.image_processor, config.standardize, dataset[config.image_column],
+                                  config.model)
+            return model, processor
         tokenizer = _tokenizer(config, accelerator, dataset)
         if len(tokenizer) != model.config.text_config.vocab_size:
             raise ValueError(f"tokenizer has {len(tokenizer)} tokens but {config.model} has a vocabulary of "
                              f"{model.config.text_config.vocab_size}")
     image_processor = SarclipImageProcessor(size=model.config.vision_config.image_size)
-    if config.normalize_pixels:
-        image_processor.fit_normalisation(dataset[config.image_column])
-        print(f"normalize_pixels: image_mean {image_processor.image_mean}, image_std {image_processor.image_std}")
+    apply_standardization(image_processor, config.standardize, dataset[config.image_column])
     return model, SarKnowlipProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 

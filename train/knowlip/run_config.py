@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from modeling_sarclip.image_processing_sarclip import STANDARDIZATIONS
+
+from ..common.collapse_guard import check_settings as check_collapse_settings
 from ..common.config import YamlConfig, option
 from .scio_trainer import ScioConfig
 
@@ -35,8 +38,9 @@ class ScioRunConfig(ScioConfig, YamlConfig):
     num_fusion_layers: int | None = option(None, "model 'towers': BERT layers that become fusion layers (default half)")
     tokenizer: str = option("trained", "'trained' (WordPiece on the training texts) or a BERT tokenizer folder")
     tokenizer_vocab_size: int = option(4096, "vocabulary of the trained WordPiece")
-    normalize_pixels: bool = option(False, "new processor: standardise pixels by the train images' mean/std "
-                                    "(saved with it; on MSTAR it overfits the clutter: README)")
+    standardize: str | None = option(None, "pixel standardisation after [-1, 1]: none | per_image (each chip by its "
+                                     "own mean/std) | dataset (train images' mean/std); null: the model folder's "
+                                     "processor setting, none for a new model. Saved with the processor")
     lora: bool = option(False, "train LoRA adapters instead of all weights")
     lora_r: int = option(8, "LoRA rank")
     lora_alpha: int = option(16, "LoRA scaling numerator")
@@ -52,8 +56,11 @@ class ScioRunConfig(ScioConfig, YamlConfig):
         if (self.model == "towers") != bool(self.vision_tower and self.text_tower):
             raise ValueError("model 'towers' needs vision_tower and text_tower (local folders), and they apply only "
                              f"to it (model is {self.model!r})")
+        if self.standardize not in (None, *STANDARDIZATIONS):
+            raise ValueError(f"standardize must be one of {STANDARDIZATIONS} or null, got {self.standardize!r}")
         if self.alpha_warmup_epochs < 0:
             raise ValueError(f"alpha_warmup_epochs must be >= 0, got {self.alpha_warmup_epochs}")
+        check_collapse_settings(self.collapse_patience, self.collapse_cosine)
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .scio_rules import accept_reconstruction, screen
+from .scio_rules import accept_reconstruction, screen, screen_pairs
 from .scio_text import encode_subtexts, replaced, without
 
 Texts = list[list[str | None]]
@@ -25,13 +25,18 @@ Filler = Callable[[list[int], Texts], list[str]]
 
 @dataclass
 class ScreeningResult:
-    """Per text and sub-text: noise flag, ΔL_ITC (eq. 10) and ΔITM (eq. 11); NaN where a sub-text is empty."""
+    """Per text and sub-text: noise flag, ΔL_ITC (eq. 10) and ΔITM (eq. 11); NaN where a sub-text is empty.
+    Per text: `pair_noise` (pair screening, `scio_rules.screen_pairs`; its sub-texts are then all in `noise`) and
+    the full text's ITM match probability `itm_score`."""
 
     noise: list[list[bool]]
     delta_itc: list[list[float]]
     delta_itm: list[list[float]]
     candidates: int = 0  # fragments with ΔL_ITC < 0
     noisy: int = 0  # candidates confirmed by ΔITM > 0
+    pair_noise: list[bool] = field(default_factory=list)
+    itm_score: list[float] = field(default_factory=list)
+    noisy_pairs: int = 0
 
 
 @dataclass
@@ -47,11 +52,12 @@ class ReconstructionResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def screen_texts(texts: list[list[str]], score: Scorer) -> ScreeningResult:
+def screen_texts(texts: list[list[str]], score: Scorer, pair_threshold: float | None = None) -> ScreeningResult:
     """For every non-empty sub-text p_j: score t and t^(-j) with the same image and apply eqs. 10-11.
 
     A text with a single non-empty sub-text is not screened (our choice: removing it would leave no text, and the
-    paper screens segments within a text)."""
+    paper screens segments within a text). With `pair_threshold`, a text whose full-text ITM match probability is
+    below it is flagged as a whole (`scio_rules.screen_pairs`): all its sub-texts join the noise pool."""
     rows, queries, owners = [], [], []
     for b, text in enumerate(texts):
         rows.append(b)
@@ -73,12 +79,20 @@ def screen_texts(texts: list[list[str]], score: Scorer) -> ScreeningResult:
         delta_itm=[[math.nan] * len(text) for text in texts],
         candidates=int(decision.candidate.sum()),
         noisy=int(decision.noise.sum()),
+        itm_score=[float(itm[full[b]]) for b in range(len(texts))],
     )
     for position, k in enumerate(removed):
         b, j = owners[k]
         result.noise[b][j] = bool(decision.noise[position])
         result.delta_itc[b][j] = float(decision.delta_itc[position])
         result.delta_itm[b][j] = float(decision.delta_itm[position])
+    flagged = [False] * len(texts)
+    if pair_threshold is not None:
+        flagged = screen_pairs(torch.tensor(result.itm_score), pair_threshold).tolist()
+        for b, pair in enumerate(flagged):
+            if pair:
+                result.noise[b] = [bool(part) for part in texts[b]]
+    result.pair_noise, result.noisy_pairs = flagged, sum(flagged)
     return result
 
 
@@ -129,9 +143,11 @@ class ModelTextOps:
     """`score` and `fill` of a SAR-KnowLIP model for one batch of images (eval mode, no gradients)."""
 
     def __init__(self, model, tokenizer, image_embeds: torch.Tensor, image_ids: torch.Tensor, max_length: int,
-                 max_fragment_tokens: int, chunk_size: int = 64):
+                 max_fragment_tokens: int, chunk_size: int = 64, group_ids: torch.Tensor | None = None):
         self.model, self.tokenizer = model, tokenizer
         self.image_embeds, self.image_ids = image_embeds, image_ids
+        # the training positive rule: queue entries of the pair's caption/class group are not its ITC negatives
+        self.group_ids = group_ids
         self.max_length, self.max_fragment_tokens, self.chunk_size = max_length, max_fragment_tokens, chunk_size
         self.truncated = 0  # texts cut at max_length while scoring or filling
 
@@ -148,7 +164,8 @@ class ModelTextOps:
         itc, itm = [], []
         for chunk_rows, input_ids, attention_mask in self._chunks(rows, texts):
             scores = self.model.score_pairs(input_ids, attention_mask, image_embeds=self.image_embeds[chunk_rows],
-                                            image_ids=self.image_ids[chunk_rows])
+                                            image_ids=self.image_ids[chunk_rows],
+                                            group_ids=None if self.group_ids is None else self.group_ids[chunk_rows])
             itc.append(scores.itc_loss.float().cpu())
             itm.append(scores.itm_score.float().cpu())
         return torch.cat(itc), torch.cat(itm)

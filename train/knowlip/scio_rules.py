@@ -6,6 +6,11 @@ Where the paper's text (eqs. 10-15) and its Algorithm 1 differ, we follow the eq
 - Reconstruction: Algorithm 1 compares T_filled with T' (the text without the noise); eqs. 14-15 compare the
   reconstructed text with the text t_i before reconstruction, which is what we do.
 Ties (Δ = 0) are not improvements: both rules need strict inequalities, as written in the paper.
+
+Our addition, pair screening (`screen_pairs`): eqs. 10-11 remove one sub-text at a time, so a text whose sub-texts
+are all wrong (an image given another image's whole caption list) is not found: removing one wrong caption of five
+leaves four. A pair whose full text the ITM head itself calls a mismatch (match probability s_i below 0.5, the
+decision threshold of eq. 5's classifier; BLIP's CapFilt filters the same way) is flagged as a whole.
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ def screen(itc_full: torch.Tensor, itm_full: torch.Tensor, itc_removed: torch.Te
     return ScreeningDecision(delta_itc, delta_itm, candidate, candidate & (delta_itm > 0))
 
 
+def screen_pairs(itm_full: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Pair screening: the ITM match probability of the full text is below `threshold` (bool per pair)."""
+    return itm_full.float() < threshold
+
+
 def accept_reconstruction(itc_before: torch.Tensor, itm_before: torch.Tensor, itc_after: torch.Tensor,
                           itm_after: torch.Tensor) -> ReconstructionDecision:
     """Eqs. 14-15: keep the regenerated fragment only if the ITC loss falls and the ITM score rises."""
@@ -51,4 +61,4 @@ def accept_reconstruction(itc_before: torch.Tensor, itm_before: torch.Tensor, it
     return ReconstructionDecision(delta_itc, delta_itm, (delta_itc < 0) & (delta_itm > 0))
 
 
-__all__ = ["ReconstructionDecision", "ScreeningDecision", "accept_reconstruction", "screen"]
+__all__ = ["ReconstructionDecision", "ScreeningDecision", "accept_reconstruction", "screen", "screen_pairs"]

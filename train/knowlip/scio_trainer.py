@@ -46,9 +46,20 @@ from dataset_scripts.export import replace_folder, staging_folder
 from model_cards import knowlip_model_card
 
 from ..common.checkpointing import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint
+from ..common.collapse_guard import (
+    CHECK_EVERY,
+    DEFAULT_COSINE,
+    DEFAULT_PATIENCE,
+    CollapseGuard,
+    gradient_norm,
+    probe_indices,
+    probe_spread,
+    uniform_loss,
+)
 from ..common.config import option
 from .schedule import alpha_at, check_warmup, learning_rate_at, steps_per_epoch
 from .scio_passes import ModelTextOps, reconstruct_texts, screen_texts
+from ..sarclip.data import caption_id
 from .scio_text import encode_subtexts
 from .subtexts import scio_subtexts
 
@@ -89,12 +100,37 @@ class ScioConfig:
     image_column: str = option("image", "image column of the data")
     subtexts_column: str = option("subtexts", "sub-text list column, if the data has one (train/knowlip/subtexts.py)")
     keep_checkpoints: int = option(1, "checkpoints kept (newest)")
+    collapse_patience: int = option(DEFAULT_PATIENCE, "collapse guard: stop when the ITC loss sits at ln(batch + "
+                                    "queue_size) or the probe features' mean pairwise cosine exceeds collapse_cosine "
+                                    f"for this many steps after the warm-up (checked every {CHECK_EVERY} steps; 0: "
+                                    "off; a non-finite loss or gradient always stops the run)")
+    collapse_cosine: float = option(DEFAULT_COSINE, "collapse guard: mean pairwise cosine of the probe batch's "
+                                    "embeddings above which features count as collapsed, in (0, 1]")
+    positive_groups: str = option("auto", "what else counts as a positive in ITC, ITM negatives and screening, "
+                                  "besides the own image: label (same class; needs a `label` column), caption "
+                                  "(same whole text), image (nothing else), auto (label if the data has one, else "
+                                  "caption)")
+    pair_screening_threshold: float | None = option(None, "screening also flags a whole text whose ITM match "
+                                                    "probability is below this (scio_rules.screen_pairs; e.g. 0.5, "
+                                                    "only with an ITM that learned: at its 1:2 prior p = 0.33 it "
+                                                    "flags every text); null: off, the paper's screening")
 
     def units(self) -> list[tuple[str, int]]:
         """The run's units of work in order: ("train", stage) per epoch, "screen" and "reconstruct" passes."""
         first, second, third = self.stage_epochs
         return ([("train", 1)] * first + [("screen", 2)] + [("train", 2)] * second + [("reconstruct", 3)]
                 + [("train", 3)] * third)
+
+
+def positive_group_rule(setting: str, dataset: datasets.Dataset) -> str:
+    """`ScioConfig.positive_groups` resolved for `dataset`: "label", "caption" or "image"."""
+    if setting not in ("auto", "label", "caption", "image"):
+        raise ValueError(f"positive_groups must be auto, label, caption or image, got {setting!r}")
+    if setting == "auto":
+        return "label" if "label" in dataset.column_names else "caption"
+    if setting == "label" and "label" not in dataset.column_names:
+        raise ValueError(f"positive_groups 'label' needs a `label` column (columns: {dataset.column_names})")
+    return setting
 
 
 def scio_accelerator(config: ScioConfig) -> Accelerator:
@@ -130,6 +166,8 @@ class ScioTrainer:
         if len(dataset) < 2:
             raise ValueError("SCIO needs at least 2 images (ITM draws its negatives from other images of the batch)")
         self.dataset, self.config = dataset, config
+        self.group_rule = positive_group_rule(config.positive_groups, dataset)
+        self.labels = list(dataset["label"]) if self.group_rule == "label" else None
         self.processor = processor
         self.image_processor, self.tokenizer = processor.image_processor, processor.tokenizer
         self.noise = [[False] * len(text) for text in self.texts]
@@ -141,6 +179,11 @@ class ScioTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_factor)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.accelerator.register_for_checkpointing(self.scheduler)
+        # collapse guard (train/common/collapse_guard.py): the ITC loss against ln(batch + queue_size), the spread of
+        # a fixed probe batch; not the summed multi-task loss, whose ITM / MLM parts have other uniform values
+        self.guard = CollapseGuard(config.collapse_patience, config.collapse_cosine, grace_steps=config.warmup_steps,
+                                   loss_name="ITC loss", warn=self.accelerator.print)
+        self.guard_logs: dict[str, float] = {}
 
     # ----- schedule -----
 
@@ -164,6 +207,8 @@ class ScioTrainer:
         accelerator, units = self.accelerator, self.config.units()
         checkpoints = self.output_dir / "checkpoints"
         state = self._resume(checkpoints)
+        if state.epoch:
+            self.guard.checkpoint_saved(list_checkpoints(checkpoints)[-1])
         if state.epoch == 0 and accelerator.is_main_process and not (self.output_dir / "texts" / "v0").is_dir():
             self._write_version(0, self.texts, self.noise, [[False] * len(t) for t in self.texts], None, None)
         accelerator.wait_for_everyone()
@@ -176,7 +221,8 @@ class ScioTrainer:
                 record = self._screening_pass() if kind == "screen" else self._reconstruction_pass()
                 self._load_version(self._version_after(index + 1, units))
             state.epoch = index + 1  # here: units of work done (epochs and passes)
-            save_checkpoint(accelerator, checkpoints, state, self.config.keep_checkpoints)
+            self.guard.checkpoint_saved(save_checkpoint(accelerator, checkpoints, state, self.config.keep_checkpoints,
+                                                        protect=self.guard.protect))
             self._log({"unit": index, "kind": kind, "stage": stage, "global_step": state.global_step, **record})
         if accelerator.is_main_process:
             model_dir = self.output_dir / "model"
@@ -217,6 +263,12 @@ class ScioTrainer:
         images = self.dataset[indices][self.config.image_column]
         return self.image_processor(images, return_tensors="pt")["pixel_values"]
 
+    def _group_ids(self, indices: list[int]) -> torch.Tensor:
+        """Positive groups (`positive_groups`): class labels, or a stable hash of each whole text."""
+        if self.group_rule == "label":
+            return torch.tensor([self.labels[i] for i in indices])
+        return torch.tensor([caption_id(" ".join(self.texts[i])) for i in indices])
+
     def _collate(self, indices: list[int], stage: int) -> dict:
         encoded = encode_subtexts(self.tokenizer, [self.texts[i] for i in indices], self.config.max_length)
         batch = {
@@ -224,6 +276,7 @@ class ScioTrainer:
             "input_ids": encoded.input_ids,
             "attention_mask": encoded.attention_mask,
             "image_ids": torch.tensor(indices),
+            **({} if self.group_rule == "image" else {"group_ids": self._group_ids(indices)}),
             "truncated": torch.tensor(encoded.truncated),
         }
         if stage > 1:  # the noise pool is never an MLM target (stages 2 and 3); ITC/ITM still see the full text
@@ -244,6 +297,8 @@ class ScioTrainer:
         totals = {"loss": 0.0, "loss_itc": 0.0, "loss_itm": 0.0, "loss_mlm": 0.0}
         steps = skipped = truncated = 0
         lr_trace = []
+        probe = self._collate(probe_indices(len(self.dataset)), stage) if self.guard.watching else None
+        queue_size = accelerator.unwrap_model(model).config.queue_size
         for batch in loader:
             truncated += int(batch.pop("truncated"))
             if batch["image_ids"].numel() < 2:  # ITM needs another image of the batch as its negative
@@ -252,6 +307,13 @@ class ScioTrainer:
             with accelerator.autocast():
                 out = model(**batch, alpha=self._alpha(state.global_step), return_loss=True)
             accelerator.backward(out.loss)
+            # before the step: a non-finite loss or gradient never reaches the weights (the ITC negatives are the
+            # batch's momentum features and the queue, always full: B = batch + queue_size)
+            losses = accelerator.reduce(torch.stack([out.loss.detach().float(), out.loss_itc.detach().float()]),
+                                        reduction="mean").tolist()
+            self.guard.observe(state.global_step + 1, losses[1], uniform_loss(batch["image_ids"].numel() + queue_size),
+                               None if accelerator.mixed_precision == "fp16" else gradient_norm(model),
+                               other_losses={"summed loss (ITC + ITM + MLM)": losses[0]})
             lr_trace.append(self.scheduler.get_last_lr()[0])
             self.optimizer.step()
             self.scheduler.step()
@@ -261,9 +323,23 @@ class ScioTrainer:
             for name in totals:
                 value = getattr(out, name)  # None when that loss's weight is 0
                 totals[name] += 0.0 if value is None else float(value.detach())
+            if state.global_step % CHECK_EVERY == 0:
+                self._check(state.global_step, probe)
+        if steps and state.global_step % CHECK_EVERY:  # the end of the unit is a check too
+            self._check(state.global_step, probe)
         record = {name: value / max(steps, 1) for name, value in totals.items()}
-        return {**record, "steps": steps, "skipped_batches": skipped, "truncated_texts": truncated,
+        return {**record, **self.guard_logs, "steps": steps, "skipped_batches": skipped, "truncated_texts": truncated,
                 "lr": self.scheduler.get_last_lr()[0], "lr_trace": lr_trace}
+
+    def _check(self, step: int, probe: dict | None) -> None:
+        """A collapse-guard check: the probe's feature spread and the ITC loss against ln B since the last check
+        (raises `TrainingCollapsedError`); the values go to the unit's log record."""
+        model = self.accelerator.unwrap_model(self.model)
+        spread = probe_spread(model, probe, self.accelerator) if probe is not None else (None, None)
+        logs = self.guard.check(step, *spread)
+        self.guard_logs = {("itc_over_uniform" if name == "loss_over_uniform" else name): value
+                           for name, value in logs.items()}
+        logger.info("SCIO step %d: %s", step, self.guard_logs)
 
     def _pass_batches(self):
         """This process's share of the images, in batches of (indices, image token states)."""
@@ -277,17 +353,20 @@ class ScioTrainer:
                 pixel_values = self._images(indices).to(self.accelerator.device)
                 with torch.no_grad():  # passes run in float32 (see _screening_pass)
                     image_embeds = model.encode_image(pixel_values)[0]
+                groups = None if self.group_rule == "image" else self._group_ids(indices).to(self.accelerator.device)
                 yield indices, ModelTextOps(model, self.tokenizer, image_embeds,
                                             torch.tensor(indices, device=self.accelerator.device),
-                                            self.config.max_length, self.config.max_fragment_tokens)
+                                            self.config.max_length, self.config.max_fragment_tokens,
+                                            group_ids=groups)
 
     def _screening_pass(self) -> dict:
-        rows, counts = [], {"candidates": 0, "noisy": 0, "truncated_texts": 0}
+        rows, counts = [], {"candidates": 0, "noisy": 0, "noisy_pairs": 0, "truncated_texts": 0}
         # No autocast in the passes: in bf16 the small ΔITM of eq. 11 round to 0 (a tie, so nothing is flagged).
         for indices, ops in self._pass_batches():
-            result = screen_texts([self.texts[i] for i in indices], ops.score)
+            result = screen_texts([self.texts[i] for i in indices], ops.score, self.config.pair_screening_threshold)
             counts["candidates"] += result.candidates
             counts["noisy"] += result.noisy
+            counts["noisy_pairs"] += result.noisy_pairs
             counts["truncated_texts"] += ops.truncated
             rows += [(i, self.texts[i], result.noise[k], [False] * len(self.texts[i]), result.delta_itc[k],
                       result.delta_itm[k]) for k, i in enumerate(indices)]
