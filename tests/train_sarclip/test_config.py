@@ -28,6 +28,20 @@ def test_paper_learning_rates_per_tower():
     assert TrainConfig().learning_rate_for(is_resnet=False) == 5e-5
     assert TrainConfig(learning_rate=1e-3).learning_rate_for(is_resnet=True) == 1e-3
     assert TrainConfig().max_grad_norm == 1.0
+    assert TrainConfig(lora=True).learning_rate_for(is_resnet=False) == 2e-3  # the LoRA recipe's rate
+
+
+def test_min_steps_adds_epochs_on_small_data_only(tiny_train_config):
+    from train.sarclip import fit
+    from train.sarclip.trainer import epochs_for
+
+    assert epochs_for(TrainConfig(num_epochs=30, min_steps=420), steps_per_epoch=7) == 60  # 250 chips, batch 32
+    assert epochs_for(TrainConfig(num_epochs=30, min_steps=420), steps_per_epoch=85) == 30  # 2,746 chips
+    assert epochs_for(TrainConfig(num_epochs=3), steps_per_epoch=1) == 3
+    result = fit(tiny_train_config(num_epochs=1, min_steps=10))  # 48 chips, batch 8: 6 steps per epoch
+    assert result.state.global_step == 12 and result.state.epoch == 2
+    with pytest.raises(ValueError, match="min_steps must be a whole number >= 1"):
+        TrainConfig(min_steps=0)
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -11,8 +11,8 @@ from ..common.config import YamlConfig, option
 
 # SARCLIP paper IV-C: lr 5e-4 for ResNet-50, 5e-5 for ViT-B-32 / ViT-L-14.
 PAPER_LEARNING_RATES = {"resnet": 5e-4, "vit": 5e-5}
-# LoRA fine-tuning of a trained SARCLIP (chosen on OpenSARShip, see README "Fine-tuning on your own chips")
-LORA_LEARNING_RATE = 5e-4
+# LoRA fine-tuning of a trained SARCLIP (chosen on MSTAR and OpenSARShip: docs/RESULTS.md)
+LORA_LEARNING_RATE = 2e-3
 MULTI_POSITIVE = ("auto", "label", "caption", "off")
 
 
@@ -64,7 +64,7 @@ class TrainConfig(YamlConfig):
     tokenizer_vocab_size: int = option(1024, "vocabulary of a trained tokenizer")
     context_length: int | None = option(None, "text tower context length of a preset (null: the preset's)")
     # optimisation (defaults: SARCLIP paper IV-C + open_clip's training defaults where the paper gives none)
-    learning_rate: float | None = option(None, "peak rate (null: paper IV-C, 5e-4 ResNet / 5e-5 ViT; LoRA: 5e-4)")
+    learning_rate: float | None = option(None, "peak rate (null: paper IV-C, 5e-4 ResNet / 5e-5 ViT; LoRA: 2e-3)")
     weight_decay: float = option(0.2, "AdamW decay (not on gains, biases, norms, logit_scale); open_clip's")
     adam_beta1: float = option(0.9, "AdamW beta1")
     adam_beta2: float = option(0.98, "AdamW beta2 (open_clip / CLIP for ViT towers)")
@@ -75,6 +75,8 @@ class TrainConfig(YamlConfig):
     batch_size: int = option(32, "pairs per process and micro-batch")
     gradient_accumulation_steps: int = option(1, "micro-batches per step, contrasted together (GradCache)")
     num_epochs: int = option(1, "epochs (>= 1)")
+    min_steps: int | None = option(None, "train at least this many optimizer steps: more epochs on small data "
+                                   "(null: num_epochs as given)")
     max_steps: int | None = option(None, "stop after this many steps; the schedule still spans all epochs")
     multi_positive: str = option("auto", "auto (= caption when captions repeat) | label | caption | off")
     mixed_precision: str = option("no", "no | bf16 | fp16")
@@ -124,7 +126,8 @@ class TrainConfig(YamlConfig):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         minimum = {name: 1 for name in ("batch_size", "gradient_accumulation_steps", "num_epochs", "eval_batch_size",
-                                        "log_every", "lora_r", "tokenizer_vocab_size", "max_steps", "checkpoint_every")}
+                                        "log_every", "lora_r", "tokenizer_vocab_size", "max_steps", "checkpoint_every",
+                                        "min_steps")}
         minimum.update(warmup_steps=0, keep_checkpoints=0, num_workers=0, shuffle_buffer=1)
         for name, least in minimum.items():
             value = getattr(self, name)

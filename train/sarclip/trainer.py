@@ -152,7 +152,11 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
             )
     group_by = collator.group_by
     accelerator.print(f"contrastive loss: {'multi-positive by ' + group_by if group_by else 'InfoNCE'}")
-    total_steps = steps_per_epoch * config.num_epochs
+    num_epochs = epochs_for(config, steps_per_epoch)
+    if num_epochs != config.num_epochs:
+        accelerator.print(f"min_steps {config.min_steps}: {num_epochs} epochs of {steps_per_epoch} steps instead of "
+                          f"{config.num_epochs}")
+    total_steps = steps_per_epoch * num_epochs
     warmup = config.warmup_steps if config.warmup_steps is not None else int(config.warmup_ratio * total_steps)
     if warmup >= total_steps:
         raise ValueError(f"warm-up of {warmup} steps is not shorter than the run ({total_steps} steps): lower "
@@ -292,6 +296,14 @@ def training_probe(config: TrainConfig, processor, train_view: datasets.Dataset 
 
     size = min(PROBE_SIZE, pq.read_metadata(shards[0]).num_rows)
     return collator(next(iter(StreamingPairs(shards[:1], size, None, config.seed, shuffle_buffer=1))))
+
+
+def epochs_for(config: TrainConfig, steps_per_epoch: int) -> int:
+    """`num_epochs`, raised so that the run makes at least `min_steps` optimizer steps (a recipe that adapts to the
+    size of the data: the LoRA recipe needs ~400 steps whether the user has 250 chips or 2,500)."""
+    if not config.min_steps:
+        return config.num_epochs
+    return max(config.num_epochs, math.ceil(config.min_steps / steps_per_epoch))
 
 
 def shared_tokenizer(config: TrainConfig, accelerator: Accelerator, train_set: datasets.Dataset) -> TrainConfig:
