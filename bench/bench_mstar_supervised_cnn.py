@@ -1,5 +1,5 @@
 """Supervised reference for the MSTAR SOC target: what a small CNN trained with cross-entropy reaches on this
-machine's budget, beside SARCLIP's contrastive numbers (README, Results).
+machine's budget, beside SARCLIP's contrastive numbers (docs/RESULTS.md).
 
     python bench/bench_mstar_supervised_cnn.py [--data-dir ../shared/data] [--arch aconv|sarclip-rn] [--epochs 40]
 

@@ -78,7 +78,7 @@ class SarKnowlipConfig(PreTrainedConfig):
     vqa_task_types: the VQA task types a question may be prefixed with (paper Table 6).
     text_pooling: how the unimodal text encoder's token states become the ITC feature f_t, in every text path
         (`encode_text`, `get_text_features`, the momentum encoder): "mean" (masked mean over the attended tokens,
-        default) or "cls" (BERT's [CLS] state, ALBEF's and the paper's choice). Measured (README, SAR-KnowLIP): at
+        default) or "cls" (BERT's [CLS] state, ALBEF's and the paper's choice). Measured (docs/EXPERIMENTS.md, SAR-KnowLIP): at
         initialisation [CLS] does not depend on the caption (mean pairwise cosine 0.99999 for random BERT, 1.00000 for
         the MiniLM split by `from_vision_text_pretrained`, whose layer-3 [CLS] is one massive activation), so ITC
         stays at ln(batch); mean-pooled states are informative at every layer.
@@ -86,7 +86,7 @@ class SarKnowlipConfig(PreTrainedConfig):
         default) or "cls" (its [CLS] state, ALBEF's choice; see `SarKnowlipModel.itm_logits` for the measurement).
     cross_attention_init: initialisation of the image-to-text projection and of the cross-attention blocks (fusion
         encoder and decoder): "fan_in" (normal, std 1/sqrt(fan_in), default: each keeps the scale of its input) or
-        "bert" (std `initializer_range`, as the rest of BERT). Measured at the small_real size (README): with "bert"
+        "bert" (std `initializer_range`, as the rest of BERT). Measured at the small_real size (docs/EXPERIMENTS.md): with "bert"
         the 0.02-std image projection and value/output projections shrink the image's contribution to the fusion
         states to 0.1 % (swapping the image changes them by 0.0012 relative), so ITM gets no image signal and stays
         at its 1:2 prior (loss 0.6365); "fan_in" makes it 36 %.

@@ -141,11 +141,11 @@ def feature_spread_results(image_features: torch.Tensor, text_features: torch.Te
     results["collapsed"] = collapsed
     if not math.isfinite(image):
         message = ("warning: collapsed model: its test image embeddings are not finite (NaN weights?); no task was "
-                   "evaluated (README: collapse guard)")
+                   "evaluated (README: Collapse guard)")
     else:
         message = (f"warning: collapsed model: the mean pairwise cosine of the test image embeddings is {image:.5f} "
                    f"(threshold {threshold}): it maps every chip to nearly one point, so its other metrics mean "
-                   "nothing (README: collapse guard)")
+                   "nothing (README: Collapse guard)")
     if collapsed:
         logger.warning(message)
     return results

@@ -165,7 +165,7 @@ def positive_grouping(split: datasets.Dataset | None, setting: str, features: da
     copies are not penalised as negatives), else None (plain InfoNCE, which the multi-positive loss equals when all
     captions differ). A streamed `split` (None; its `features` given) cannot be scanned: auto is then "caption", which
     costs nothing when captions are distinct. "label" (pairs of one class are positives) is opt-in: it helped the
-    quickstart and the OpenSARShip LoRA recipe but hurt MSTAR from scratch in our runs (README).
+    quickstart and the OpenSARShip LoRA recipe but hurt MSTAR from scratch in our runs (docs/RESULTS.md).
     """
     features = split.features if split is not None else features
     if setting == "label" and not isinstance(features.get("label"), datasets.ClassLabel):
