@@ -38,6 +38,8 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_CONFIG = ROOT / "train" / "knowlip" / "configs" / "small_real.yaml"
 MODES = ("whole", "one")
 
+from train.common.checkpointing import write_json  # noqa: E402
+
 
 def inject_noise(captions: list[list[str]], labels: list[int], share: float, mode: str, seed: int = 0
                  ) -> tuple[list[list[str]], list[list[bool]]]:
@@ -221,7 +223,7 @@ def main(argv=None) -> int:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "noise_results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    write_json(out / "noise_results.json", results)  # atomic: a failed run never leaves a torn results file
     print(f"SCIO noise benchmark: {args.mode}, {args.noise:.0%} of {len(split)} train images ({results['wall_s']} s)")
     print(f"{'unit':<9}{'precision':>10}{'recall':>8}{'F1':>7}{'flagged':>9}{'noisy':>7}{'total':>7}{'base':>7}")
     for unit, m in results["screening"].items():

@@ -191,16 +191,22 @@ def _mean_std(values, name: str) -> list[float]:
     return values
 
 
+def _pixel_batches(image_processor: SarclipImageProcessor, images, max_images: int, batch_size: int = 64):
+    """`image_processor`'s pixel values (float64) of the first `max_images` of `images`, a batch at a time."""
+    end = min(len(images), max_images)
+    for start in range(0, end, batch_size):
+        batch = [images[i] for i in range(start, min(start + batch_size, end))]
+        yield image_processor(batch, return_tensors="pt")["pixel_values"].double()
+
+
 def reference_statistics(image_processor: SarclipImageProcessor, images, max_images: int = 1024) -> list[float]:
     """[mean, mean per-image std] of what `image_processor` gives the model for the first `max_images` of `images`
     (its standardisation included): the `pixel_reference` of a model trained on them."""
     total = spread = count = 0.0
-    for start in range(0, min(len(images), max_images), 64):
-        batch = [images[i] for i in range(start, min(start + 64, len(images), max_images))]
-        pixels = image_processor(batch, return_tensors="pt")["pixel_values"].double()
+    for pixels in _pixel_batches(image_processor, images, max_images):
         total += float(pixels.mean(dim=(1, 2, 3)).sum())
         spread += float(pixels.std(dim=(1, 2, 3), unbiased=False).sum())
-        count += len(batch)
+        count += len(pixels)
     if not count:
         raise ValueError("reference_statistics: no images")
     return [round(total / count, 6), round(max(spread / count, 1e-6), 6)]
@@ -211,9 +217,7 @@ def pixel_statistics(image_processor: SarclipImageProcessor, images, max_images:
     the first `max_images` of `images`: the `image_mean` / `image_std` for a model trained from scratch on them."""
     plain = SarclipImageProcessor(size=image_processor.size, do_resize=image_processor.do_resize)  # unstandardised
     total, total_sq, count = torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), 0
-    for start in range(0, min(len(images), max_images), 64):
-        batch = [images[i] for i in range(start, min(start + 64, len(images), max_images))]
-        pixels = plain(batch, return_tensors="pt")["pixel_values"].double()
+    for pixels in _pixel_batches(plain, images, max_images):
         total += pixels.sum(dim=(0, 2, 3))
         total_sq += pixels.square().sum(dim=(0, 2, 3))
         count += pixels.numel() // 3

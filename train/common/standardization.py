@@ -4,7 +4,13 @@ record what the model is trained on (`pixel_reference`), so that a later fine-tu
 from __future__ import annotations
 
 from modeling_sarclip import SarclipImageProcessor
-from modeling_sarclip.image_processing_sarclip import reference_statistics
+from modeling_sarclip.image_processing_sarclip import STANDARDIZATIONS, reference_statistics
+
+
+def check_standardize(value) -> None:
+    """The run-config rule of `standardize` (both families): one of STANDARDIZATIONS, or null."""
+    if value is not None and value not in STANDARDIZATIONS:
+        raise ValueError(f"standardize must be one of {STANDARDIZATIONS} or null, got {value!r}")
 
 
 def apply_standardization(image_processor: SarclipImageProcessor, mode: str | None, images=None,

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from modeling_sarclip.image_processing_sarclip import STANDARDIZATIONS
-
 from ..common.collapse_guard import check_settings as check_collapse_settings
 from ..common.config import YamlConfig, option
+from ..common.standardization import check_standardize
 from .scio_trainer import ScioConfig
 
 
@@ -56,8 +55,7 @@ class ScioRunConfig(ScioConfig, YamlConfig):
         if (self.model == "towers") != bool(self.vision_tower and self.text_tower):
             raise ValueError("model 'towers' needs vision_tower and text_tower (local folders), and they apply only "
                              f"to it (model is {self.model!r})")
-        if self.standardize not in (None, *STANDARDIZATIONS):
-            raise ValueError(f"standardize must be one of {STANDARDIZATIONS} or null, got {self.standardize!r}")
+        check_standardize(self.standardize)
         if self.alpha_warmup_epochs < 0:
             raise ValueError(f"alpha_warmup_epochs must be >= 0, got {self.alpha_warmup_epochs}")
         check_collapse_settings(self.collapse_patience, self.collapse_cosine)

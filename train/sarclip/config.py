@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from modeling_sarclip.image_processing_sarclip import STANDARDIZATIONS
-
 from ..common.collapse_guard import check_settings as check_collapse_settings
 from ..common.config import YamlConfig, option
+from ..common.standardization import check_standardize
 
 # SARCLIP paper IV-C: lr 5e-4 for ResNet-50, 5e-5 for ViT-B-32 / ViT-L-14.
 PAPER_LEARNING_RATES = {"resnet": 5e-4, "vit": 5e-5}
@@ -120,8 +119,8 @@ class TrainConfig(YamlConfig):
         from ..evaluation.run import TASKS
         from .augment import AUGMENTATIONS
 
-        choices = {"report_to": ("tensorboard", "wandb", "none"), "multi_positive": MULTI_POSITIVE,
-                   "standardize": (None, *STANDARDIZATIONS)}
+        check_standardize(self.standardize)
+        choices = {"report_to": ("tensorboard", "wandb", "none"), "multi_positive": MULTI_POSITIVE}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
