@@ -51,8 +51,20 @@ def test_bad_inputs_are_named():
         caption_metrics(["a"], [[]])
     with pytest.raises(ValueError, match="no caption"):
         caption_metrics([], [])
-    with pytest.raises(ValueError, match=r"predictions \[1\] are empty after PTB tokenisation"):
-        caption_metrics(["ships", "..."], [["ships"], ["port"]])
+    with pytest.raises(ValueError, match=r"references of items \[1\] are empty after PTB tokenisation"):
+        caption_metrics(["ships", "port"], [["ships"], ["..."]])
+
+
+def test_an_empty_generated_caption_is_scored_as_wrong_not_refused(caplog):
+    """A barely trained captioner can generate nothing: the evaluation scores it as a miss and says so."""
+    references = [["ships near the port"], ["a bridge over the river"]]
+    with caplog.at_level("WARNING"):
+        empty = caption_metrics(["ships near the port", "..."], references)
+    assert "1 of 2 generated captions are empty" in caplog.text
+    # exactly as if it had said one word that no reference holds
+    assert empty == caption_metrics(["ships near the port", "zebra"], references)
+    assert empty["cider"] < caption_metrics(["ships near the port", "a bridge"], references)["cider"]
+    assert empty["rouge_l"] == pytest.approx(50.0)  # the empty item scores 0, the exact one 100
 
 
 def test_spice_without_corenlp_says_what_is_missing():

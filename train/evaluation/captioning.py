@@ -10,6 +10,7 @@ SPICE run Java (``java`` on PATH). SPICE (optional) additionally needs Stanford 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +20,11 @@ from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+logger = logging.getLogger(__name__)
+
+# The word an empty generated caption is scored as: it matches no reference.
+EMPTY_CAPTION = "emptycaption"
 
 
 def caption_metrics(
@@ -44,11 +50,18 @@ def caption_metrics(
     tokenizer = PTBTokenizer()
     gts = tokenizer.tokenize({i: [{"caption": c} for c in refs] for i, refs in enumerate(references)})
     res = tokenizer.tokenize({i: [{"caption": p}] for i, p in enumerate(predictions)})
-    # The PTB tokenizer can empty a caption (punctuation only); BLEU and METEOR need at least one token.
-    if empty := [i for i, (hyp,) in res.items() if not hyp.strip()]:
-        raise ValueError(f"predictions {empty[:10]} are empty after PTB tokenisation ({len(empty)} in all)")
     if empty := [i for i, refs in gts.items() if not any(r.strip() for r in refs)]:
         raise ValueError(f"references of items {empty[:10]} are empty after PTB tokenisation ({len(empty)} in all)")
+    # A model can generate an empty caption (or punctuation only, which the PTB tokenizer removes). That is a
+    # wrong answer, not bad input: it is scored as one word that matches no reference (METEOR's Java scorer
+    # cannot take an empty hypothesis), so it earns nothing on any metric and still counts in the corpus.
+    if empty := [i for i, (hyp,) in res.items() if not hyp.strip()]:
+        logger.warning("%d of %d generated captions are empty (items %s); scored as matching no reference",
+                       len(empty), len(res), empty[:10])
+        vocabulary = {word for refs in gts.values() for ref in refs for word in ref.split()}
+        no_match = next(w for w in (f"{EMPTY_CAPTION}{n or ''}" for n in range(len(vocabulary) + 1))
+                        if w not in vocabulary)
+        res.update({i: [no_match] for i in empty})
 
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     scores = {f"bleu_{n}": b for n, b in enumerate(bleu, start=1)}
