@@ -14,7 +14,7 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = "1"
 
-import argparse  # noqa: E402
+import sys
 import json  # noqa: E402
 import logging  # noqa: E402
 import platform  # noqa: E402
@@ -27,6 +27,7 @@ import datasets  # noqa: E402
 from dataset_scripts import SyntheticSarGenerator, build_dataset, synthetic_dataset  # noqa: E402
 from dataset_scripts.captions import ClassNameTable, classification_captions  # noqa: E402
 from dataset_scripts.readers import list_mstar_chip_folders, read_image_file  # noqa: E402
+from sar_utils.command_line import ArgumentParser, run_cli  # noqa: E402
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -46,12 +47,12 @@ def build_once(name: str, source: Path | None, **options) -> int:
         return build_dataset(name, source, Path(tmp) / "out", **options).total
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None) -> None:
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("SAR_DATA_DIR", DEFAULT_DATA_DIR)))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--synthetic-count", type=int, default=2000)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     datasets.disable_progress_bars()
     logging.getLogger("datasets").setLevel(logging.ERROR)
     results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, 1 used"}
@@ -86,4 +87,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

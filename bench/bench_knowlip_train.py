@@ -9,7 +9,7 @@ On a GPU the step runs under bf16 autocast (Accelerate's mixed precision); on CP
 
 from __future__ import annotations
 
-import argparse
+import sys
 import statistics
 import time
 
@@ -20,17 +20,18 @@ from modeling_knowlip import SarKnowlipConfig, SarKnowlipModel, SarKnowlipProces
 from modeling_sarclip import SarclipImageProcessor
 from train.knowlip.scio_text import encode_subtexts
 from train.knowlip.synthetic_texts import synthetic_scio_dataset
+from sar_utils.command_line import ArgumentParser, run_cli
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None) -> None:
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--preset", default="base", choices=["tiny", "base", "large"])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--vocab-size", type=int, default=30522, help="BERT-base size; a WordPiece is trained")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
     image_size = 32 if args.preset == "tiny" else 224
@@ -81,4 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

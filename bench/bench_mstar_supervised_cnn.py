@@ -18,7 +18,7 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = "1"
 
-import argparse  # noqa: E402
+import sys
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -32,6 +32,7 @@ from torch import nn  # noqa: E402
 from dataset_scripts import build_dataset  # noqa: E402
 from modeling_sarclip import SarclipConfig  # noqa: E402
 from modeling_sarclip.modeling_sarclip import SarclipModifiedResNet  # noqa: E402
+from sar_utils.command_line import ArgumentParser, run_cli  # noqa: E402
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 BASE = 128  # every MSTAR SOC chip is at least 128 x 128; the target sits in the centre
@@ -93,14 +94,13 @@ def accuracy(model: nn.Module, chips: torch.Tensor, labels: torch.Tensor) -> flo
     return (logits.argmax(1) == labels).float().mean().item()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def main(argv=None) -> None:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="holds mstar_soc/")
     parser.add_argument("--arch", choices=["aconv", "sarclip-rn"], default="aconv", help="the CNN")
     parser.add_argument("--epochs", type=int, default=40, help="passes over the 2746 train chips")
     parser.add_argument("--seed", type=int, default=0, help="initialisation and crop draws")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not (args.data_dir / "mstar_soc").is_dir():
         parser.error(f"--data-dir {args.data_dir}: no mstar_soc/ folder there; give the folder that holds mstar_soc/")
     if args.epochs < 1:
@@ -137,4 +137,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

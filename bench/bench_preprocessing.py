@@ -15,7 +15,7 @@ makes them, rounds alternating between the paths (the same machine load), median
 
 from __future__ import annotations
 
-import argparse
+import sys
 import io
 import statistics
 import time
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from modeling_sarclip import SarclipImageProcessor
+from sar_utils.command_line import ArgumentParser, run_cli
 
 BATCH = 32
 
@@ -92,7 +93,7 @@ def race(paths_by_name: dict[str, tuple], rounds: int) -> dict[str, float]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--chips", type=int, default=256, help="MSTAR chips per round")
@@ -122,4 +123,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

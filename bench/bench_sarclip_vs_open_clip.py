@@ -20,6 +20,7 @@ on CPU the peak RSS of a separate process that builds the side's model and runs 
 
 from __future__ import annotations
 
+import sys
 import argparse
 import contextlib
 import multiprocessing
@@ -36,6 +37,7 @@ from modeling_sarclip import OPEN_CLIP_PRESETS, SarclipConfig, SarclipTokenizer
 from modeling_sarclip.convert_open_clip_to_sarclip import convert_state_dict
 from modeling_sarclip.modeling_sarclip import SarclipModel
 from train.sarclip.performance import adamw_kwargs, channels_last, maybe_compile
+from sar_utils.command_line import ArgumentParser, run_cli
 
 MSTAR_CLASSES = ("2S1", "BMP2", "BRDM_2", "BTR_60", "BTR70", "D7", "T62", "T72", "ZIL131", "ZSU_23_4")
 GPU_SUITE = (("ViT-B-32", 256), ("ViT-L-14", 128))
@@ -196,7 +198,7 @@ def report(name: str, batch_size: int, device_name: str, args, results) -> None:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--model", choices=sorted(OPEN_CLIP_PRESETS), help="one model (default: the suite)")
     parser.add_argument("--batch-size", type=int, help="with --model (default 16 on CPU, 256 on GPU)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per side")
@@ -230,4 +232,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sar_utils.command_line import ArgumentParser, run_cli
 
 
 def peak_rss_gib() -> float:
@@ -133,7 +134,7 @@ def table(args) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("build")
     p.add_argument("--pairs", type=int, required=True)
@@ -164,4 +165,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

@@ -25,20 +25,20 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-import argparse  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from sar_utils.command_line import ArgumentParser, run_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DEFAULT_CONFIG = ROOT / "train" / "knowlip" / "configs" / "small_real.yaml"
 MODES = ("whole", "one")
 
-from train.common.checkpointing import write_json  # noqa: E402
+from sar_utils.atomic import write_json  # noqa: E402
 
 
 def inject_noise(captions: list[list[str]], labels: list[int], share: float, mode: str, seed: int = 0
@@ -141,8 +141,7 @@ def reconstruction_metrics(truth: list[list[bool]], labels: list[int], before: l
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="built dataset folder with `captions` and a ClassLabel `label`")
     parser.add_argument("--out", required=True, help="output folder (SCIO run + noise_results.json)")
     parser.add_argument("--mode", default="whole", help=f"noise kind: {' | '.join(MODES)}")
@@ -236,4 +235,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -18,7 +18,7 @@ from huggingface_hub.utils import validate_repo_id
 from .builders import BUILDERS
 from .builders.base import NAN_POLICIES
 from .captions import load_fluency_check
-from .cli_errors import run_cli
+from sar_utils.command_line import ArgumentParser, run_cli
 from .errors import DatasetBuildError
 from .export import build_dataset, push_dataset_to_hub
 
@@ -37,7 +37,7 @@ BUILDER_OPTIONS = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dataset_scripts", description=__doc__)
+    parser = ArgumentParser(prog="python -m dataset_scripts", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (default: off)")
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="build parquet shards + dataset card")

@@ -8,7 +8,6 @@ The output folder is Hub-ready: config.json, model.safetensors, the model code (
 model weight must be filled, or the conversion fails naming the keys.
 """
 
-import argparse
 import json
 import re
 import sys
@@ -16,8 +15,11 @@ from pathlib import Path
 
 import torch
 
+from sar_utils.atomic import atomic_folder
+from sar_utils.command_line import ArgumentParser, run_cli
+from sar_utils.hub import push_folder
+
 from .configuration_sarclip import SarclipConfig
-from .hub_sarclip import push_folder
 from .image_processing_sarclip import SarclipImageProcessor
 from .modeling_sarclip import SarclipModel
 from .processing_sarclip import SarclipProcessor
@@ -146,7 +148,8 @@ def convert(
     bpe_path: str | Path | None = None,
     push_to_hub: str | None = None,
 ) -> Path:
-    """Write a Hub-ready SARCLIP folder from an open_clip checkpoint; optionally push it to `push_to_hub` (a repo id)."""
+    """Write a Hub-ready SARCLIP folder from an open_clip checkpoint (atomically: it appears only when complete);
+    optionally push it to `push_to_hub` (a repo id)."""
     from model_cards import sarclip_model_card
 
     if open_clip_config is not None:
@@ -161,17 +164,24 @@ def convert(
     tokenizer = SarclipTokenizer.from_bpe_file(bpe_path)
     processor = SarclipProcessor(SarclipImageProcessor(size=config.vision_config.image_size), tokenizer)
     output_dir = Path(output_dir)
-    model.save_pretrained(output_dir)
-    processor.save_pretrained(output_dir)
-    card = sarclip_model_card(architecture=architecture, source=f"converted from the open_clip checkpoint `{Path(checkpoint).name}`")
-    card.save(output_dir / "README.md")
+    with atomic_folder(output_dir) as staging:  # a failed conversion never leaves (or replaces with) half a folder
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        card = sarclip_model_card(architecture=architecture,
+                                  source=f"converted from the open_clip checkpoint `{Path(checkpoint).name}`")
+        card.save(staging / "README.md")
     if push_to_hub:
         push_folder(output_dir, push_to_hub, commit_message="Add SARCLIP model")
     return output_dir
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None) -> int:
+    """`sarclip-convert`: a bad checkpoint, config or path (or no network for the push) is `error: ...`, exit 2."""
+    return run_cli(_cli, argv)
+
+
+def _cli(argv) -> int:
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", required=True, help=".safetensors, .pt or .bin open_clip checkpoint")
     arch = parser.add_mutually_exclusive_group(required=True)
     arch.add_argument("--model", help="open_clip architecture: ViT-B-32, ViT-B-16, ViT-L-14, RN50, RN101")
@@ -181,15 +191,10 @@ def main(argv=None):
     parser.add_argument("--push_to_hub", metavar="REPO_ID", help="also upload the folder to this Hub repo")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (default: off)")
     args = parser.parse_args(argv)
-    try:
-        out = convert(args.checkpoint, args.model, args.output_dir, args.open_clip_config, args.bpe, args.push_to_hub)
-    except (ValueError, OSError) as err:  # a bad checkpoint, config or path; no network for the push
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    out = convert(args.checkpoint, args.model, args.output_dir, args.open_clip_config, args.bpe, args.push_to_hub)
     print(f"SARCLIP model written to {out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -21,13 +21,10 @@ What the native export cannot do (use `SarclipProcessor` / `SarclipImageProcesso
 - ModifiedResNet towers (RN50, RN101) are refused: transformers has no native ModifiedResNet CLIP class.
 """
 
-import argparse
 import json
-import os
 import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -35,8 +32,11 @@ from huggingface_hub import metadata_load
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 from transformers.image_utils import PILImageResampling
 
+from sar_utils.atomic import replace_folder, staging_folder
+from sar_utils.command_line import ArgumentParser, run_cli
+from sar_utils.hub import push_folder
+
 from .configuration_sarclip import SarclipConfig
-from .hub_sarclip import push_folder
 from .image_processing_sarclip import SarclipImageProcessor
 from .modeling_sarclip import SarclipModel
 from .processing_sarclip import SarclipProcessor
@@ -229,18 +229,12 @@ def _card_metadata(src: Path) -> dict:
 
 def _write_atomically(out: Path, overwrite: bool, write):
     """Call `write(tmp)` on a fresh folder beside `out`, then move it into place (replacing `out` only now)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    tmp = staging_folder(out)
     try:
         write(tmp)
         if out.exists():
             _check_output(tmp, out, overwrite)  # re-checked: the folder may have appeared while we were writing
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
+        replace_folder(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -327,13 +321,14 @@ def clip_to_sarclip(src: str | Path, out: str | Path, overwrite: bool = False, b
     return _write_atomically(out, overwrite, write)
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+def main(argv=None) -> int:
+    """`sarclip-export-clip`: user errors (bad source folder, existing output, no network) are `error: ...`, exit 2."""
+    return run_cli(_cli, argv)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m modeling_sarclip.convert_sarclip_to_clip", description=__doc__, formatter_class=_HelpFormatter
+def _cli(argv) -> int:
+    parser = ArgumentParser(
+        prog="python -m modeling_sarclip.convert_sarclip_to_clip", description=__doc__
     )
     parser.add_argument("direction", choices=["to-clip", "from-clip"],
                         help="to-clip: SARCLIP ViT folder -> CLIPModel folder; from-clip: CLIPModel folder -> SARCLIP")
@@ -344,22 +339,16 @@ def main(argv=None):
                         help="base_model for the model card (None: the source card's base_model, if any)")
     parser.add_argument("--push_to_hub", metavar="REPO_ID", default=None, help="also upload OUT to this Hub repo")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private (with --push_to_hub)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     convert = sarclip_to_clip if args.direction == "to-clip" else clip_to_sarclip
-    try:
-        out = convert(args.src, args.out, overwrite=args.overwrite, base_model=args.base_model)
-    except ExportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    out = convert(args.src, args.out, overwrite=args.overwrite, base_model=args.base_model)
     print(f"{'CLIPModel' if args.direction == 'to-clip' else 'SARCLIP'} folder written to {out}")
     if args.push_to_hub:
-        try:
-            push_folder(out, args.push_to_hub, private=args.private, commit_message="Add SARCLIP model")
-        except ConnectionError as e:
-            print(f"error: {e}", file=sys.stderr)
-            raise SystemExit(2) from None
+        push_folder(out, args.push_to_hub, private=args.private, commit_message="Add SARCLIP model")
         print(f"pushed to {args.push_to_hub}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

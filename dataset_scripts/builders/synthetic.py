@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from sar_utils.atomic import disk_full_error, reap_leftovers, replace_folder, staging_folder
 from ..captions import CAPTIONS_PER_IMAGE
 from ..synthetic import SyntheticSarGenerator, synthetic_example, synthetic_features
 from .base import Item, SarBuilder, SarBuilderConfig
@@ -79,7 +80,6 @@ def write_synthetic_corpus(
     shard at a time (memory stays flat as the corpus grows). The folder is written atomically like every dataset
     folder here. A shard count that divides the number of training processes gives each process whole shards.
     """
-    from ..export import disk_full_error, reap_leftovers, replace_folder, staging_folder
 
     out = Path(out_dir)
     reap_leftovers(out)

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli_errors import run_cli
+from sar_utils.command_line import ArgumentParser, run_cli
 from ..export import push_dataset_to_hub
 from .hcot import HCoTTask, SensorInfo
 from .label_captions import FactCaptioner, describe_dataset
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dataset_scripts.geovl", description=__doc__)
+    parser = ArgumentParser(prog="python -m dataset_scripts.geovl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     cap = sub.add_parser("caption", help="GeoTIFFs -> SRC tiles -> quality screen -> HCoT captions -> parquet")

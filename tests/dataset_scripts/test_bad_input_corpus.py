@@ -24,7 +24,7 @@ from PIL import Image
 
 from dataset_scripts import build_dataset
 from dataset_scripts.__main__ import main
-from dataset_scripts.cli_errors import USER_ERRORS
+from sar_utils.command_line import USER_ERRORS
 from dataset_scripts.readers import read_image_file, read_tiff
 
 CARD_LABELS = {"skipped": "skipped items", "repaired": "repaired files", "flagged": "flagged items",

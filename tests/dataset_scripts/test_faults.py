@@ -15,7 +15,8 @@ from huggingface_hub import DatasetCard
 
 from dataset_scripts import build_dataset
 from dataset_scripts.__main__ import main
-from dataset_scripts.export import reap_leftovers, write_dataset_folder
+from sar_utils.atomic import reap_leftovers
+from dataset_scripts.export import write_dataset_folder
 
 SMALL = {"num_train": 4, "num_test": 2, "image_size": 32}
 

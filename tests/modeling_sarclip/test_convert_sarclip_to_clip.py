@@ -240,9 +240,9 @@ def test_cli_help_export_overwrite_and_card(tmp_path, sarclip_folder, capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     help_text = capsys.readouterr().out
-    for option in ("to-clip", "from-clip", "--overwrite", "--base_model", "--push_to_hub", "--private"):
+    for option in ("to-clip", "from-clip", "--overwrite", "--base_model", "--push_to_hub", "--private", "--debug"):
         assert option in help_text, option
-    assert help_text.count("(default:") == 4
+    assert help_text.count("(default:") == 5
 
     src, _, _ = sarclip_folder()
     out = tmp_path / "nested" / "clip"
@@ -254,9 +254,7 @@ def test_cli_help_export_overwrite_and_card(tmp_path, sarclip_folder, capsys):
         assert line in card, line
 
     before = (out / "model.safetensors").read_bytes()
-    with pytest.raises(SystemExit) as exit_info:
-        main(["to-clip", str(src), str(out)])
-    assert exit_info.value.code == 2
+    assert main(["to-clip", str(src), str(out)]) == 2
     assert "already exists; pass --overwrite" in capsys.readouterr().err
     (out / "stale.txt").write_text("from an older export")
     main(["to-clip", str(src), str(out), "--overwrite"])
@@ -309,10 +307,9 @@ def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path, sarclip_folder, cap
     capsys.readouterr()  # drop the progress bars of the set-up
     for args, message in cases:
         out = tmp_path / "out"
-        with pytest.raises(SystemExit) as exit_info:
-            main([*map(str, args), *([] if len(args) == 3 else [str(out)])])
+        code = main([*map(str, args), *([] if len(args) == 3 else [str(out)])])
         err = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]  # after any loading progress bar
-        assert exit_info.value.code == 2 and err.startswith("error: ") and message in err, (args, err)
+        assert code == 2 and err.startswith("error: ") and message in err, (args, err)
         assert str(args[1]) in err
         assert not out.exists() and _leftovers(tmp_path) == []
 

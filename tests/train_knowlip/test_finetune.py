@@ -81,7 +81,7 @@ def test_vqa_on_the_real_vqa_sets(model_dir, real_data, tmp_path):
 
 
 def test_bad_finetune_configs_are_named(model_dir, tmp_path):
-    with pytest.raises(ValueError, match="task must be one of"):
+    with pytest.raises(ValueError, match="task: 'detection' is not one of"):
         FinetuneConfig(task="detection", model=str(model_dir), data="x")
     with pytest.raises(ValueError, match="lora applies to the classification task only"):
         FinetuneConfig(task="vqa", model=str(model_dir), data="x", lora=True)

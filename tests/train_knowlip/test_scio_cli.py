@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from transformers import AutoModel, BertTokenizer
 
 from train.knowlip import ScioRunConfig, load_text_version
@@ -44,7 +45,7 @@ def test_yaml_and_flags_are_typed_and_checked(tmp_path):
         ScioRunConfig.from_cli(None, ["--no_such_field", "1"])
     with pytest.raises(ValueError, match="option --batch_size needs a value"):
         ScioRunConfig.from_cli(None, ["--batch_size"])
-    with pytest.raises(ValueError, match="stage_epochs must be 3 epoch counts"):
+    with pytest.raises(ValueError, match=r"stage_epochs: give 3 epoch counts \(stages 1, 2, 3\), got \[1, 2\]"):
         ScioRunConfig(stage_epochs=[1, 2])
     bad = tmp_path / "bad.yaml"
     bad.write_text("modle: tiny\n")
@@ -58,3 +59,22 @@ def test_yaml_and_flags_are_typed_and_checked(tmp_path):
         from train.knowlip import fit_scio
         fit_scio(ScioRunConfig(model="nowhere", synthetic_num_images=2, synthetic_image_size=32, warmup_steps=1,
                                output_dir=str(tmp_path / "x")))
+
+
+def test_a_scio_run_pushes_and_loads_by_repo_id_offline(tmp_path, offline_hub, capsys):
+    """`fit --push_to_hub` and `push RUN_DIR REPO` upload the model/ folder like SARCLIP's; the Hub snapshot then
+    loads by repo id with HF_HUB_OFFLINE=1 (the remote code and the card travel with it)."""
+    out = tmp_path / "run"
+    assert main(["fit", "--config", str(TINY), "--output-dir", str(out), "--synthetic_num_images", "8",
+                 "--push-to-hub", "org/tiny-knowlip"]) == 0
+    pushed = offline_hub.snapshot("org/tiny-knowlip")
+    for name in ("config.json", "model.safetensors", "modeling_knowlip.py", "processor_config.json", "README.md"):
+        assert (pushed / name).is_file(), name
+    assert "SCIO on 8 images" in (pushed / "README.md").read_text()
+    model = AutoModel.from_pretrained("org/tiny-knowlip", trust_remote_code=True)
+    local = AutoModel.from_pretrained(out / "model")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), local.state_dict().values()))
+
+    assert main(["push", str(out), "org/tiny-knowlip-2", "--private"]) == 0
+    assert f"pushed {out / 'model'} to org/tiny-knowlip-2" in capsys.readouterr().out
+    assert offline_hub.commits[-1] == ("org/tiny-knowlip-2", offline_hub.commits[0][1])

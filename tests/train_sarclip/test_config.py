@@ -40,7 +40,7 @@ def test_min_steps_adds_epochs_on_small_data_only(tiny_train_config):
     assert epochs_for(TrainConfig(num_epochs=3), steps_per_epoch=1) == 3
     result = fit(tiny_train_config(num_epochs=1, min_steps=10))  # 48 chips, batch 8: 6 steps per epoch
     assert result.state.global_step == 12 and result.state.epoch == 2
-    with pytest.raises(ValueError, match="min_steps must be a whole number >= 1"):
+    with pytest.raises(ValueError, match="min_steps: must be >= 1, got 0"):
         TrainConfig(min_steps=0)
 
 

@@ -32,7 +32,8 @@ def test_resume_gives_identical_weights(tiny_train_config, tmp_path):
 
 
 def test_damaged_training_log_is_named_and_log_writes_are_atomic(tiny_train_config):
-    from train.common.checkpointing import read_json, write_json
+    from sar_utils.atomic import write_json
+    from train.common.checkpointing import read_json
 
     config = tiny_train_config(max_steps=2)
     fit(config)

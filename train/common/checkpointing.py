@@ -11,16 +11,10 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
+from sar_utils.atomic import write_json
+
 STATE_FILE = "trainer_state.json"
 PREFIX = "step_"
-
-
-def write_json(path: str | Path, data) -> None:
-    """Write JSON atomically (temporary file beside it, then one rename): a kill never leaves a torn file."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_json(path: str | Path):

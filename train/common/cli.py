@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from dataset_scripts.cli_errors import run_cli
+from sar_utils.command_line import ArgumentParser, run_cli
 
 def config_fields_help(config_cls: type) -> str:
     """One line per config field: `--name (default: value): meaning` (the meaning from the field's `help`
@@ -22,15 +22,13 @@ def config_fields_help(config_cls: type) -> str:
 
 def add_fit_command(commands, config_cls: type, help: str, configs_dir: str) -> argparse.ArgumentParser:
     """The `fit` sub-command: `--config YAML` plus `--field value` overrides of `config_cls`."""
-    fit = commands.add_parser("fit", help=help, description=help, epilog=config_fields_help(config_cls),
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    fit = commands.add_parser("fit", help=help, description=help, epilog=config_fields_help(config_cls))
     fit.add_argument("--config", help=f"YAML config (see {configs_dir}); default: the run-config defaults")
     return fit
 
 
 def cli_parser(prog: str, description: str | None) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
-    parser = argparse.ArgumentParser(prog=prog, description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog=prog, description=description)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (default: off)")
     return parser, parser.add_subparsers(dest="command", required=True)
 

@@ -50,7 +50,7 @@ REMEDIES = ("try a lower learning_rate (e.g. a tenth), a longer warm-up (warmup_
 class TrainingCollapsedError(ValueError):
     """The run stopped learning (loss at ln B, collapsed features) or produced a non-finite loss or gradient.
 
-    A user error (`ValueError`): the trainers' CLI layer (`dataset_scripts.cli_errors.run_cli`) prints
+    A user error (`ValueError`): the trainers' CLI layer (`sar_utils.command_line.run_cli`) prints
     `error: <message>` without a traceback and exits 2. `step`, `best_checkpoint` (a Path or None) and `reason` are
     kept for callers.
     """

@@ -17,20 +17,56 @@ MIXED_PRECISION = ("no", "bf16", "fp16")
 YAML_NULLS = ("null", "Null", "NULL", "~")
 
 
-def option(default, help: str):
-    """A config field with its one-line meaning (shown by `fit --help`); list/dict defaults are copied per instance."""
+def option(default, help: str, *, min=None, max=None, gt=None, lt=None, choices=None):
+    """A config field with its one-line meaning (shown by `fit --help`) and its declared bounds: `min`/`max`
+    (inclusive), `gt`/`lt` (exclusive), `choices`. Bounds apply to each item of a list/tuple field; None
+    values are not checked. List/dict defaults are copied per instance."""
+    metadata = {"help": help, **{key: value for key, value in
+                                 (("min", min), ("max", max), ("gt", gt), ("lt", lt),
+                                                                ("choices", choices)) if value is not None}}
     if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return dataclasses.field(default=default, metadata={"help": help})
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def check_options(config) -> None:
+    """Every field's declared bounds and choices (see `option`); raises ValueError naming the field."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        rules = {key: field.metadata[key] for key in ("min", "max", "gt", "lt", "choices") if key in field.metadata}
+        value = getattr(config, field.name)
+        if not rules or value is None:
+            continue
+        items = list(value) if _is_sequence(hints[field.name]) else [value]
+        for item in items:
+            if "choices" in rules and item not in rules["choices"]:
+                raise ValueError(f"{field.name}: {item!r} is not one of {list(rules['choices'])}")
+            if "choices" in rules:
+                continue
+            whole = int in (hints[field.name], *typing.get_args(hints[field.name]))
+            if isinstance(item, bool) or not isinstance(item, int if whole else (int, float)):
+                raise ValueError(f"{field.name}: must be {'a whole number' if whole else 'a number'}, got {item!r}")
+            tests = {"min": (item >= rules.get("min", 0), ">="), "gt": (item > rules.get("gt", 0), ">"),
+                     "max": (item <= rules.get("max", 0), "<="), "lt": (item < rules.get("lt", 0), "<")}
+            if not all(tests[key][0] for key in tests if key in rules):
+                bounds = " and ".join(f"{tests[key][1]} {rules[key]}" for key in tests if key in rules)
+                raise ValueError(f"{field.name}: must be {bounds}, got {item!r}")
+
+
 _NUMBER_HINTS = {float: float, float | None: float, int: int, int | None: int}
+
+
+def _is_sequence(hint) -> bool:
+    return hint in (list, tuple) or typing.get_origin(hint) in (list, tuple)
 
 
 class YamlConfig:
     """Mixin for a config dataclass: YAML keys and CLI flags are its field names.
 
     Validation, in one place for every run config: number fields given as strings (YAML reads "1e-4" as a string)
-    are converted, bool fields must be true or false, `mixed_precision` must be known; then the subclass's
-    `check()` applies its own rules. Errors name the field.
+    are converted, bool fields must be true or false, `mixed_precision` must be known, every field's declared
+    bounds and choices hold (`check_options`); then the subclass's `check()` applies the rules that involve several
+    fields. Errors name the field; all of it runs before any work.
     """
 
     # options whose bare flag (no value) means something other than true, e.g. {"resume": "latest"}
@@ -51,6 +87,7 @@ class YamlConfig:
                 raise ValueError(f"{name} must be true or false, got {value!r}")
         if getattr(self, "mixed_precision", "no") not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
+        check_options(self)
         self.check()
 
     def check(self) -> None:
@@ -88,9 +125,9 @@ class YamlConfig:
     @classmethod
     def parse_overrides(cls, flags: list[str]) -> dict:
         """`["--learning_rate", "1e-4", "--lora", "--model_overrides", "{embed_dim: 64}"]` -> typed dict (values
-        parsed as YAML, except for string fields)."""
+        parsed as YAML, except for string fields; list fields also take `a,b` and repeated flags)."""
         hints, names = typing.get_type_hints(cls), cls.field_names()
-        overrides, i = {}, 0
+        overrides, repeated, i = {}, set(), 0
         while i < len(flags):
             flag = flags[i]
             if not flag.startswith("--"):
@@ -108,7 +145,14 @@ class YamlConfig:
                 i += 1
                 continue
             raw = flags[i + 1]
-            if hints[name] == str | None and raw in YAML_NULLS:  # `--eval_split null`, as in the YAML files
+            if _is_sequence(hints[name]):
+                # `--eval_tasks zero_shot,linear_probe`, `--eval_tasks zero_shot --eval_tasks linear_probe` or
+                # YAML `[zero_shot, linear_probe]`; a repeated flag adds to the list
+                items = yaml.safe_load(raw) if raw.lstrip().startswith("[") else [
+                    yaml.safe_load(item) for item in raw.split(",") if item.strip()]
+                overrides[name] = (overrides.get(name, []) if name in repeated else []) + list(items)
+                repeated.add(name)
+            elif hints[name] == str | None and raw in YAML_NULLS:  # `--eval_split null`, as in the YAML files
                 overrides[name] = None
             else:
                 overrides[name] = raw if hints[name] in (str, str | None) else yaml.safe_load(raw)

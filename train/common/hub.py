@@ -1,4 +1,5 @@
-"""Model cards with the run's config and eval results (model-index), and Hub uploads of finished runs."""
+"""Model cards with the run's config and eval results (model-index), and Hub uploads of finished runs of both
+families (SARCLIP `final/` folders, SAR-KnowLIP `model/` folders)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import yaml
 from huggingface_hub import EvalResult
 
 from model_cards import sarclip_model_card
-from modeling_sarclip.hub_sarclip import push_folder
+from sar_utils.hub import push_folder
 
+KNOWLIP_MODEL_TYPE = "sar_knowlip"
 CARD_FILE = "README.md"
 EVAL_FILE = "eval_results.json"
 CONFIG_FILE = "train_config.yaml"
@@ -120,11 +122,24 @@ def refresh_model_card(model_dir: str | Path) -> Path:
 
 
 def push_model_dir(model_dir: str | Path, repo_id: str, private: bool = False) -> str:
-    """Upload a model folder (weights or adapters, processor, remote code, config, eval results) to the Hub, with a
-    model card rebuilt from the folder's `train_config.yaml` and `eval_results.json`."""
+    """Upload a model folder (weights or adapters, processor, remote code, config, eval results) to the Hub.
+
+    A SARCLIP folder gets its model card rebuilt from the folder's `train_config.yaml` and `eval_results.json`; a
+    SAR-KnowLIP folder keeps the card its trainer wrote (`model_cards.knowlip_model_card`)."""
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file() and not (model_dir / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{model_dir}: not a model folder (no config.json or adapter_config.json)")
-    refresh_model_card(model_dir)
-    push_folder(model_dir, repo_id, private=private, commit_message="Upload SARCLIP run")
+    family = "SAR-KnowLIP" if model_family(model_dir) == KNOWLIP_MODEL_TYPE else "SARCLIP"
+    if family == "SARCLIP":
+        refresh_model_card(model_dir)
+    push_folder(model_dir, repo_id, private=private, commit_message=f"Upload {family} run")
     return repo_id
+
+
+def model_family(model_dir: Path) -> str | None:
+    """`model_type` of a model folder, or of the base model a LoRA adapter folder loads onto."""
+    adapter = model_dir / "adapter_config.json"
+    if adapter.is_file():
+        model_dir = Path(json.loads(adapter.read_text())["base_model_name_or_path"])
+    config = model_dir / "config.json"
+    return json.loads(config.read_text()).get("model_type") if config.is_file() else None

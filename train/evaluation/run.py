@@ -6,7 +6,6 @@ the linear probe also encodes the train split once. Call it on the main process 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import datasets
 import torch
+
+from sar_utils.atomic import write_json
 
 from ..common.collapse_guard import DEFAULT_COSINE, feature_spread
 from .encode import encode_images, encode_texts, eval_mode
@@ -93,7 +94,7 @@ def run_evaluation(
         test_features = encode_images(model, processor, test["image"], batch_size)
         if not torch.isfinite(test_features).all():  # a NaN model: no task can run; report the collapse and stop
             results = feature_spread_results(test_features, None, collapse_cosine)
-            (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+            write_json(out_dir / RESULTS_FILE, results, indent=2)
             return results
         text_features = None
         if "retrieval" in tasks:
@@ -122,7 +123,7 @@ def run_evaluation(
             text_features = encode_texts(model, processor, unique_captions(test["captions"])[0], batch_size)
     results = {name: float(value) for name, value in sorted(results.items())}
     results.update(feature_spread_results(test_features, text_features, collapse_cosine))
-    (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    write_json(out_dir / RESULTS_FILE, results, indent=2)
     logger.info("evaluation results (%s) written to %s", ", ".join(tasks), out_dir / RESULTS_FILE)
     return results
 

@@ -4,6 +4,7 @@
   finetune  downstream fine-tuning + evaluation: `finetune --task classification|retrieval|captioning|vqa
             --model MODEL_DIR --data DATA [--field value ...]` (see `train.knowlip.finetune`)
   eval      `eval MODEL_DIR --tasks retrieval,captioning,vqa --data DIR|synthetic --vqa-data DIR --out DIR`
+  push      `push RUN_DIR REPO_ID [--private]`: upload a finished run's model/ to the Hub
   chain     GeoTIFF -> SRC tiles -> screening -> HCoT captions -> SCIO -> evaluation (see `train.knowlip.chain`)
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..common.cli import add_fit_command, cli_parser, config_fields_help, run_cli
 from .run_config import ScioRunConfig
@@ -35,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", required=True, help="folder for eval_results.json and the generated texts")
     evaluate.add_argument("--batch-size", type=int, default=32, help="images or texts per forward")
     evaluate.add_argument("--k", type=int, default=16, help="ITC candidates per query re-ranked by ITM")
+    push = commands.add_parser("push", help="upload a finished run (its model/ folder) to the Hub")
+    push.add_argument("run_dir", type=Path, help="a SCIO or finetune run folder (its model/ is pushed) or a model folder")
+    push.add_argument("repo", help="Hub model repo id, e.g. org/sar-knowlip-base")
+    push.add_argument("--private", action="store_true", help="create the repo private")
     return parser
 
 
@@ -77,6 +83,15 @@ def _main(argv: list[str]) -> int:
         from .chain import run_chain_cli
 
         return run_chain_cli(args)
+    if args.command == "push":
+        if rest:
+            raise ValueError(f"push: unrecognized arguments {' '.join(rest)}")
+        from ..common.hub import push_model_dir
+
+        model_dir = args.run_dir / "model" if (args.run_dir / "model").is_dir() else args.run_dir
+        push_model_dir(model_dir, args.repo, private=args.private)
+        print(f"pushed {model_dir} to {args.repo}")
+        return 0
     if args.command == "finetune":
         import json
 

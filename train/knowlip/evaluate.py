@@ -34,6 +34,8 @@ from dataset_scripts.geovl.vqa_sets import load_vqa_sets
 from dataset_scripts.loading import load_image_text_data
 from modeling_knowlip.configuration_knowlip import VQA_TASK_TYPES
 
+from sar_utils.atomic import write_json
+
 from ..evaluation.captioning import caption_metrics
 from ..evaluation.retrieval import retrieval_recalls, unique_captions
 from ..evaluation.vqa import vqa_accuracy
@@ -103,7 +105,7 @@ def evaluate_knowlip(
             {"question": q, "task_type": t, "answer": a, "prediction": p}
             for q, t, a, p in zip(vqa["question"], vqa["task_type"], vqa["answer"], answers)
         ])
-    (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    write_json(out_dir / RESULTS_FILE, results, indent=2)
     return results
 
 

@@ -27,7 +27,6 @@ LoRA trains well at 3e-3 (61 %). Give `--learning_rate` for full fine-tuning of 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, RandomSampler
 
+from sar_utils.atomic import atomic_folder, write_json
 from dataset_scripts.loading import load_image_text_data
 from modeling_knowlip import (
     SarKnowlipForConditionalGeneration,
@@ -47,18 +47,19 @@ from modeling_knowlip import (
     SarKnowlipProcessor,
 )
 
+
 from ..common.collapse_guard import (
     CHECK_EVERY,
     DEFAULT_COSINE,
     DEFAULT_PATIENCE,
     CollapseGuard,
-    check_settings as check_collapse_settings,
     gradient_norm,
     probe_indices,
     probe_spread,
     uniform_loss,
 )
 from ..common.config import YamlConfig, option
+from ..common.hub import push_model_dir
 from ..common.lora import add_lora
 from ..evaluation.metrics import load_metric
 from ..evaluation.retrieval import unique_captions
@@ -76,45 +77,44 @@ VIT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"]
 class FinetuneConfig(YamlConfig):
     """`python -m train.knowlip finetune` settings (YAML keys and `--field value` flags)."""
 
-    task: str = option("classification", "classification, retrieval, captioning or vqa")
+    task: str = option("classification", "classification, retrieval, captioning or vqa", choices=TASKS)
     model: str = option("", "SAR-KnowLIP folder with its processor (e.g. a SCIO run's model/)")
     data: str = option("", "labelled / captioned dataset (dataset_scripts.loading); vqa: a geovl vqa folder")
     output_dir: str = option("runs/knowlip_finetune", "folder for model/ and eval_results.json")
     train_split: str = option("train", "split to fine-tune on")
     eval_split: str = option("test", "split to evaluate on")
-    epochs: int = option(12, "training epochs (paper Table 5: 12)")
-    batch_size: int = option(32, "training pairs per optimizer step")
-    learning_rate: float | None = option(None, "peak AdamW rate (default: paper Tables 3/5 per task)")
-    weight_decay: float = option(0.05, "AdamW weight decay")
-    warmup_ratio: float = option(0.1, "share of the steps with linear warm-up, then cosine decay to 0")
-    max_length: int | None = option(None, "text tokens (default: Table 5, 35 / 100 for captions)")
-    max_train_samples: int | None = option(None, "a seeded random N training images (vqa: questions)")
-    max_eval_samples: int | None = option(None, "a seeded random N evaluation images (vqa: questions)")
+    epochs: int = option(12, "training epochs (paper Table 5: 12)", min=1)
+    batch_size: int = option(32, "training pairs per optimizer step", min=1)
+    learning_rate: float | None = option(None, "peak AdamW rate (default: paper Tables 3/5 per task)", gt=0)
+    weight_decay: float = option(0.05, "AdamW weight decay", min=0)
+    warmup_ratio: float = option(0.1, "share of the steps with linear warm-up, then cosine decay to 0", min=0, lt=1)
+    max_length: int | None = option(None, "text tokens (default: Table 5, 35 / 100 for captions)", min=1)
+    max_train_samples: int | None = option(None, "a seeded random N training images (vqa: questions)", min=1)
+    max_eval_samples: int | None = option(None, "a seeded random N evaluation images (vqa: questions)", min=1)
     lora: bool = option(False, "classification: LoRA adapters on the ViT instead of full fine-tuning")
-    lora_r: int = option(8, "LoRA rank")
-    lora_alpha: int = option(16, "LoRA scaling numerator")
-    eval_batch_size: int = option(32, "images or texts per evaluation forward")
-    retrieval_k: int = option(16, "ITC candidates re-ranked by ITM in retrieval evaluation")
+    lora_r: int = option(8, "LoRA rank", min=1)
+    lora_alpha: int = option(16, "LoRA scaling numerator", min=1)
+    eval_batch_size: int = option(32, "images or texts per evaluation forward", min=1)
+    retrieval_k: int = option(16, "ITC candidates re-ranked by ITM in retrieval evaluation", min=1)
     mixed_precision: str = option("no", "no, fp16 or bf16 (Accelerate)")
-    seed: int = option(0, "seed of the head initialisation and the data order")
+    seed: int = option(0, "seed of the head initialisation and the data order", min=0)
+    push_to_hub: str | None = option(None, "Hub repo id to upload model/ to (after the evaluation, with its results)")
+    hub_private: bool = option(False, "create the Hub repo private")
     collapse_patience: int = option(DEFAULT_PATIENCE, "collapse guard: stop when the watched loss (classification: "
                                     "cross-entropy vs ln(classes); other tasks: ITC vs ln(batch + queue_size)) sits "
                                     "at that value or the probe features' mean pairwise cosine exceeds "
                                     f"collapse_cosine for this many steps after the warm-up (checked every "
-                                    f"{CHECK_EVERY} steps; 0: off; a non-finite loss or gradient always stops)")
+                                    f"{CHECK_EVERY} steps; 0: off; a non-finite loss or gradient always stops)", min=0)
     collapse_cosine: float = option(DEFAULT_COSINE, "collapse guard: mean pairwise cosine of the probe batch's "
-                                    "image embeddings above which features count as collapsed, in (0, 1]")
+                                    "image embeddings above which features count as collapsed, in (0, 1]", gt=0, max=1)
 
     def check(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {list(TASKS)}, got {self.task!r}")
         if not self.model or not Path(self.model, "processor_config.json").is_file():
             raise ValueError(f"model must be a SAR-KnowLIP folder with its processor; {self.model!r} is not")
         if not self.data:
             raise ValueError("data is required (a dataset folder, image folder or table; vqa: a VQA folder)")
         if self.lora and self.task != "classification":
             raise ValueError("lora applies to the classification task only")
-        check_collapse_settings(self.collapse_patience, self.collapse_cosine)
         self.learning_rate = self.learning_rate or DEFAULT_LR[self.task]
         self.max_length = self.max_length or DEFAULT_MAX_LENGTH.get(self.task)
 
@@ -131,11 +131,15 @@ def finetune(config: FinetuneConfig, accelerator: Accelerator | None = None) -> 
     seconds = time.perf_counter() - start
     results = {"task": config.task, "train_examples": task.num_train, "train_seconds": round(seconds, 1)}
     if accelerator.is_main_process:
-        model.save_pretrained(out / "model")
-        processor.save_pretrained(out / "model")
+        with atomic_folder(out / "model") as model_dir:  # appears only when complete
+            model.save_pretrained(model_dir)
+            processor.save_pretrained(model_dir)
         results |= task.evaluate(model.eval(), out)
         results["config"] = config.to_dict()
-        (out / RESULTS_FILE).write_text(json.dumps(results, indent=2), encoding="utf-8")
+        write_json(out / RESULTS_FILE, results, indent=2)
+        if config.push_to_hub:
+            write_json(out / "model" / RESULTS_FILE, {k: v for k, v in results.items() if k != "config"}, indent=2)
+            push_model_dir(out / "model", config.push_to_hub, private=config.hub_private)
     accelerator.wait_for_everyone()
     return results
 

@@ -15,6 +15,7 @@ from modeling_knowlip import SarKnowlipConfig, SarKnowlipModel, SarKnowlipProces
 from modeling_knowlip.configuration_knowlip import PRESETS
 from modeling_sarclip import SarclipImageProcessor
 
+from ..common.hub import push_model_dir
 from ..common.lora import add_lora
 from ..common.standardization import apply_standardization
 from .run_config import ScioRunConfig
@@ -156,6 +157,8 @@ def fit_scio(config: ScioRunConfig, accelerator: Accelerator | None = None) -> S
         output_dir.mkdir(parents=True, exist_ok=True)
         config.save_yaml(output_dir / RUN_CONFIG_FILE)
     texts = ScioTrainer(model, processor, dataset, config, accelerator).run()
+    if accelerator.is_main_process and config.push_to_hub:
+        push_model_dir(output_dir / "model", config.push_to_hub, private=config.hub_private)
     return ScioRunResult(texts=texts, model_dir=output_dir / "model", base_model_dir=base_dir)
 
 

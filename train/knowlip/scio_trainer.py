@@ -32,7 +32,6 @@ import dataclasses
 import json
 import logging
 import math
-import shutil
 from pathlib import Path
 
 import datasets
@@ -42,7 +41,7 @@ from accelerate.utils import gather_object
 from peft import PeftModel
 from torch.utils.data import DataLoader, RandomSampler
 
-from dataset_scripts.export import replace_folder, staging_folder
+from sar_utils.atomic import atomic_folder
 from model_cards import knowlip_model_card
 
 from ..common.checkpointing import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint
@@ -56,7 +55,7 @@ from ..common.collapse_guard import (
     probe_spread,
     uniform_loss,
 )
-from ..common.config import option
+from ..common.config import check_options, option
 from .schedule import alpha_at, check_warmup, learning_rate_at, steps_per_epoch
 from .scio_passes import ModelTextOps, reconstruct_texts, screen_texts
 from ..sarclip.data import caption_id
@@ -83,37 +82,37 @@ class ScioConfig:
     epoch as in ALBEF). Schedules: `train.knowlip.schedule`."""
 
     output_dir: str = option("runs/knowlip_scio", "run folder: checkpoints, text versions, log, final model")
-    stage_epochs: tuple[int, int, int] = option((12, 12, 12), "epochs of SCIO stages 1, 2, 3 (paper: 12 each)")
-    batch_size: int = option(32, "images per optimizer step over all processes' batches, per process")
-    learning_rate: float = option(3e-4, "peak AdamW learning rate")
-    weight_decay: float = option(0.05, "AdamW weight decay")
-    warmup_steps: int = option(3000, "optimizer steps of linear warm-up from warmup_lr (must fit in the run)")
-    warmup_lr: float = option(1e-6, "learning rate at step 0")
-    min_lr: float = option(1e-6, "floor of the decayed learning rate")
-    lr_decay_rate: float = option(0.9, "decay factor per epoch's worth of steps after the warm-up")
-    alpha_warmup_epochs: float = option(1.0, "epochs over which the distillation alpha rises from 0 (ALBEF; 0: off)")
-    max_length: int = option(256, "tokens of a whole text (all sub-texts); longer texts are cut and counted")
-    max_fragment_tokens: int = option(40, "longest fragment the decoder may write in reconstruction")
-    pass_batch_size: int = option(16, "images per screening/reconstruction batch (each scored with 1 + n texts)")
+    stage_epochs: tuple[int, int, int] = option((12, 12, 12), "epochs of SCIO stages 1, 2, 3 (paper: 12 each)", min=0)
+    batch_size: int = option(32, "images per optimizer step over all processes' batches, per process", min=1)
+    learning_rate: float = option(3e-4, "peak AdamW learning rate", gt=0)
+    weight_decay: float = option(0.05, "AdamW weight decay", min=0)
+    warmup_steps: int = option(3000, "optimizer steps of linear warm-up from warmup_lr (must fit in the run)", min=0)
+    warmup_lr: float = option(1e-6, "learning rate at step 0", min=0)
+    min_lr: float = option(1e-6, "floor of the decayed learning rate", min=0)
+    lr_decay_rate: float = option(0.9, "decay factor per epoch's worth of steps after the warm-up", gt=0, max=1)
+    alpha_warmup_epochs: float = option(1.0, "epochs over which the distillation alpha rises from 0 (ALBEF; 0: off)", min=0)
+    max_length: int = option(256, "tokens of a whole text (all sub-texts); longer texts are cut and counted", min=2)
+    max_fragment_tokens: int = option(40, "longest fragment the decoder may write in reconstruction", min=1)
+    pass_batch_size: int = option(16, "images per screening/reconstruction batch (each scored with 1 + n texts)", min=1)
     mixed_precision: str = option("no", "no, fp16 or bf16 (Accelerate)")
-    seed: int = option(0, "seed of initialisation and data order")
+    seed: int = option(0, "seed of initialisation and data order", min=0)
     image_column: str = option("image", "image column of the data")
     subtexts_column: str = option("subtexts", "sub-text list column, if the data has one (train/knowlip/subtexts.py)")
-    keep_checkpoints: int = option(1, "checkpoints kept (newest)")
+    keep_checkpoints: int = option(1, "checkpoints kept (newest)", min=1)
     collapse_patience: int = option(DEFAULT_PATIENCE, "collapse guard: stop when the ITC loss sits at ln(batch + "
                                     "queue_size) or the probe features' mean pairwise cosine exceeds collapse_cosine "
                                     f"for this many steps after the warm-up (checked every {CHECK_EVERY} steps; 0: "
-                                    "off; a non-finite loss or gradient always stops the run)")
+                                    "off; a non-finite loss or gradient always stops the run)", min=0)
     collapse_cosine: float = option(DEFAULT_COSINE, "collapse guard: mean pairwise cosine of the probe batch's "
-                                    "embeddings above which features count as collapsed, in (0, 1]")
+                                    "embeddings above which features count as collapsed, in (0, 1]", gt=0, max=1)
     positive_groups: str = option("auto", "what else counts as a positive in ITC, ITM negatives and screening, "
                                   "besides the own image: label (same class; needs a `label` column), caption "
                                   "(same whole text), image (nothing else), auto (label if the data has one, else "
-                                  "caption)")
+                                  "caption)", choices=("auto", "label", "caption", "image"))
     pair_screening_threshold: float | None = option(None, "screening also flags a whole text whose ITM match "
                                                     "probability is below this (scio_rules.screen_pairs; e.g. 0.5, "
                                                     "only with an ITM that learned: at its 1:2 prior p = 0.33 it "
-                                                    "flags every text); null: off, the paper's screening")
+                                                    "flags every text); null: off, the paper's screening", min=0, max=1)
 
     def units(self) -> list[tuple[str, int]]:
         """The run's units of work in order: ("train", stage) per epoch, "screen" and "reconstruct" passes."""
@@ -160,6 +159,7 @@ class ScioTrainer:
 
     def __init__(self, model, processor, dataset: datasets.Dataset, config: ScioConfig,
                  accelerator: Accelerator | None = None):
+        check_options(config)
         if config.image_column not in dataset.column_names:
             raise ValueError(f"SCIO dataset has no column {config.image_column!r} (columns: {dataset.column_names})")
         self.texts, _ = scio_subtexts(dataset, config.subtexts_column)
@@ -225,12 +225,13 @@ class ScioTrainer:
                                                         protect=self.guard.protect))
             self._log({"unit": index, "kind": kind, "stage": stage, "global_step": state.global_step, **record})
         if accelerator.is_main_process:
-            model_dir = self.output_dir / "model"
-            accelerator.unwrap_model(self.model).save_pretrained(model_dir)
-            self.processor.save_pretrained(model_dir)
             stages = ", ".join(f"stage {i + 1}: {n} epochs" for i, n in enumerate(self.config.stage_epochs))
-            knowlip_model_card(preset="custom", source="trained with this repository's SCIO trainer",
-                               training=f"SCIO on {len(self.dataset)} images ({stages})").save(model_dir / "README.md")
+            with atomic_folder(self.output_dir / "model") as model_dir:  # appears only when complete
+                accelerator.unwrap_model(self.model).save_pretrained(model_dir)
+                self.processor.save_pretrained(model_dir)
+                knowlip_model_card(preset="custom", source="trained with this repository's SCIO trainer",
+                                   training=f"SCIO on {len(self.dataset)} images ({stages})").save(
+                    model_dir / "README.md")
         accelerator.wait_for_everyone()
         return load_text_version(self.output_dir, self._version_after(len(units), units))
 
@@ -403,12 +404,8 @@ class ScioTrainer:
             "delta_itc": delta_itc or nan_rows, "delta_itm": delta_itm or nan_rows,
         }, features=TEXT_FEATURES)
         final = self.output_dir / "texts" / f"v{version}"
-        tmp = staging_folder(final)
-        try:
+        with atomic_folder(final) as tmp:
             table.save_to_disk(str(tmp))
-            replace_folder(tmp, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     def _load_version(self, version: int) -> None:
         table = load_text_version(self.output_dir, version)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..common.collapse_guard import check_settings as check_collapse_settings
 from ..common.config import YamlConfig, option
 from ..common.standardization import check_standardize
+from ..evaluation.run import TASKS as EVAL_TASKS
+from .augment import AUGMENTATIONS
 
 # SARCLIP paper IV-C: lr 5e-4 for ResNet-50, 5e-5 for ViT-B-32 / ViT-L-14.
 PAPER_LEARNING_RATES = {"resnet": 5e-4, "vit": 5e-5}
@@ -38,114 +39,85 @@ class TrainConfig(YamlConfig):
     data: str = option("synthetic", "synthetic | image folder | label or caption table | dataset folder or Hub id")
     train_split: str = option("train", "split trained on")
     eval_split: str | None = option("test", "split evaluated after training (held out of train if absent); null: none")
-    held_out_fraction: float = option(0.2, "share of train held out (seeded, stratified) when eval_split is absent")
+    held_out_fraction: float = option(0.2, "share of train held out (seeded, stratified) when eval_split is absent", gt=0, lt=1)
     class_words: str | None = option(None, "YAML/JSON mapping class name -> caption words (default: the names)")
     csv_image_key: str | None = option(None, "caption-table image column (null: detected from the header)")
     csv_caption_key: str | None = option(None, "caption-table caption column (null: detected from the header)")
-    synthetic_num_train: int = option(1000, "synthetic data: train chips")
-    synthetic_num_test: int = option(200, "synthetic data: test chips")
-    synthetic_image_size: int = option(64, "synthetic data: chip side in pixels")
-    max_train_samples: int | None = option(None, "use at most this many training examples")
+    synthetic_num_train: int = option(1000, "synthetic data: train chips", min=1)
+    synthetic_num_test: int = option(200, "synthetic data: test chips", min=1)
+    synthetic_image_size: int = option(64, "synthetic data: chip side in pixels", min=1)
+    max_train_samples: int | None = option(None, "use at most this many training examples", min=1)
     streaming: bool = option(False, "stream the train split from a dataset folder's parquet shards (bigger than RAM)")
-    shuffle_buffer: int = option(2048, "streaming: examples in the shuffle buffer (per DataLoader worker)")
+    shuffle_buffer: int = option(2048, "streaming: examples in the shuffle buffer (per DataLoader worker)", min=1)
     standardize: str | None = option(None, "pixel standardisation after [-1, 1]: none | per_image (each chip by its "
                                      "own mean/std) | dataset (train images' mean/std); null: the model folder's "
                                      "processor setting, none for a new model. Saved with the processor")
     native_resolution: bool = option(False, "crop the centre image_size pixels at native resolution instead of "
                                      "resizing the chip (new processor; translate then crops real pixels)")
-    augment: list = option([], "training augmentations: translate, hflip, vflip (e.g. [translate])")
-    translate_fraction: float = option(0.125, "translate: largest shift as a fraction of the image side")
+    augment: list = option([], "training augmentations: translate, hflip, vflip (e.g. [translate])", choices=AUGMENTATIONS)
+    translate_fraction: float = option(0.125, "translate: largest shift as a fraction of the image side", min=0, lt=0.5)
     # model
     model: str = option("ViT-B-32", "open_clip preset (random init) or a model folder / Hub id")
     model_overrides: dict = option({}, "preset changes in open_clip keys: embed_dim, vision_cfg, text_cfg")
     init_from: str | None = option(None, "a previous run's final/ folder to start from (wins over model)")
     tokenizer: str = option("open_clip", "open_clip | trained | a tokenizer folder (when the model has none)")
-    tokenizer_vocab_size: int = option(1024, "vocabulary of a trained tokenizer")
-    context_length: int | None = option(None, "text tower context length of a preset (null: the preset's)")
+    tokenizer_vocab_size: int = option(1024, "vocabulary of a trained tokenizer", min=1)
+    context_length: int | None = option(None, "text tower context length of a preset (null: the preset's)", min=1)
     # optimisation (defaults: SARCLIP paper IV-C + open_clip's training defaults where the paper gives none)
-    learning_rate: float | None = option(None, "peak rate (null: paper IV-C, 5e-4 ResNet / 5e-5 ViT; LoRA: 2e-3)")
-    weight_decay: float = option(0.2, "AdamW decay (not on gains, biases, norms, logit_scale); open_clip's")
-    adam_beta1: float = option(0.9, "AdamW beta1")
-    adam_beta2: float = option(0.98, "AdamW beta2 (open_clip / CLIP for ViT towers)")
-    adam_epsilon: float = option(1e-6, "AdamW epsilon")
-    warmup_steps: int | None = option(None, "linear warm-up steps (null: warmup_ratio of all steps)")
-    warmup_ratio: float = option(0.1, "warm-up share of all steps when warmup_steps is null (0 to 1)")
-    max_grad_norm: float = option(1.0, "gradient clipping norm (0: none)")
-    batch_size: int = option(32, "pairs per process and micro-batch")
-    gradient_accumulation_steps: int = option(1, "micro-batches per step, contrasted together (GradCache)")
-    num_epochs: int = option(1, "epochs (>= 1)")
+    learning_rate: float | None = option(None, "peak rate (null: paper IV-C, 5e-4 ResNet / 5e-5 ViT; LoRA: 2e-3)", gt=0)
+    weight_decay: float = option(0.2, "AdamW decay (not on gains, biases, norms, logit_scale); open_clip's", min=0)
+    adam_beta1: float = option(0.9, "AdamW beta1", min=0, lt=199)
+    adam_beta2: float = option(0.98, "AdamW beta2 (open_clip / CLIP for ViT towers)", min=0, lt=199)
+    adam_epsilon: float = option(1e-6, "AdamW epsilon", gt=0)
+    warmup_steps: int | None = option(None, "linear warm-up steps (null: warmup_ratio of all steps)", min=0)
+    warmup_ratio: float = option(0.1, "warm-up share of all steps when warmup_steps is null (0 to 1)", min=0, lt=1)
+    max_grad_norm: float = option(1.0, "gradient clipping norm (0: none)", min=0)
+    batch_size: int = option(32, "pairs per process and micro-batch", min=1)
+    gradient_accumulation_steps: int = option(1, "micro-batches per step, contrasted together (GradCache)", min=1)
+    num_epochs: int = option(1, "epochs (>= 1)", min=1)
     min_steps: int | None = option(None, "train at least this many optimizer steps: more epochs on small data "
-                                   "(null: num_epochs as given)")
-    max_steps: int | None = option(None, "stop after this many steps; the schedule still spans all epochs")
-    multi_positive: str = option("auto", "auto (= caption when captions repeat) | label | caption | off")
+                                   "(null: num_epochs as given)", min=1)
+    max_steps: int | None = option(None, "stop after this many steps; the schedule still spans all epochs", min=1)
+    multi_positive: str = option("auto", "auto (= caption when captions repeat) | label | caption | off", choices=MULTI_POSITIVE)
     mixed_precision: str = option("no", "no | bf16 | fp16")
     gradient_checkpointing: bool = option(False, "recompute activations in backward (less memory)")
     compile: bool = option(False, "torch.compile the model (GPU: faster steps after a one-off compile)")
-    seed: int = option(0, "seed of init, data order, captions and augmentation")
-    trainable_vision_layers: int | None = option(None, "train only the last N vision blocks + head (null: all)")
-    trainable_text_layers: int | None = option(None, "train only the last N text blocks + head (null: all)")
+    seed: int = option(0, "seed of init, data order, captions and augmentation", min=0)
+    trainable_vision_layers: int | None = option(None, "train only the last N vision blocks + head (null: all)", min=0)
+    trainable_text_layers: int | None = option(None, "train only the last N text blocks + head (null: all)", min=0)
     # LoRA (peft)
     lora: bool = option(False, "train LoRA adapters on both towers instead of all weights")
-    lora_r: int = option(16, "LoRA rank")
-    lora_alpha: int = option(32, "LoRA alpha (scale alpha / r)")
-    lora_dropout: float = option(0.0, "LoRA dropout")
+    lora_r: int = option(16, "LoRA rank", min=1)
+    lora_alpha: int = option(32, "LoRA alpha (scale alpha / r)", min=1)
+    lora_dropout: float = option(0.0, "LoRA dropout", min=0, lt=1)
     lora_target_modules: list = option(["qkv", "out_proj", "fc1", "fc2", "projection", "q_proj", "k_proj", "v_proj",
                                         "c_proj"], "Linear layer names that get adapters (absent names are ignored)")
     merge_lora: bool = option(False, "also save the merged model (adapters go to final/adapter)")
     # evaluation after training (train.evaluation.run_evaluation)
     eval_tasks: list = option(["retrieval", "zero_shot", "linear_probe"], "retrieval, zero_shot, linear_probe, "
-                              "feature_plot")
-    eval_batch_size: int = option(64, "evaluation batch size")
+                              "feature_plot", choices=EVAL_TASKS)
+    eval_batch_size: int = option(64, "evaluation batch size", min=1)
     # output, logging, checkpoints, Hub
     output_dir: str = option("runs/sarclip", "run folder (checkpoints/, logs/, final/)")
-    checkpoint_every: int | None = option(None, "steps between checkpoints (null: one per epoch)")
-    keep_checkpoints: int = option(2, "newest checkpoints kept")
+    checkpoint_every: int | None = option(None, "steps between checkpoints (null: one per epoch)", min=1)
+    keep_checkpoints: int = option(2, "newest checkpoints kept", min=0)
     resume: str | None = option(None, "latest or a checkpoint folder (a bare --resume is latest)")
-    report_to: str = option("tensorboard", "tensorboard | wandb | none")
-    log_every: int = option(10, "steps between log lines")
+    report_to: str = option("tensorboard", "tensorboard | wandb | none", choices=("tensorboard", "wandb", "none"))
+    log_every: int = option(10, "steps between log lines", min=1)
     collapse_patience: int = option(200, "collapse guard: stop when the loss sits at ln(batch) or the probe "
                                     "features' mean pairwise cosine exceeds collapse_cosine for this many steps "
                                     "after the warm-up (checked every log_every steps; 0: off; a non-finite loss or "
-                                    "gradient always stops the run)")
+                                    "gradient always stops the run)", min=0)
     collapse_cosine: float = option(0.999, "collapse guard: mean pairwise cosine of the probe batch's embeddings "
-                                    "above which features count as collapsed, in (0, 1]")
+                                    "above which features count as collapsed, in (0, 1]", gt=0, max=1)
     push_to_hub: str | None = option(None, "Hub repo id to upload final/ to")
     hub_private: bool = option(False, "create the Hub repo private")
-    num_workers: int | None = option(None, "DataLoader worker processes (null: 0 on CPU, up to 8 per GPU process)")
+    num_workers: int | None = option(None, "DataLoader worker processes (null: 0 on CPU, up to 8 per GPU process)", min=0)
 
     BARE_FLAG_VALUES = {"resume": "latest"}  # a bare --resume continues from the latest checkpoint
 
     def check(self):
-        from ..evaluation.run import TASKS
-        from .augment import AUGMENTATIONS
-
         check_standardize(self.standardize)
-        choices = {"report_to": ("tensorboard", "wandb", "none"), "multi_positive": MULTI_POSITIVE}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        minimum = {name: 1 for name in ("batch_size", "gradient_accumulation_steps", "num_epochs", "eval_batch_size",
-                                        "log_every", "lora_r", "tokenizer_vocab_size", "max_steps", "checkpoint_every",
-                                        "min_steps")}
-        minimum.update(warmup_steps=0, keep_checkpoints=0, num_workers=0, shuffle_buffer=1)
-        for name, least in minimum.items():
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
-                raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
-        ranges = {"warmup_ratio": (0.0, 1.0), "held_out_fraction": (0.0, 1.0), "lora_dropout": (0.0, 1.0)}
-        for name, (low, high) in ranges.items():
-            if not low <= getattr(self, name) < high or (name == "held_out_fraction" and self.held_out_fraction == 0):
-                raise ValueError(f"{name} must be in [{low}, {high}){' and > 0' if name == 'held_out_fraction' else ''},"
-                                 f" got {getattr(self, name)}")
-        check_collapse_settings(self.collapse_patience, self.collapse_cosine)
-        if self.learning_rate is not None and self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if unknown := sorted(set(self.eval_tasks) - set(TASKS)):
-            raise ValueError(f"eval_tasks: unknown tasks {unknown}; choose from {list(TASKS)}")
-        if unknown := sorted(set(self.augment) - set(AUGMENTATIONS)):
-            raise ValueError(f"augment: unknown augmentations {unknown}; choose from {list(AUGMENTATIONS)}")
-        if not 0 <= self.translate_fraction < 0.5:
-            raise ValueError(f"translate_fraction must be in [0, 0.5), got {self.translate_fraction}")
         if self.merge_lora and not self.lora:
             raise ValueError("merge_lora needs lora: true")
         if self.streaming:

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from dataset_scripts.export import replace_folder, staging_folder
+from sar_utils.atomic import replace_folder, staging_folder
 
 from ..common.collapse_guard import (
     PROBE_SIZE,
