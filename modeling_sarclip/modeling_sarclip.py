@@ -38,8 +38,9 @@ class SarclipOutput(ModelOutput):
         logits_per_text: its transpose.
         text_embeds: L2-normalised text embeddings `(text_batch, embed_dim)`.
         image_embeds: L2-normalised image embeddings `(image_batch, embed_dim)`.
-        logit_scale: the temperature multiplier `exp(logit_scale)` the logits and the loss use.
         text_model_output / vision_model_output: the towers' outputs.
+        logit_scale: the temperature multiplier `exp(logit_scale)` the logits and the loss use (the one field
+            `CLIPOutput` lacks; last, so that tuples from `return_dict=False` index like `CLIPModel`'s).
 
     Called with `pixel_values` only (e.g. by the image-feature-extraction pipeline), only `image_embeds` and
     `vision_model_output` are set.
@@ -50,9 +51,10 @@ class SarclipOutput(ModelOutput):
     logits_per_text: torch.Tensor | None = None
     text_embeds: torch.Tensor | None = None
     image_embeds: torch.Tensor | None = None
-    logit_scale: torch.Tensor | None = None
     text_model_output: BaseModelOutputWithPooling | None = None
     vision_model_output: BaseModelOutputWithPooling | None = None
+    # after CLIPOutput's fields, so that `return_dict=False` tuples index like CLIPModel's
+    logit_scale: torch.Tensor | None = None
 
     def to_tuple(self):
         return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in self.values())

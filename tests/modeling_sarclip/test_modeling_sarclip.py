@@ -91,8 +91,14 @@ def test_return_dict_false_gives_a_tuple(model_and_inputs):
     as_dict = model(input_ids=ids, pixel_values=pixels, return_loss=True)
     as_tuple = model(input_ids=ids, pixel_values=pixels, return_loss=True, return_dict=False)
     assert isinstance(as_tuple, tuple)
-    torch.testing.assert_close(as_tuple[0], as_dict.loss)
-    torch.testing.assert_close(as_tuple[1], as_dict.logits_per_image)
+    # CLIPModel's order for the fields CLIPOutput has, then logit_scale
+    from transformers.models.clip.modeling_clip import CLIPOutput
+
+    clip_fields = list(CLIPOutput.__dataclass_fields__)
+    assert list(type(as_dict).__dataclass_fields__) == [*clip_fields, "logit_scale"]
+    for index, name in enumerate(clip_fields[:5]):
+        torch.testing.assert_close(as_tuple[index], getattr(as_dict, name))
+    assert len(as_tuple) == 8 and torch.equal(as_tuple[-1], as_dict.logit_scale)
     features = model.get_image_features(pixel_values=pixels, return_dict=False)
     assert isinstance(features, tuple)
     torch.testing.assert_close(features[1], as_dict.vision_model_output.pooler_output)
