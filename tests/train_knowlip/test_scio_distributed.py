@@ -37,7 +37,7 @@ def _flags(out: Path, batch_size: int) -> list[str]:
             "--stage_epochs", "[2, 0, 1]", "--warmup_steps", "2", "--lr_decay_rate", "0.5"]
 
 
-def test_two_processes_write_the_same_artefacts_as_one(tmp_path):
+def test_two_processes_write_the_same_artefacts_as_one(tmp_path, capsys):
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
@@ -45,7 +45,11 @@ def test_two_processes_write_the_same_artefacts_as_one(tmp_path):
                str(Path(__file__).with_name("scio_worker.py")), str(TINY), *_flags(tmp_path / "two", 4)]
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
+    # the first line says what was launched (printed by the main process only)
+    assert run.stdout.count("processes: 2 (MULTI_CPU), per-process batch 4, global batch 8, precision no, "
+                            "device cpu") == 1
     assert main(["fit", "--config", str(TINY), *_flags(tmp_path / "one", 8)]) == 0
+    assert "processes: 1 (NO), per-process batch 8, global batch 8" in capsys.readouterr().out
 
     one, two = tmp_path / "one", tmp_path / "two"
     assert (two / "checkpoints" / "step_00000006" / "random_states_1.pkl").is_file()  # both processes saved state

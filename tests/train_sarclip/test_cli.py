@@ -18,6 +18,7 @@ def test_quickstart_then_eval(tmp_path, capsys):
                  "--batch_size", "20", "--output_dir", str(out), "--log_every", "1"]) == 0
     printed = capsys.readouterr().out
     assert f"model: {out / 'final'}" in printed and "results:" in printed and "zero_shot/top1" in printed
+    assert printed.startswith("processes: 1 (NO), per-process batch 20, global batch 20, precision no, device cpu\n")
     metrics = json.loads((out / "final" / "eval_results.json").read_text())
     for name in ("retrieval/mean_recall", "zero_shot/top1", "linear_probe/accuracy"):
         assert 0 <= metrics[name] <= 100, name

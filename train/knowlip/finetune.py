@@ -59,6 +59,7 @@ from ..common.collapse_guard import (
     uniform_loss,
 )
 from ..common.config import YamlConfig, option
+from ..common.run_banner import run_banner
 from ..common.hub import push_model_dir
 from ..common.lora import add_lora
 from ..evaluation.metrics import load_metric
@@ -169,6 +170,7 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
     if task.pretraining_losses:  # queued features stay negatives; their pre-training image ids mean nothing here
         task.model.queue.image_ids.fill_(-1)
     model, optimizer, loader = accelerator.prepare(task.model, optimizer, loader)
+    accelerator.print(run_banner(accelerator, config.batch_size))
     unwrapped = accelerator.unwrap_model(model)
     alpha = getattr(unwrapped.config, "alpha", 0.0)
     # collapse guard (train/common/collapse_guard.py): classification watches the cross-entropy against ln(classes)

@@ -56,6 +56,7 @@ from ..common.collapse_guard import (
     uniform_loss,
 )
 from ..common.config import check_options, option
+from ..common.run_banner import run_banner
 from .schedule import alpha_at, check_warmup, learning_rate_at, steps_per_epoch
 from .scio_passes import ModelTextOps, reconstruct_texts, screen_texts
 from ..sarclip.data import caption_id
@@ -205,6 +206,7 @@ class ScioTrainer:
     def run(self) -> datasets.Dataset:
         """Run (or resume) all units; returns the last text version. The final model goes to `output_dir/model`."""
         accelerator, units = self.accelerator, self.config.units()
+        accelerator.print(run_banner(accelerator, self.config.batch_size))
         checkpoints = self.output_dir / "checkpoints"
         state = self._resume(checkpoints)
         if state.epoch:

@@ -35,6 +35,7 @@ from ..common.checkpointing import (
     write_json,
 )
 from ..common.lora import add_lora
+from ..common.run_banner import run_banner
 from ..evaluation.dataset_eval import evaluate_model
 from .augment import SarAugment
 from .config import TrainConfig
@@ -151,6 +152,7 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
                 "samples: lower batch_size / gradient_accumulation_steps"
             )
     group_by = collator.group_by
+    accelerator.print(run_banner(accelerator, config.batch_size, config.gradient_accumulation_steps))
     accelerator.print(f"contrastive loss: {'multi-positive by ' + group_by if group_by else 'InfoNCE'}")
     num_epochs = epochs_for(config, steps_per_epoch)
     if num_epochs != config.num_epochs:
