@@ -32,6 +32,11 @@ def test_quickstart_then_eval(tmp_path, capsys):
     again = json.loads((tmp_path / "eval" / "eval_results.json").read_text())
     spread = {"image_feature_cosine", "text_feature_cosine", "collapsed"}
     assert set(again) == {k for k in metrics if k.startswith("retrieval/")} | spread and spread <= set(metrics)
+    # without --out the results go beside the model folder, never into it (a later push uploads final/ as it is)
+    before = sorted(p.name for p in (out / "final").iterdir())
+    assert main(["eval", str(out / "final"), "--data", "synthetic", "--tasks", "retrieval"]) == 0
+    assert (out / "eval_synthetic" / "eval_results.json").is_file()
+    assert sorted(p.name for p in (out / "final").iterdir()) == before
 
 
 @pytest.mark.parametrize("module", ["train", "train.knowlip"])

@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--eval-split", default="test", help="split evaluated")
     evaluate.add_argument("--tasks", default="retrieval,zero_shot,linear_probe", help="comma-separated tasks")
     evaluate.add_argument("--batch-size", type=int, default=64, help="images or texts per forward")
-    evaluate.add_argument("--out", type=Path, help="results folder; none: MODEL_DIR/eval_<data name>")
+    evaluate.add_argument("--out", type=Path, help="results folder; none: eval_<data name> beside MODEL_DIR (never inside it: a later push uploads the model folder as it is)")
     evaluate.add_argument("--collapse-cosine", type=float, default=0.999,
                           help="flag the model as collapsed (`collapsed: true`) when the mean pairwise cosine of its "
                                "test image embeddings exceeds this")
@@ -71,7 +71,7 @@ def _main(argv: list[str]) -> int:
 
         model, processor = load_trained_model(args.model_dir)
         dataset = load_image_text_dataset(TrainConfig(data=args.data))
-        out = args.out or args.model_dir / f"eval_{Path(args.data).name}"
+        out = args.out or args.model_dir.resolve().parent / f"eval_{Path(args.data).name}"
         metrics = evaluate_model(model, processor, dataset, args.train_split, args.eval_split,
                                  args.tasks.split(","), out, args.batch_size, collapse_cosine=args.collapse_cosine)
         print(json.dumps(metrics, indent=2))
