@@ -25,6 +25,7 @@ from transformers.utils.generic import can_return_tuple
 
 from .configuration_sarclip import SarclipConfig, SarclipTextConfig, SarclipVisionConfig
 from .loss_sarclip import contrastive_loss
+from .pipeline_sarclip import SAR_ZERO_SHOT_TASK  # a relative import: the pipeline file travels with every save
 
 
 @dataclass
@@ -394,7 +395,7 @@ class SarclipModel(SarclipPreTrainedModel):
             for auto_class in ("AutoModel", "AutoModelForZeroShotImageClassification"):
                 auto_map[auto_class] = f"modeling_sarclip.{type(self).__name__}"
             self.config.auto_map = auto_map
-            self.config.custom_pipelines = {"sar-zero-shot-image-classification": {
+            self.config.custom_pipelines = {SAR_ZERO_SHOT_TASK: {
                 "impl": "pipeline_sarclip.SarZeroShotImageClassificationPipeline",
                 "pt": ["AutoModelForZeroShotImageClassification"], "type": "multimodal"}}
         result = super().save_pretrained(save_directory, *args, **kwargs)

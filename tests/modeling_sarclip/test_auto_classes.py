@@ -149,3 +149,49 @@ def test_sar_zero_shot_pipeline_takes_float_dual_pol_files_and_arrays(tmp_path, 
     standard = pipeline("zero-shot-image-classification", model=str(folder))
     with pytest.raises(Exception, match="cannot identify image file"):
         standard(str(geotiff), candidate_labels=labels)
+
+
+RESAVE = """
+import json, sys
+from pathlib import Path
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModel, AutoProcessor, Trainer, TrainingArguments
+sys.modules["modeling_sarclip"] = None  # everything comes from the model folder
+src, out = Path(sys.argv[1]), Path(sys.argv[2])
+model = AutoModel.from_pretrained(src, trust_remote_code=True)
+processor = AutoProcessor.from_pretrained(src, trust_remote_code=True)
+model.save_pretrained(out / "plain")
+lora = get_peft_model(model, LoraConfig(r=2, target_modules=["out_proj"]))
+lora.merge_and_unload().save_pretrained(out / "merged")
+Trainer(model=model, args=TrainingArguments(output_dir=str(out / "trainer"), report_to=[])).save_model(out / "trainer")
+for name in ("plain", "merged", "trainer"):
+    processor.save_pretrained(out / name)
+print(json.dumps({name: sorted(p.name for p in (out / name).glob("*.py")) for name in ("plain", "merged", "trainer")}))
+"""
+
+SAR_PIPELINE_ON = """
+import json, sys
+from transformers import pipeline
+sys.modules["modeling_sarclip"] = None
+classifier = pipeline("sar-zero-shot-image-classification", model=sys.argv[1], trust_remote_code=True)
+print(json.dumps([s["label"] for s in classifier(sys.argv[2], candidate_labels=["ship", "tank"])]))
+"""
+
+
+def test_a_remote_code_model_saved_again_keeps_every_file_its_config_names(tmp_path, tiny_config, clip_tokenizer,
+                                                                           sar_data_dir):
+    """save_pretrained, merge_and_unload + save and Trainer.save_model of a trust_remote_code model write the
+    pipeline file that config.json's custom_pipelines names (it used to be lost), so the SAR pipeline still loads."""
+    folder = tmp_path / "model"
+    _save(folder, tiny_config(), clip_tokenizer)
+    env = {"HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
+    files = _run(RESAVE, folder, tmp_path / "resaved", env_extra=env, cwd=tmp_path)
+    geotiff = sar_data_dir / "sarclip_examples" / "example.tif"
+    for name, saved in files.items():
+        config = json.loads((tmp_path / "resaved" / name / "config.json").read_text())
+        named = {ref.split(".")[0] + ".py" for ref in config["auto_map"].values()}
+        named |= {task["impl"].split(".")[0] + ".py" for task in config["custom_pipelines"].values()}
+        assert named <= set(saved) and "pipeline_sarclip.py" in saved, (name, saved)
+        labels = _run(SAR_PIPELINE_ON, tmp_path / "resaved" / name, geotiff, env_extra=env, cwd=tmp_path)
+        assert sorted(labels) == ["ship", "tank"], name
