@@ -9,6 +9,9 @@ SARCLIP_TAGS = ["sar", "remote-sensing", "clip", "sarclip", "zero-shot-image-cla
 KNOWLIP_TAGS = ["sar", "remote-sensing", "sar-knowlip", "image-text-retrieval", "image-captioning", "vqa"]
 
 
+# the package's license (pyproject.toml), the default for models trained or converted with it
+LICENSE = "apache-2.0"
+
 def _render(template: str, pipeline_tag: str, tags: list[str], model_name: str, license: str | None,
             eval_results: list[EvalResult] | None, base_model: str | None, library_name: str = "transformers",
             datasets: list[str] | None = None, **variables) -> ModelCard:
@@ -27,7 +30,7 @@ def sarclip_model_card(
     training: str = "",
     eval_results: list[EvalResult] | None = None,
     model_name: str = "SARCLIP",
-    license: str = "mit",
+    license: str = LICENSE,
     base_model: str | None = None,
     library_name: str = "transformers",
     datasets: list[str] | None = None,
@@ -39,7 +42,7 @@ def sarclip_model_card(
 
 
 def knowlip_model_card(preset: str, source: str, training: str = "", eval_results: list[EvalResult] | None = None,
-                       model_name: str = "SAR-KnowLIP", license: str = "mit") -> ModelCard:
+                       model_name: str = "SAR-KnowLIP", license: str = LICENSE) -> ModelCard:
     """Card for a SAR-KnowLIP folder (retrieval, captioning and VQA heads share the checkpoint)."""
     return _render("knowlip.md", "image-text-to-text", KNOWLIP_TAGS, model_name, license, eval_results, None,
                    preset=preset, source=source, training=training)

@@ -16,6 +16,8 @@ from train.sarclip.__main__ import main
 
 SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
 METRICS = {"retrieval/mean_recall": 42.5, "zero_shot/top1": 61.25, "linear_probe/accuracy": 77.0}
+# as float32 metrics reach eval_results.json: the card shows them rounded to 4 decimals
+NOISY = {"retrieval/mean_recall": 42.50000023841858}
 
 
 @pytest.fixture
@@ -56,6 +58,14 @@ def test_push_to_hub_and_offline_round_trip(tiny_train_config, fake_hub, tmp_pat
     assert {m["name"]: m["type"] for m in metrics} == {  # the Hub's standard metric types
         "retrieval/mean_recall": "recall", "zero_shot/top1": "accuracy", "linear_probe/accuracy": "accuracy"}
     assert metadata["datasets"] == ["synthetic"] and "/" not in json.dumps(metadata["datasets"])
+    assert metadata["license"] == "apache-2.0"  # the package's license
+    card = (fake_hub / "org" / "tiny-sarclip-eval" / "README.md").read_text()
+    assert "model=ViT-B-32 with model_overrides (the architecture above)" in card  # not the preset's name alone
+    assert "lora" not in card.split("**Training:**")[1].split("\n")[0]  # a full fine-tune lists no LoRA rank
+    (result.model_dir / "eval_results.json").write_text(json.dumps(NOISY))
+    assert main(["push", str(result.model_dir.parent), "org/tiny-sarclip-noisy"]) == 0
+    noisy = _model_index((fake_hub / "org" / "tiny-sarclip-noisy" / "README.md").read_text())
+    assert noisy["model-index"][0]["results"][0]["metrics"][0]["value"] == 42.5
 
     # a local HF cache snapshot of the pushed repo loads by repo id, offline, with trust_remote_code
     hf_home = tmp_path / "hf_home"

@@ -55,7 +55,7 @@ def eval_results_for_card(metrics: dict[str, float], dataset_name: str) -> list[
         results.append(
             EvalResult(
                 task_type=task_type, task_name=task_name, dataset_type=dataset_name, dataset_name=dataset_name,
-                metric_type=metric_type(name), metric_name=name, metric_value=float(value),
+                metric_type=metric_type(name), metric_name=name, metric_value=round(float(value), 4),
             )
         )
     return results
@@ -92,9 +92,13 @@ def write_model_card(
     training = ""
     if train_config:
         keys = ("model", "init_from", "data", "num_epochs", "batch_size", "gradient_accumulation_steps",
-                "learning_rate", "weight_decay", "mixed_precision", "lora", "lora_r", "seed")
-        training = "; ".join(f"{k}={_public(train_config.get(k))}" for k in keys
-                             if train_config.get(k) not in (None, False))
+                "learning_rate", "weight_decay", "mixed_precision", "lora", "seed")
+        values = {k: _public(train_config.get(k)) for k in keys if train_config.get(k) not in (None, False)}
+        if train_config.get("model_overrides") and "model" in values:  # the preset was changed: name it as such
+            values["model"] = f"{values['model']} with model_overrides (the architecture above)"
+        if train_config.get("lora"):
+            values["lora"] = f"r={train_config.get('lora_r')}, alpha={train_config.get('lora_alpha')}"
+        training = "; ".join(f"{k}={v}" for k, v in values.items())
     dataset = _public(dataset_name)
     results = eval_results_for_card(metrics, dataset) if metrics else None
     card = sarclip_model_card(architecture=architecture, source="trained with `python -m train`", training=training,
