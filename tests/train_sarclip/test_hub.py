@@ -99,3 +99,28 @@ def test_push_to_hub_and_offline_round_trip(tiny_train_config, fake_hub, tmp_pat
     with torch.no_grad():
         torch.testing.assert_close(loaded["image"], model.eval().get_image_features(pixel_values=pixels).pooler_output)
     assert torch.equal(loaded["ids"], processor(text=["a ship"])["input_ids"])
+
+
+def test_lora_adapters_push_with_the_base_models_hub_id_and_no_local_path(tiny_train_config, fake_hub, tmp_path,
+                                                                          capsys):
+    base = fit(tiny_train_config(max_steps=1, eval_tasks=[], output_dir=str(tmp_path / "base"))).model_dir
+    with pytest.raises(ValueError, match="push_to_hub with lora: set hub_base_model"):
+        tiny_train_config(init_from=str(base), lora=True, push_to_hub="org/adapters")  # before any training
+    run = fit(tiny_train_config(init_from=str(base), lora=True, merge_lora=True, max_steps=1, eval_tasks=[],
+                                output_dir=str(tmp_path / "lora")))
+    adapter_card = (run.model_dir / "adapter" / "README.md").read_text()
+    assert "LoRA adapters on" in adapter_card and str(tmp_path) not in adapter_card  # ours, not peft's blank one
+
+    assert main(["push", str(run.model_dir.parent), "org/adapters"]) == 2  # a local base needs its Hub id
+    assert "pass --base_model REPO_ID" in capsys.readouterr().err
+    assert main(["push", str(run.model_dir.parent), "org/adapters", "--base_model", "org/sarclip-base"]) == 0
+    pushed = fake_hub / "org" / "adapters"
+    assert json.loads((pushed / "adapter" / "adapter_config.json").read_text())[
+        "base_model_name_or_path"] == "org/sarclip-base"
+    assert _model_index((pushed / "README.md").read_text()).get("base_model") in (None, "org/sarclip-base")
+    for path in pushed.rglob("*"):  # no absolute local path leaves the machine
+        if path.is_file() and path.suffix in (".json", ".md", ".yaml"):
+            assert str(tmp_path) not in path.read_text(), path
+    # the local folder still loads onto its local base
+    assert json.loads((run.model_dir / "adapter" / "adapter_config.json").read_text())[
+        "base_model_name_or_path"] == str(base)

@@ -4,6 +4,8 @@ families (SARCLIP `final/` folders, SAR-KnowLIP `model/` folders)."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -74,7 +76,8 @@ def describe_architecture(config: dict) -> str:
 
 
 def write_model_card(
-    model_dir: str | Path, train_config: dict | None, metrics: dict[str, float], dataset_name: str = "unknown"
+    model_dir: str | Path, train_config: dict | None, metrics: dict[str, float], dataset_name: str = "unknown",
+    base_model_id: str | None = None,
 ) -> Path:
     """Render `model_dir/README.md` from the model_cards template: architecture, training config, eval results.
 
@@ -102,7 +105,8 @@ def write_model_card(
     dataset = _public(dataset_name)
     results = eval_results_for_card(metrics, dataset) if metrics else None
     card = sarclip_model_card(architecture=architecture, source="trained with `python -m train`", training=training,
-                              eval_results=results, base_model=_public(base_model) if base_model else None,
+                              eval_results=results,
+                              base_model=(base_model_id or _public(base_model)) if base_model else None,
                               library_name="peft" if base_model else "transformers",
                               datasets=[dataset] if dataset and dataset != "unknown" else None)
     path = model_dir / CARD_FILE
@@ -117,27 +121,55 @@ def _public(value):
     return value
 
 
-def refresh_model_card(model_dir: str | Path) -> Path:
-    """Rebuild the card of a finished run from its saved `train_config.yaml` and `eval_results.json`."""
+def refresh_model_card(model_dir: str | Path, base_model: str | None = None) -> Path:
+    """Rebuild the card of a finished run from its saved `train_config.yaml` and `eval_results.json` (`base_model`:
+    the Hub id of a LoRA run's base, shown instead of its local folder name)."""
     model_dir = Path(model_dir)
     config = yaml.safe_load((model_dir / CONFIG_FILE).read_text()) if (model_dir / CONFIG_FILE).is_file() else None
     metrics = json.loads((model_dir / EVAL_FILE).read_text()) if (model_dir / EVAL_FILE).is_file() else {}
-    return write_model_card(model_dir, config, metrics, dataset_name=(config or {}).get("data", "unknown"))
+    return write_model_card(model_dir, config, metrics, dataset_name=(config or {}).get("data", "unknown"),
+                            base_model_id=base_model)
 
 
-def push_model_dir(model_dir: str | Path, repo_id: str, private: bool = False) -> str:
+def push_model_dir(model_dir: str | Path, repo_id: str, private: bool = False, base_model: str | None = None) -> str:
     """Upload a model folder (weights or adapters, processor, remote code, config, eval results) to the Hub.
 
     A SARCLIP folder gets its model card rebuilt from the folder's `train_config.yaml` and `eval_results.json`; a
-    SAR-KnowLIP folder keeps the card its trainer wrote (`model_cards.knowlip_model_card`)."""
+    SAR-KnowLIP folder keeps the card its trainer wrote (`model_cards.knowlip_model_card`).
+
+    LoRA adapters (the folder, or its `adapter/`) record the local folder of their base model; the pushed copy names
+    `base_model` (the base's Hub repo id) instead, so that it loads anywhere and no local path leaves the machine.
+    Without `base_model`, adapters on a local base are an error that says so."""
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file() and not (model_dir / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{model_dir}: not a model folder (no config.json or adapter_config.json)")
     family = "SAR-KnowLIP" if model_family(model_dir) == KNOWLIP_MODEL_TYPE else "SARCLIP"
     if family == "SARCLIP":
-        refresh_model_card(model_dir)
-    push_folder(model_dir, repo_id, private=private, commit_message=f"Upload {family} run")
+        refresh_model_card(model_dir, base_model)
+    with tempfile.TemporaryDirectory() as staging:  # the copy that goes up; the local folder keeps its base path
+        upload = Path(staging) / model_dir.name
+        shutil.copytree(model_dir, upload)
+        for adapter_config in sorted(upload.rglob("adapter_config.json")):
+            _name_hub_base(adapter_config, base_model, adapter_config.relative_to(upload))
+        if (upload / CONFIG_FILE).is_file():  # the run's settings, with its local paths as their last part
+            settings = yaml.safe_load((upload / CONFIG_FILE).read_text()) or {}
+            settings = {key: _public(value) for key, value in settings.items()}
+            if base_model and settings.get("init_from"):
+                settings["init_from"] = base_model
+            (upload / CONFIG_FILE).write_text(yaml.safe_dump(settings, sort_keys=False))
+        push_folder(upload, repo_id, private=private, commit_message=f"Upload {family} run")
     return repo_id
+
+
+def _name_hub_base(adapter_config: Path, base_model: str | None, shown: Path) -> None:
+    values = json.loads(adapter_config.read_text())
+    local = values.get("base_model_name_or_path")
+    if base_model:
+        values["base_model_name_or_path"] = base_model
+        adapter_config.write_text(json.dumps(values, indent=2))
+    elif local and (Path(local).is_absolute() or Path(local).exists()):
+        raise ValueError(f"{shown}: the LoRA adapters load onto the local folder {local}; pass --base_model "
+                         "REPO_ID (that base model on the Hub) so that the pushed adapters load anywhere")
 
 
 def model_family(model_dir: Path) -> str | None:

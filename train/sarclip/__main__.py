@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("run_dir", type=Path, help="a run folder (its final/ is pushed) or a model folder")
     push.add_argument("repo", help="Hub model repo id, e.g. org/sarclip-vit-b-32")
     push.add_argument("--private", action="store_true", help="create the repo private")
+    push.add_argument("--base_model", metavar="REPO_ID", default=None,
+                      help="LoRA runs: the Hub repo of the base model, named by the pushed adapters and card instead "
+                           "of its local folder (required when the base is a local folder)")
     return parser
 
 
@@ -80,7 +83,7 @@ def _main(argv: list[str]) -> int:
     from ..common.hub import push_model_dir
 
     model_dir = args.run_dir / "final" if (args.run_dir / "final").is_dir() else args.run_dir
-    push_model_dir(model_dir, args.repo, private=args.private)
+    push_model_dir(model_dir, args.repo, private=args.private, base_model=args.base_model)
     print(f"pushed {model_dir} to {args.repo}")
     return 0
 

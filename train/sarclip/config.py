@@ -112,12 +112,18 @@ class TrainConfig(YamlConfig):
                                     "above which features count as collapsed, in (0, 1]", gt=0, max=1)
     push_to_hub: str | None = option(None, "Hub repo id to upload final/ to")
     hub_private: bool = option(False, "create the Hub repo private")
+    hub_base_model: str | None = option(None, "LoRA + push_to_hub: the Hub repo of the base model, which the pushed "
+                                        "adapters name instead of its local folder (required for a local base)")
     num_workers: int | None = option(None, "DataLoader worker processes (null: 0 on CPU, up to 8 per GPU process)", min=0)
 
     BARE_FLAG_VALUES = {"resume": "latest"}  # a bare --resume continues from the latest checkpoint
 
     def check(self):
         check_standardize(self.standardize)
+        if self.push_to_hub and self.lora and not self.hub_base_model:
+            raise ValueError("push_to_hub with lora: set hub_base_model to the Hub repo id of the base model (the "
+                             f"adapters otherwise name its local folder, {self.init_from or self.model!r}), so that "
+                             "the pushed adapters load anywhere")
         if self.merge_lora and not self.lora:
             raise ValueError("merge_lora needs lora: true")
         if self.streaming:

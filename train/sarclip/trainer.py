@@ -34,6 +34,7 @@ from ..common.checkpointing import (
     save_checkpoint,
     write_json,
 )
+from ..common.hub import push_model_dir, write_model_card
 from ..common.lora import add_lora
 from ..common.run_banner import run_banner
 from ..evaluation.dataset_eval import evaluate_model
@@ -279,9 +280,7 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
             dataset = load_streaming_eval_dataset(config)
         metrics = evaluate_final_model(config, dataset, model_dir)
     if accelerator.is_main_process and config.push_to_hub:
-        from ..common.hub import push_model_dir
-
-        push_model_dir(model_dir, config.push_to_hub, private=config.hub_private)
+        push_model_dir(model_dir, config.push_to_hub, private=config.hub_private, base_model=config.hub_base_model)
     if config.report_to != "none":
         accelerator.end_training()
     return TrainResult(model_dir=model_dir, state=state, losses=losses, metrics=metrics)
@@ -332,6 +331,7 @@ def save_final_model(model: torch.nn.Module, processor, config: TrainConfig, mod
     try:
         if config.lora and config.merge_lora:
             model.save_pretrained(tmp / "adapter")
+            write_model_card(tmp / "adapter", config.to_dict(), {}, dataset_name=config.data)  # not peft's blank one
             model = model.merge_and_unload()
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
@@ -343,8 +343,6 @@ def save_final_model(model: torch.nn.Module, processor, config: TrainConfig, mod
 
 def evaluate_final_model(config: TrainConfig, dataset: datasets.DatasetDict, model_dir: Path) -> dict[str, float]:
     """Evaluate the saved model on the eval split (`config.eval_tasks`) and write its model card."""
-    from ..common.hub import write_model_card
-
     metrics = {}
     if config.eval_tasks and config.eval_split:
         model, processor = load_trained_model(model_dir)
