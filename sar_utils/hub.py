@@ -17,8 +17,9 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 
 
 def push_folder(folder: str | Path, repo_id: str, repo_type: str = "model", private: bool = False,
-                commit_message: str = "Upload with sar-vlm", token: str | None = None):
-    """Upload `folder` to the Hub repo `repo_id` (created, private if asked, when it does not exist)."""
+                commit_message: str = "Upload with sar-vlm", token: str | None = None, shown: str | Path | None = None):
+    """Upload `folder` to the Hub repo `repo_id` (created, private if asked, when it does not exist); errors name
+    `shown` (default: `folder`), e.g. the user's folder when a prepared copy of it goes up."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
@@ -30,6 +31,6 @@ def push_folder(folder: str | Path, repo_id: str, repo_type: str = "model", priv
     except (OfflineModeIsEnabled, HfHubHTTPError, OSError, *_transport_errors()) as err:
         if isinstance(err, (FileNotFoundError, PermissionError)):
             raise
-        raise ConnectionError(f"cannot push {folder} to the Hub repo {repo_id} ({type(err).__name__}: {err}); "
+        raise ConnectionError(f"cannot push {shown or folder} to the Hub repo {repo_id} ({type(err).__name__}: {err}); "
                               "check the network and your login (`hf auth login` or HF_TOKEN), then run the push "
                               "again: the folder itself is complete") from err

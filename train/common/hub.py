@@ -157,7 +157,7 @@ def push_model_dir(model_dir: str | Path, repo_id: str, private: bool = False, b
             if base_model and settings.get("init_from"):
                 settings["init_from"] = base_model
             (upload / CONFIG_FILE).write_text(yaml.safe_dump(settings, sort_keys=False))
-        push_folder(upload, repo_id, private=private, commit_message=f"Upload {family} run")
+        push_folder(upload, repo_id, private=private, commit_message=f"Upload {family} run", shown=model_dir)
     return repo_id
 
 
