@@ -7,6 +7,8 @@ Quick start::
     build_dataset("mstar", "data/mstar_soc", "out/mstar")             # then datasets.load_dataset("out/mstar")
 """
 
+from sar_utils import __version__
+
 from .builders import BUILDERS
 from .errors import DatasetBuildError
 from .export import build_dataset, push_dataset_to_hub
@@ -16,6 +18,7 @@ from .synthetic import CLASSES as SYNTHETIC_CLASSES
 from .synthetic import SyntheticSarGenerator, synthetic_dataset
 
 __all__ = [
+    "__version__",
     "BUILDERS", "BuildReport", "DatasetBuildError", "SYNTHETIC_CLASSES", "SyntheticSarGenerator", "array_from_example",
     "build_dataset", "push_dataset_to_hub", "synthetic_dataset",
 ]

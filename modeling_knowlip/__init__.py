@@ -5,6 +5,8 @@ Importing the package registers the classes with transformers' Auto classes; `sa
 Internals (losses, masking, the feature queue) are importable by module path.
 """
 
+from sar_utils import __version__
+
 import transformers
 
 # the processor's image half is SarclipImageProcessor, which loads through AutoImageProcessor: importing the SARCLIP
@@ -37,6 +39,7 @@ for _auto_class, _class_name in AUTO_CLASSES.items():
     _model_class.register_for_auto_class(_auto_class)
 
 __all__ = [
+    "__version__",
     "PRESETS", "VQA_TASK_TYPES", "SarKnowlipConfig", "SarKnowlipForConditionalGeneration",
     "SarKnowlipForImageClassification", "SarKnowlipForImageTextRetrieval", "SarKnowlipForQuestionAnswering",
     "SarKnowlipModel", "SarKnowlipOutput", "SarKnowlipPreTrainedModel", "SarKnowlipProcessor",

@@ -5,6 +5,8 @@ next to the weights so that a fresh environment loads them with `trust_remote_co
 `loss_sarclip`, the SAR raster reader and radiometry, text cleaning) are importable by module path.
 """
 
+from sar_utils import __version__
+
 import transformers
 
 from .configuration_sarclip import OPEN_CLIP_PRESETS, SarclipConfig, SarclipTextConfig, SarclipVisionConfig
@@ -32,6 +34,7 @@ for _auto_class in ("AutoModel", "AutoModelForZeroShotImageClassification"):
     SarclipModel.register_for_auto_class(_auto_class)
 
 __all__ = [
+    "__version__",
     "OPEN_CLIP_PRESETS", "SarclipConfig", "SarclipImageProcessor", "SarclipModel", "SarclipOutput",
     "SarclipPreTrainedModel", "SarclipProcessor", "SarclipTextConfig", "SarclipTokenizer", "SarclipVisionConfig",
     "SarZeroShotImageClassificationPipeline",

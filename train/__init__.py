@@ -6,3 +6,5 @@
 - `train.knowlip`: SCIO training of SAR-KnowLIP (`python -m train.knowlip ...`);
 - `train.evaluation`: one evaluation home (retrieval recall, zero-shot, linear probe, captioning, VQA).
 """
+
+from sar_utils import __version__
