@@ -206,3 +206,21 @@ def test_label_table_as_jsonl_and_malformed_csv_is_named(tmp_path):
     (tmp_path / "bad.csv").write_text('image,label\n"chips/a/0.png,a\nchips/b/0.png,b\n')
     with pytest.raises(DatasetBuildError, match=r"bad.csv: line \d+: malformed CSV"):
         load_image_text_dataset(TrainConfig(data=str(tmp_path / "bad.csv")))
+
+
+def test_held_out_split_keeps_both_polarisations_of_a_ship_together(sar_data_dir, tmp_path, capsys):
+    """OpenSARShip chips in class folders (a user's flat folder): the VV and VH chips of one ship are one group, so
+    the held-out split never puts the same ship on both sides (a random split did, inflating test scores)."""
+    flat = tmp_path / "ships"
+    patches = sorted((sar_data_dir / "opensarship" / "patches").rglob("*_v[vh].tif"))
+    for path in [p for p in patches if p.name.split("_")[1] in ("Cargo", "Tanker")][:80]:
+        (flat / path.name.split("_")[1]).mkdir(parents=True, exist_ok=True)
+        (flat / path.name.split("_")[1] / path.name).symlink_to(path)
+    data = load_image_text_dataset(TrainConfig(data=str(flat), held_out_fraction=0.3, seed=1))
+    assert "whole groups by file name without its polarisation suffix" in capsys.readouterr().out
+
+    def ships(split):
+        return {name.rsplit("_", 1)[0] for name in (p.rsplit("/", 1)[-1] for p in data[split]["image"])}
+
+    assert ships("train") and ships("test") and not ships("train") & ships("test")
+    assert len(data["train"]) + len(data["test"]) == len(list(flat.rglob("*.tif")))
