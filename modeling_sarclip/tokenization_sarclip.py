@@ -129,10 +129,15 @@ def train_sarclip_tokenizer(texts: Iterable[str], vocab_size: int = 4096) -> Sar
     # it; without that token, a caption with a new word ("2S1") would turn into end-of-text tokens and be cut short
     # at EOS pooling. Appending the 256 word-final bytes makes every text encodable (vocab grows by at most 256).
     model = json.loads(trained.backend_tokenizer.to_str())["model"]
-    vocab = dict(model["vocab"])
-    for token in [c + "</w>" for c in _bytes_to_unicode()]:
-        vocab.setdefault(token, len(vocab))
-    return SarclipTokenizer(vocab=vocab, merges=[tuple(m) for m in model["merges"]])
+    merges = [tuple(m) for m in model["merges"]]
+    # Ids in a canonical order, so that the same corpus always gives the same tokenizer (and the same model for the
+    # same seed): the trainer numbers its single-character tokens in hash order, which changes from process to
+    # process. Special tokens, then every single-character token sorted, then each merge's result in merge order.
+    merged = list(dict.fromkeys(a + b for a, b in merges))
+    singles = set(model["vocab"]) | {c + "</w>" for c in _bytes_to_unicode()}
+    singles -= {"<|startoftext|>", "<|endoftext|>", *merged}
+    order = ["<|startoftext|>", "<|endoftext|>", *sorted(singles), *merged]
+    return SarclipTokenizer(vocab={token: i for i, token in enumerate(order)}, merges=merges)
 
 
 __all__ = ["SarclipTokenizer", "clean_text", "train_sarclip_tokenizer"]

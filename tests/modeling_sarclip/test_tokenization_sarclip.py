@@ -106,3 +106,18 @@ def test_typed_special_token_strings_stay_text(clip_tokenizer, tmp_path):
         ids = tokenizer(texts, padding="max_length", return_tensors="pt")["input_ids"]
         torch.testing.assert_close(ids, open_clip.tokenize(texts))
         assert ((ids == tokenizer.eos_token_id).sum(1) == 1).all() and ((ids == tokenizer.bos_token_id).sum(1) == 1).all()
+
+
+def test_a_trained_bpe_is_the_same_in_every_process():
+    """The `tokenizers` trainer numbers single characters in hash order, which changes from process to process; the
+    ids are put in a canonical order, so the same captions give the same tokenizer (and the same model per seed)."""
+    import subprocess
+    import sys
+
+    script = ("from modeling_sarclip import train_sarclip_tokenizer\n"
+              "captions = ['a SAR image of a T72 tank.', 'ships near the port, bright', 'farmland and urban zones'] * 3\n"
+              "print(train_sarclip_tokenizer(captions, vocab_size=300).backend_tokenizer.to_str())\n")
+    runs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout
+            for seed in (1, 2, 3)}
+    assert len(runs) == 1

@@ -11,7 +11,8 @@ from PIL import Image
 
 from dataset_scripts.errors import DatasetBuildError
 from train.sarclip.config import TrainConfig
-from train.sarclip.data import EpochShuffleSampler, ImageTextCollator, load_image_text_dataset
+from train.common.sampling import EpochShuffleSampler
+from train.sarclip.data import ImageTextCollator, load_image_text_dataset
 
 
 def _write_csv(tmp_path, rows, header="filepath,title"):

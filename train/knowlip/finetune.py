@@ -35,7 +35,7 @@ import datasets
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 
 from sar_utils.atomic import atomic_folder, write_json
 from dataset_scripts.loading import load_image_text_data
@@ -58,8 +58,10 @@ from ..common.collapse_guard import (
     probe_spread,
     uniform_loss,
 )
+from ..common.checkpointing import TrainerState, load_checkpoint, resolve_checkpoint, save_checkpoint
 from ..common.config import YamlConfig, option
 from ..common.run_banner import run_banner
+from ..common.sampling import EpochShuffleSampler
 from ..common.hub import push_model_dir
 from ..common.lora import add_lora
 from ..evaluation.metrics import load_metric
@@ -72,6 +74,9 @@ TASKS = ("classification", "retrieval", "captioning", "vqa")
 DEFAULT_LR = {"classification": 3e-3, "retrieval": 1e-5, "captioning": 1e-5, "vqa": 2e-5}
 DEFAULT_MAX_LENGTH = {"retrieval": 35, "captioning": 100, "vqa": 35}
 VIT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"]
+
+
+CHECKPOINTS = "checkpoints"
 
 
 @dataclasses.dataclass
@@ -99,6 +104,9 @@ class FinetuneConfig(YamlConfig):
     retrieval_k: int = option(16, "ITC candidates re-ranked by ITM in retrieval evaluation", min=1)
     mixed_precision: str = option("no", "no, fp16 or bf16 (Accelerate)")
     seed: int = option(0, "seed of the head initialisation and the data order", min=0)
+    resume: str | None = option(None, "latest or a checkpoint folder under output_dir/checkpoints (a bare --resume is "
+                                "latest): continue exactly where that epoch ended")
+    keep_checkpoints: int = option(1, "newest end-of-epoch checkpoints kept", min=1)
     push_to_hub: str | None = option(None, "Hub repo id to upload model/ to (after the evaluation, with its results)")
     hub_private: bool = option(False, "create the Hub repo private")
     collapse_patience: int = option(DEFAULT_PATIENCE, "collapse guard: stop when the watched loss (classification: "
@@ -108,6 +116,8 @@ class FinetuneConfig(YamlConfig):
                                     f"{CHECK_EVERY} steps; 0: off; a non-finite loss or gradient always stops)", min=0)
     collapse_cosine: float = option(DEFAULT_COSINE, "collapse guard: mean pairwise cosine of the probe batch's "
                                     "image embeddings above which features count as collapsed, in (0, 1]", gt=0, max=1)
+
+    BARE_FLAG_VALUES = {"resume": "latest"}
 
     def check(self) -> None:
         if not self.model or not Path(self.model, "processor_config.json").is_file():
@@ -159,9 +169,9 @@ class TaskSetup:
 def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) -> torch.nn.Module:
     params = [p for p in task.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)
+    sampler = EpochShuffleSampler(task.num_train, config.seed)
     loader = DataLoader(list(range(task.num_train)), batch_size=config.batch_size, collate_fn=task.collate,
-                        sampler=RandomSampler(range(task.num_train), generator=generator))
+                        sampler=sampler)
     steps_per_epoch = math.ceil(len(loader) / accelerator.num_processes)
     total, warmup = steps_per_epoch * config.epochs, round(config.warmup_ratio * steps_per_epoch * config.epochs)
     # stepped once per optimizer step, whatever the Accelerator (not prepared: see ScioTrainer)
@@ -170,17 +180,26 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
     if task.pretraining_losses:  # queued features stay negatives; their pre-training image ids mean nothing here
         task.model.queue.image_ids.fill_(-1)
     model, optimizer, loader = accelerator.prepare(task.model, optimizer, loader)
+    accelerator.register_for_checkpointing(scheduler)
     accelerator.print(run_banner(accelerator, config.batch_size))
+    checkpoints = Path(config.output_dir) / CHECKPOINTS
+    state = TrainerState()
     unwrapped = accelerator.unwrap_model(model)
     alpha = getattr(unwrapped.config, "alpha", 0.0)
     # collapse guard (train/common/collapse_guard.py): classification watches the cross-entropy against ln(classes)
     # and the spread of the ViT's [CLS] states; the other tasks their ITC loss against ln(batch + queue_size) (the
-    # queue is always full) and the spread of the ITC embeddings. Fine-tuning writes no checkpoints.
+    # queue is always full) and the spread of the ITC embeddings.
     guard = CollapseGuard(config.collapse_patience, config.collapse_cosine, grace_steps=warmup,
                           loss_name="ITC loss" if task.pretraining_losses else "cross-entropy loss",
                           candidates_name="contrastive candidates" if task.pretraining_losses else "classes",
-                          warn=accelerator.print, checkpoints_written=False)
+                          warn=accelerator.print)
     probe = task.collate(probe_indices(task.num_train)) if guard.watching else None
+    # after everything that draws random numbers before the first step (the probe batch), as the uninterrupted run
+    if config.resume:  # model, optimizer, scheduler and RNG states as that epoch ended; the data order follows
+        checkpoint = resolve_checkpoint(config.resume, checkpoints)
+        state = load_checkpoint(accelerator, checkpoint)
+        guard.checkpoint_saved(checkpoint)
+        accelerator.print(f"resumed from {checkpoint} after epoch {state.epoch}")
     image_encoder = None if task.pretraining_losses else _cls_features
     guard_logs = {}
 
@@ -189,8 +208,9 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
         guard_logs.update(guard.check(step, *spread))
 
     model.train()
-    step = 0
-    for epoch in range(config.epochs):
+    step = state.global_step
+    for epoch in range(state.epoch, config.epochs):
+        loader.set_epoch(epoch)  # the prepared loader: it also sets its own epoch counter, which would else win
         losses, skipped = [], 0
         for batch in loader:
             if task.pretraining_losses and batch["image_ids"].unique().numel() < 2:
@@ -223,6 +243,9 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
             guard_text = "".join(f", {name} {value:.4f}" for name, value in guard_logs.items())
             print(f"epoch {epoch + 1}/{config.epochs}: loss {sum(losses) / max(1, len(losses)):.4f}, "
                   f"lr {scheduler.get_last_lr()[0]:.2e}, batches skipped (one image only) {skipped}{guard_text}")
+        state.epoch, state.global_step = epoch + 1, step
+        guard.checkpoint_saved(save_checkpoint(accelerator, checkpoints, state, config.keep_checkpoints,
+                                               protect=guard.protect))
     model = accelerator.unwrap_model(model)
     return model.merge_and_unload() if config.lora else model
 

@@ -8,9 +8,7 @@ import re
 from pathlib import Path
 
 import datasets
-import numpy as np
 import torch
-from torch.utils.data import Sampler
 
 from dataset_scripts.captions.class_names import label_class_words, load_class_words
 from dataset_scripts.captions.templates import load_templates
@@ -19,6 +17,7 @@ from dataset_scripts.splits import hash_split
 
 from .augment import SarAugment
 from .config import TrainConfig
+
 
 def load_image_text_dataset(config: TrainConfig) -> datasets.DatasetDict:
     """`config.data` (`dataset_scripts.loading.load_image_text_data`) -> DatasetDict whose splits have an `image`
@@ -115,24 +114,6 @@ def with_captions_column(dataset: datasets.DatasetDict, source: str,
         per_class = [[t.format_map({"class": w}) for t in templates] for w in label_class_words(ds, words)]
         dataset[split] = ds.add_column("captions", [per_class[i] for i in ds["label"]])
     return dataset
-
-
-class EpochShuffleSampler(Sampler[int]):
-    """A permutation that depends only on (seed, epoch): the data order of a resumed run equals the original one."""
-
-    def __init__(self, num_samples: int, seed: int):
-        self.num_samples = num_samples
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        return iter(np.random.default_rng((self.seed, self.epoch)).permutation(self.num_samples).tolist())
-
-    def __len__(self) -> int:
-        return self.num_samples
 
 
 class ImageTextCollator:

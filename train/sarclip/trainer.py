@@ -37,11 +37,11 @@ from ..common.checkpointing import (
 from ..common.hub import push_model_dir, write_model_card
 from ..common.lora import add_lora
 from ..common.run_banner import run_banner
+from ..common.sampling import EpochShuffleSampler
 from ..evaluation.dataset_eval import evaluate_model
 from .augment import SarAugment
 from .config import TrainConfig
 from .data import (
-    EpochShuffleSampler,
     ImageTextCollator,
     load_image_text_dataset,
     load_streaming_eval_dataset,
