@@ -59,3 +59,14 @@ def test_argparse_commands_take_both_spellings(tmp_path, capsys):
     for flags in (["--output-dir", str(tmp_path / "a")], [f"--output_dir={tmp_path / 'b'}"]):
         assert convert_main(["--checkpoint", str(tmp_path / "none.pt"), "--model", "RN50", *flags]) == 2
         assert "none.pt: checkpoint not found" in capsys.readouterr().err
+
+
+def test_quickstart_help_lists_every_field_with_the_quickstart_values(capsys):
+    with pytest.raises(SystemExit):
+        sarclip_main(["quickstart", "--help"])
+    text = capsys.readouterr().out
+    from train.sarclip.__main__ import QUICKSTART
+
+    quickstart = TrainConfig.from_yaml(QUICKSTART)
+    for name in TrainConfig.field_names():
+        assert f"  --{name} (default: {getattr(quickstart, name)!r})" in text, name

@@ -9,12 +9,15 @@ import dataclasses
 
 from sar_utils.command_line import ArgumentParser, run_cli
 
-def config_fields_help(config_cls: type) -> str:
+def config_fields_help(config_cls: type, defaults=None) -> str:
     """One line per config field: `--name (default: value): meaning` (the meaning from the field's `help`
-    metadata, when it has one)."""
+    metadata, when it has one); `defaults`: a config instance whose values are shown instead (e.g. a preset YAML)."""
     lines = ["run-config fields (YAML keys; each can be overridden with --field value):"]
     for field in dataclasses.fields(config_cls):
-        default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+        if defaults is not None:
+            default = getattr(defaults, field.name)
+        else:
+            default = field.default_factory() if field.default is dataclasses.MISSING else field.default
         meaning = field.metadata.get("help")
         lines.append(f"  --{field.name} (default: {default!r})" + (f": {meaning}" if meaning else ""))
     return "\n".join(lines)

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..common.cli import add_fit_command, cli_parser, run_cli
+from ..common.cli import add_fit_command, cli_parser, config_fields_help, run_cli
 from .config import TrainConfig
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -19,7 +19,10 @@ def _parser() -> argparse.ArgumentParser:
     parser, commands = cli_parser("python -m train", __doc__)
     add_fit_command(commands, TrainConfig, "train SARCLIP as configured", "train/sarclip/configs/")
     quick = commands.add_parser("quickstart", help="tiny SARCLIP on the synthetic SAR set on CPU (~2 min)",
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                description=f"fit with {QUICKSTART.relative_to(CONFIGS.parents[2])}; any field can "
+                                            "be overridden with --field value",
+                                epilog=config_fields_help(TrainConfig, TrainConfig.from_yaml(QUICKSTART)),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     quick.add_argument("--config", default=str(QUICKSTART), help=argparse.SUPPRESS)
     evaluate = commands.add_parser("eval", help="evaluate a model folder on a data set",
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
