@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 from sar_utils.command_line import ArgumentParser, run_cli
 
@@ -30,10 +31,32 @@ def add_fit_command(commands, config_cls: type, help: str, configs_dir: str) -> 
     return fit
 
 
+def add_push_command(commands, model_folder: str, example_repo: str) -> argparse.ArgumentParser:
+    """The `push` sub-command of both trainers: a run folder (its `model_folder`/ goes up) or a model folder."""
+    push = commands.add_parser("push", help=f"upload a finished run (its {model_folder}/ folder) to the Hub")
+    push.add_argument("run_dir", type=Path, help=f"a run folder (its {model_folder}/ is pushed) or a model folder")
+    push.add_argument("repo", help=f"Hub model repo id, e.g. {example_repo}")
+    push.add_argument("--private", action="store_true", help="create the repo private")
+    push.add_argument("--base_model", metavar="REPO_ID", default=None,
+                      help="LoRA runs: the Hub repo of the base model, named by the pushed adapters and card instead "
+                           "of its local folder (required when the base is a local folder)")
+    return push
+
+
+def push_run(args: argparse.Namespace, model_folder: str) -> int:
+    """Run the `push` sub-command (`add_push_command`)."""
+    from .hub import push_model_dir
+
+    model_dir = args.run_dir / model_folder if (args.run_dir / model_folder).is_dir() else args.run_dir
+    push_model_dir(model_dir, args.repo, private=args.private, base_model=args.base_model)
+    print(f"pushed {model_dir} to {args.repo}")
+    return 0
+
+
 def cli_parser(prog: str, description: str | None) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     parser = ArgumentParser(prog=prog, description=description)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (default: off)")
     return parser, parser.add_subparsers(dest="command", required=True)
 
 
-__all__ = ["add_fit_command", "cli_parser", "config_fields_help", "run_cli"]
+__all__ = ["add_fit_command", "add_push_command", "cli_parser", "config_fields_help", "push_run", "run_cli"]

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from ..common.cli import add_fit_command, cli_parser, config_fields_help, run_cli
+from ..common.cli import add_fit_command, add_push_command, cli_parser, config_fields_help, push_run, run_cli
 from .run_config import ScioRunConfig
 
 
@@ -37,13 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", required=True, help="folder for eval_results.json and the generated texts")
     evaluate.add_argument("--batch-size", type=int, default=32, help="images or texts per forward")
     evaluate.add_argument("--k", type=int, default=16, help="ITC candidates per query re-ranked by ITM")
-    push = commands.add_parser("push", help="upload a finished run (its model/ folder) to the Hub")
-    push.add_argument("run_dir", type=Path, help="a SCIO or finetune run folder (its model/ is pushed) or a model folder")
-    push.add_argument("repo", help="Hub model repo id, e.g. org/sar-knowlip-base")
-    push.add_argument("--private", action="store_true", help="create the repo private")
-    push.add_argument("--base_model", metavar="REPO_ID", default=None,
-                      help="LoRA runs: the Hub repo of the base model, named by the pushed adapters instead of its "
-                           "local folder (required when the base is a local folder)")
+    add_push_command(commands, "model", "org/sar-knowlip-base")
     return parser
 
 
@@ -89,12 +82,7 @@ def _main(argv: list[str]) -> int:
     if args.command == "push":
         if rest:
             raise ValueError(f"push: unrecognized arguments {' '.join(rest)}")
-        from ..common.hub import push_model_dir
-
-        model_dir = args.run_dir / "model" if (args.run_dir / "model").is_dir() else args.run_dir
-        push_model_dir(model_dir, args.repo, private=args.private, base_model=args.base_model)
-        print(f"pushed {model_dir} to {args.repo}")
-        return 0
+        return push_run(args, "model")
     if args.command == "finetune":
         import json
 

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..common.cli import add_fit_command, cli_parser, config_fields_help, run_cli
+from ..common.cli import add_fit_command, add_push_command, cli_parser, config_fields_help, push_run, run_cli
 from .config import TrainConfig
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -37,14 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--collapse-cosine", type=float, default=0.999,
                           help="flag the model as collapsed (`collapsed: true`) when the mean pairwise cosine of its "
                                "test image embeddings exceeds this")
-    push = commands.add_parser("push", help="upload a finished run (its final model) to the Hub",
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    push.add_argument("run_dir", type=Path, help="a run folder (its final/ is pushed) or a model folder")
-    push.add_argument("repo", help="Hub model repo id, e.g. org/sarclip-vit-b-32")
-    push.add_argument("--private", action="store_true", help="create the repo private")
-    push.add_argument("--base_model", metavar="REPO_ID", default=None,
-                      help="LoRA runs: the Hub repo of the base model, named by the pushed adapters and card instead "
-                           "of its local folder (required when the base is a local folder)")
+    add_push_command(commands, "final", "org/sarclip-vit-b-32")
     return parser
 
 
@@ -83,12 +76,7 @@ def _main(argv: list[str]) -> int:
         print(json.dumps(metrics, indent=2))
         print(f"results: {out}")
         return 0
-    from ..common.hub import push_model_dir
-
-    model_dir = args.run_dir / "final" if (args.run_dir / "final").is_dir() else args.run_dir
-    push_model_dir(model_dir, args.repo, private=args.private, base_model=args.base_model)
-    print(f"pushed {model_dir} to {args.repo}")
-    return 0
+    return push_run(args, "final")
 
 
 if __name__ == "__main__":
