@@ -46,9 +46,10 @@ def _finetune(task, model_dir, data, out, *flags):
 
 
 @pytest.mark.parametrize("lora", [False, True])
-def test_classification_on_opensarship_ships(model_dir, real_data, tmp_path, lora):
+def test_classification_on_opensarship_ships(model_dir, real_data, tmp_path, lora, capsys):
     out = tmp_path / "run"
     results = _finetune("classification", model_dir, real_data / "oss", out, *(["--lora"] if lora else []))
+    assert "classification epoch 1/1" in capsys.readouterr().err  # the progress bar
     assert results["test_examples"] == 8 and 0 <= results["finetune/top1"] <= results["finetune/top3"] <= 100
     model = AutoModelForImageClassification.from_pretrained(out / "model")
     assert model.config.num_labels == 7 and model.config.id2label[0] == "Cargo"

@@ -17,8 +17,10 @@ BASE = TINY.with_name("base_synthetic.yaml")
 def test_cli_fit_runs_all_stages_on_the_tiny_config(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["fit", "--config", str(TINY), "--output_dir", str(out), "--synthetic_num_images", "8"]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert f"model: {out / 'model'}" in printed and "texts: 8 images" in printed
+    assert "SCIO stage 3 (unit 5/5)" in captured.err  # a progress bar per training epoch
     log = [json.loads(line) for line in (out / "scio_log.jsonl").read_text().splitlines()]
     assert [(r["kind"], r["stage"]) for r in log] == [("train", 1), ("screen", 2), ("train", 2), ("reconstruct", 3),
                                                       ("train", 3)]

@@ -36,6 +36,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from sar_utils.atomic import atomic_folder, write_json
 from dataset_scripts.loading import load_image_text_data
@@ -212,7 +213,8 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
     for epoch in range(state.epoch, config.epochs):
         loader.set_epoch(epoch)  # the prepared loader: it also sets its own epoch counter, which would else win
         losses, skipped = [], 0
-        for batch in loader:
+        for batch in tqdm(loader, desc=f"{config.task} epoch {epoch + 1}/{config.epochs}",
+                          disable=not accelerator.is_local_main_process, leave=False):
             if task.pretraining_losses and batch["image_ids"].unique().numel() < 2:
                 skipped += 1  # ITM needs another image of the batch as its negative (as ScioTrainer)
                 continue

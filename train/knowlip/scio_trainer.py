@@ -36,6 +36,7 @@ from pathlib import Path
 
 import datasets
 import torch
+from tqdm.auto import tqdm
 from accelerate import Accelerator
 from accelerate.utils import gather_object
 from peft import PeftModel
@@ -302,7 +303,8 @@ class ScioTrainer:
         lr_trace = []
         probe = self._collate(probe_indices(len(self.dataset)), stage) if self.guard.watching else None
         queue_size = accelerator.unwrap_model(model).config.queue_size
-        for batch in loader:
+        for batch in tqdm(loader, desc=f"SCIO stage {stage} (unit {unit_index + 1}/{len(self.config.units())})",
+                          disable=not accelerator.is_local_main_process, leave=False):
             truncated += int(batch.pop("truncated"))
             if batch["image_ids"].numel() < 2:  # ITM needs another image of the batch as its negative
                 skipped += 1
