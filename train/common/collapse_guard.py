@@ -165,18 +165,15 @@ class CollapseGuard:
         loss_name: how the message names the watched loss (e.g. "ITC loss").
         candidates_name: what B counts in the message (e.g. "contrastive candidates", "classes").
         warn: prints the warning (default `print`; the trainers pass their main-process printer).
-        checkpoints_written: False for a trainer that writes no checkpoints (the message says so).
     """
 
     def __init__(self, patience: int = DEFAULT_PATIENCE, cosine: float = DEFAULT_COSINE,
                  loss_tolerance: float = LOSS_TOLERANCE, grace_steps: int = 0, loss_name: str = "loss",
-                 candidates_name: str = "contrastive candidates", warn: Callable[[str], None] | None = None,
-                 checkpoints_written: bool = True):
+                 candidates_name: str = "contrastive candidates", warn: Callable[[str], None] | None = None):
         check_settings(patience, cosine)
         self.patience, self.cosine, self.loss_tolerance = patience, cosine, loss_tolerance
         self.grace_steps, self.loss_name, self.candidates_name = grace_steps, loss_name, candidates_name
         self.warn = warn or print
-        self.checkpoints_written = checkpoints_written
         self.episode_start: int | None = None  # first check of the current suspect episode
         self.healthy = True  # the latest check met neither condition (True before the first check)
         self.best_checkpoint: Path | None = None
@@ -270,8 +267,6 @@ class CollapseGuard:
     def _stop(self, step: int, reason: str, ratio: float | None = None) -> None:
         if self.best_checkpoint is not None:
             best = str(self.best_checkpoint)
-        elif not self.checkpoints_written:
-            best = "none (this trainer writes no intermediate checkpoints; no model was saved)"
         elif self.latest_checkpoint is not None:
             best = f"none before the collapse began (latest: {self.latest_checkpoint})"
         else:
