@@ -71,10 +71,13 @@ class SarKnowlipPairScores(ModelOutput):
 
     itc_loss: symmetric eq. 4 loss of pair i, with the feature queues as the negatives t' / v'.
     itm_score: ITM match probability p of eq. 5 (the s_i of eq. 11).
+    itc_rank: share of the queued texts that image i finds less similar than its own text i (1: its own text beats
+        every queued text; a text of another class ranks low). Used by SCIO's pair screening.
     """
 
     itc_loss: torch.Tensor | None = None
     itm_score: torch.Tensor | None = None
+    itc_rank: torch.Tensor | None = None
 
 
 @dataclass
@@ -485,6 +488,8 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
             itc_loss=pairwise_itc_loss(image_feat, text_feat, self.queue.image_feats, self.queue.text_feats, temp,
                                        own_entries),
             itm_score=self.itm_logits(image_embeds, text_embeds, attention_mask).softmax(dim=-1)[:, 1],
+            itc_rank=(image_feat @ self.queue.text_feats.t() < (image_feat * text_feat).sum(1, keepdim=True)).float()
+            .mean(dim=1),
         )
 
     @torch.no_grad()

@@ -89,13 +89,18 @@ def test_pair_screening_flags_a_text_the_itm_head_rejects():
     def score(rows, queries):  # text 1 is a mismatch for ITM; removing any sub-text changes nothing for ITC
         itc = torch.ones(len(rows))
         itm = torch.tensor([0.9 if row == 0 else 0.2 for row in rows])
-        return itc, itm
+        rank = torch.tensor([0.3 if row == 0 else 0.95 for row in rows])  # ITC: text 0 ranks low for its image
+        return itc, itm, rank
 
     plain = screen_texts(texts, score)
     assert plain.noise == [[False] * 3, [False] * 3] and plain.pair_noise == [False, False]
     paired = screen_texts(texts, score, pair_threshold=0.5)
     assert paired.pair_noise == [False, True] and paired.noisy_pairs == 1
     assert paired.noise == [[False] * 3, [True] * 3] and paired.itm_score == pytest.approx([0.9, 0.2])
+    ranked = screen_texts(texts, score, pair_rank_threshold=0.7)
+    assert ranked.pair_noise == [True, False]
+    both = screen_texts(texts, score, pair_threshold=0.5, pair_rank_threshold=0.7)
+    assert both.pair_noise == [True, True]
 
 
 def test_noise_injection_and_screening_metrics():

@@ -11,7 +11,8 @@ TRUTH = {0: {"ship", "sea", "port"}}
 
 def word_scorer(rows, texts):
     """Hand-made scores: ITC loss = share of words not true of the image; ITM = coverage of its true words x
-    (1 - that share). Removing false words helps both; removing true words hurts coverage."""
+    (1 - that share); ITC rank = 1 - that share. Removing false words helps both; removing true words hurts
+    coverage."""
     itc, itm = [], []
     for row, text in zip(rows, texts):
         words = " ".join(part for part in text if part).split()
@@ -19,7 +20,7 @@ def word_scorer(rows, texts):
         coverage = len(TRUTH[row] & set(words)) / len(TRUTH[row])
         itc.append(wrong)
         itm.append(coverage * (1 - wrong))
-    return torch.tensor(itc), torch.tensor(itm)
+    return torch.tensor(itc), torch.tensor(itm), 1 - torch.tensor(itc)
 
 
 def test_screening_flags_exactly_the_fragment_whose_removal_helps_itc_and_itm():
@@ -70,12 +71,18 @@ def test_model_ops_score_and_fill_with_a_tiny_knowlip(tiny_model, processor, sci
     ops = ModelTextOps(model, tokenizer, image_embeds, torch.tensor([0, 1]), max_length=128, max_fragment_tokens=4,
                        chunk_size=3)
     texts = scio_dataset[:2]["subtexts"]
-    itc, itm = ops.score([0, 1, 1, 0], [texts[0], texts[1], texts[0], texts[1]])
-    assert itc.shape == itm.shape == (4,) and torch.isfinite(itc).all() and ((itm > 0) & (itm < 1)).all()
+    itc, itm, rank = ops.score([0, 1, 1, 0], [texts[0], texts[1], texts[0], texts[1]])
+    assert itc.shape == itm.shape == rank.shape == (4,) and torch.isfinite(itc).all() and ((itm > 0) & (itm < 1)).all()
+    assert ((rank >= 0) & (rank <= 1)).all()
     encoded = processor(text=[" ".join(texts[1])], max_length=128)
     direct = model.score_pairs(encoded["input_ids"], encoded["attention_mask"], image_embeds=image_embeds[1:],
                                image_ids=torch.tensor([1]))
     assert torch.allclose(itc[1], direct.itc_loss[0], atol=1e-5) and torch.allclose(itm[1], direct.itm_score[0], atol=1e-5)
+    # the rank: the share of queued texts less similar to the image than its own text
+    image_feat = torch.nn.functional.normalize(model.vision_proj(image_embeds[1:, 0]), dim=-1)
+    text_feat = model.encode_text(encoded["input_ids"], encoded["attention_mask"])[1]
+    expected = (image_feat @ model.queue.text_feats.t() < (image_feat * text_feat).sum()).float().mean()
+    assert torch.allclose(rank[1], expected, atol=1e-6)
     masked = [[tokenizer.mask_token if j == 3 else part for j, part in enumerate(text)] for text in texts]
     fragments = ops.fill([0, 1], masked)
     assert len(fragments) == 2 and all(isinstance(fragment, str) for fragment in fragments)

@@ -2,8 +2,8 @@
 
 Both passes work on texts given as sub-text lists and take the model through two callables, so the same code runs
 with SAR-KnowLIP (`ModelTextOps`) or with any other scorer:
-- `score(rows, texts) -> (itc_loss, itm_score)`: per-pair ITC loss and ITM match probability of text k with image
-  `rows[k]` of the current image batch;
+- `score(rows, texts) -> (itc_loss, itm_score, itc_rank)`: per-pair ITC loss, ITM match probability and ITC rank
+  among the queued texts of text k with image `rows[k]` of the current image batch;
 - `fill(rows, masked_texts) -> fragments`: the decoder's text for the one [MASK] of each text (eq. 13).
 """
 
@@ -19,7 +19,7 @@ from .scio_rules import accept_reconstruction, screen, screen_pairs
 from .scio_text import encode_subtexts, replaced, without
 
 Texts = list[list[str | None]]
-Scorer = Callable[[list[int], Texts], tuple[torch.Tensor, torch.Tensor]]
+Scorer = Callable[[list[int], Texts], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 Filler = Callable[[list[int], Texts], list[str]]
 
 
@@ -52,12 +52,14 @@ class ReconstructionResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def screen_texts(texts: list[list[str]], score: Scorer, pair_threshold: float | None = None) -> ScreeningResult:
+def screen_texts(texts: list[list[str]], score: Scorer, pair_threshold: float | None = None,
+                 pair_rank_threshold: float | None = None) -> ScreeningResult:
     """For every non-empty sub-text p_j: score t and t^(-j) with the same image and apply eqs. 10-11.
 
     A text with a single non-empty sub-text is not screened (our choice: removing it would leave no text, and the
-    paper screens segments within a text). With `pair_threshold`, a text whose full-text ITM match probability is
-    below it is flagged as a whole (`scio_rules.screen_pairs`): all its sub-texts join the noise pool."""
+    paper screens segments within a text). With `pair_threshold` / `pair_rank_threshold`, a text whose full-text ITM
+    match probability / ITC rank among the queued texts is below it is flagged as a whole (`scio_rules.screen_pairs`):
+    all its sub-texts join the noise pool."""
     rows, queries, owners = [], [], []
     for b, text in enumerate(texts):
         rows.append(b)
@@ -68,7 +70,7 @@ def screen_texts(texts: list[list[str]], score: Scorer, pair_threshold: float | 
                 rows.append(b)
                 queries.append(without(text, j))
                 owners.append((b, j))
-    itc, itm = score(rows, queries)
+    itc, itm, rank = score(rows, queries)
     full = {b: k for k, (b, j) in enumerate(owners) if j is None}
     removed = [k for k, (_, j) in enumerate(owners) if j is not None]
     anchors = [full[owners[k][0]] for k in removed]
@@ -81,14 +83,15 @@ def screen_texts(texts: list[list[str]], score: Scorer, pair_threshold: float | 
         noisy=int(decision.noise.sum()),
         itm_score=[float(itm[full[b]]) for b in range(len(texts))],
     )
+    full_rank = torch.stack([rank[full[b]] for b in range(len(texts))]) if texts else torch.zeros(0)
     for position, k in enumerate(removed):
         b, j = owners[k]
         result.noise[b][j] = bool(decision.noise[position])
         result.delta_itc[b][j] = float(decision.delta_itc[position])
         result.delta_itm[b][j] = float(decision.delta_itm[position])
     flagged = [False] * len(texts)
-    if pair_threshold is not None:
-        flagged = screen_pairs(torch.tensor(result.itm_score), pair_threshold).tolist()
+    if pair_threshold is not None or pair_rank_threshold is not None:
+        flagged = screen_pairs(torch.tensor(result.itm_score), pair_threshold, full_rank, pair_rank_threshold).tolist()
         for b, pair in enumerate(flagged):
             if pair:
                 result.noise[b] = [bool(part) for part in texts[b]]
@@ -126,7 +129,7 @@ def reconstruct_texts(texts: list[list[str]], noise: list[list[bool]], fill: Fil
             continue
         before = [texts[b] for b, _ in kept]
         after = [replaced(texts[b], j, fragment) for b, fragment in kept]
-        itc, itm = score([b for b, _ in kept] * 2, before + after)
+        itc, itm, _ = score([b for b, _ in kept] * 2, before + after)
         decision = accept_reconstruction(itc[: len(kept)], itm[: len(kept)], itc[len(kept):], itm[len(kept):])
         for position, (b, fragment) in enumerate(kept):
             delta_itc[b][j] = float(decision.delta_itc[position])
@@ -160,15 +163,17 @@ class ModelTextOps:
             yield chunk_rows, encoded.input_ids.to(device), encoded.attention_mask.to(device)
 
     @torch.no_grad()
-    def score(self, rows: list[int], texts: Texts) -> tuple[torch.Tensor, torch.Tensor]:
-        itc, itm = [], []
+    def score(self, rows: list[int], texts: Texts) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(ITC loss, ITM match probability, ITC rank among the queued texts) of each (image row, text)."""
+        itc, itm, rank = [], [], []
         for chunk_rows, input_ids, attention_mask in self._chunks(rows, texts):
             scores = self.model.score_pairs(input_ids, attention_mask, image_embeds=self.image_embeds[chunk_rows],
                                             image_ids=self.image_ids[chunk_rows],
                                             group_ids=None if self.group_ids is None else self.group_ids[chunk_rows])
             itc.append(scores.itc_loss.float().cpu())
             itm.append(scores.itm_score.float().cpu())
-        return torch.cat(itc), torch.cat(itm)
+            rank.append(scores.itc_rank.float().cpu())
+        return torch.cat(itc), torch.cat(itm), torch.cat(rank)
 
     @torch.no_grad()
     def fill(self, rows: list[int], texts: Texts) -> list[str]:

@@ -48,9 +48,17 @@ def screen(itc_full: torch.Tensor, itm_full: torch.Tensor, itc_removed: torch.Te
     return ScreeningDecision(delta_itc, delta_itm, candidate, candidate & (delta_itm > 0))
 
 
-def screen_pairs(itm_full: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Pair screening: the ITM match probability of the full text is below `threshold` (bool per pair)."""
-    return itm_full.float() < threshold
+def screen_pairs(itm_full: torch.Tensor | None = None, itm_threshold: float | None = None,
+                 itc_rank: torch.Tensor | None = None, rank_threshold: float | None = None) -> torch.Tensor:
+    """Pair screening (our addition: eqs. 10-11 cannot find a wholly wrong text, removing one wrong sub-text of
+    five leaves four): a pair is flagged when the ITM match probability of its full text is below `itm_threshold`,
+    or when its image ranks its own full text below the `rank_threshold` share of the queued texts (ITC). Bool per
+    pair; a rule whose threshold is None is off."""
+    rules = [scores.float() < threshold for scores, threshold in ((itm_full, itm_threshold), (itc_rank, rank_threshold))
+             if threshold is not None]
+    if not rules:
+        raise ValueError("screen_pairs needs itm_threshold or rank_threshold")
+    return torch.stack(rules).any(dim=0)
 
 
 def accept_reconstruction(itc_before: torch.Tensor, itm_before: torch.Tensor, itc_after: torch.Tensor,

@@ -115,6 +115,10 @@ class ScioConfig:
                                                     "probability is below this (scio_rules.screen_pairs; e.g. 0.5, "
                                                     "only with an ITM that learned: at its 1:2 prior p = 0.33 it "
                                                     "flags every text); null: off, the paper's screening", min=0, max=1)
+    pair_rank_threshold: float | None = option(None, "screening also flags a whole text that its image ranks below "
+                                               "this share of the queued texts (ITC; scio_rules.screen_pairs; e.g. "
+                                               "0.7: finds texts of another class, docs/RESULTS.md); null: off",
+                                               min=0, max=1)
 
     def units(self) -> list[tuple[str, int]]:
         """The run's units of work in order: ("train", stage) per epoch, "screen" and "reconstruct" passes."""
@@ -368,7 +372,8 @@ class ScioTrainer:
         rows, counts = [], {"candidates": 0, "noisy": 0, "noisy_pairs": 0, "truncated_texts": 0}
         # No autocast in the passes: in bf16 the small ΔITM of eq. 11 round to 0 (a tie, so nothing is flagged).
         for indices, ops in self._pass_batches():
-            result = screen_texts([self.texts[i] for i in indices], ops.score, self.config.pair_screening_threshold)
+            result = screen_texts([self.texts[i] for i in indices], ops.score, self.config.pair_screening_threshold,
+                                  self.config.pair_rank_threshold)
             counts["candidates"] += result.candidates
             counts["noisy"] += result.noisy
             counts["noisy_pairs"] += result.noisy_pairs
