@@ -22,7 +22,14 @@ def test_quickstart_then_eval(tmp_path, capsys):
     metrics = json.loads((out / "final" / "eval_results.json").read_text())
     for name in ("retrieval/mean_recall", "zero_shot/top1", "linear_probe/accuracy"):
         assert 0 <= metrics[name] <= 100, name
-    assert list((out / "logs").rglob("events.out.tfevents.*")), "no tensorboard event file"
+    events = list((out / "logs").rglob("events.out.tfevents.*"))
+    assert events, "no tensorboard event file"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for event_file in events:
+        tags |= set(EventAccumulator(str(event_file)).Reload().Tags()["scalars"])
+    assert {"train/loss", "eval/zero_shot/top1", "eval/retrieval/mean_recall"} <= tags, tags  # eval beside training
     assert "model-index" in (out / "final" / "README.md").read_text()
     model = AutoModel.from_pretrained(out / "final", trust_remote_code=True)
     assert model.config.vision_config.image_size == 64

@@ -279,6 +279,10 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
         if dataset is None and config.eval_split and config.eval_tasks:
             dataset = load_streaming_eval_dataset(config)
         metrics = evaluate_final_model(config, dataset, model_dir)
+        if config.report_to != "none" and metrics:  # the final evaluation beside the training curves
+            accelerator.log({f"eval/{name}": value for name, value in metrics.items()
+                             if isinstance(value, (int, float)) and not isinstance(value, bool)},
+                            step=state.global_step)
     if accelerator.is_main_process and config.push_to_hub:
         push_model_dir(model_dir, config.push_to_hub, private=config.hub_private, base_model=config.hub_base_model)
     if config.report_to != "none":
