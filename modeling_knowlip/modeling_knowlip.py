@@ -71,8 +71,9 @@ class SarKnowlipPairScores(ModelOutput):
 
     itc_loss: symmetric eq. 4 loss of pair i, with the feature queues as the negatives t' / v'.
     itm_score: ITM match probability p of eq. 5 (the s_i of eq. 11).
-    itc_rank: share of the queued texts that image i finds less similar than its own text i (1: its own text beats
-        every queued text; a text of another class ranks low). Used by SCIO's pair screening.
+    itc_rank: share of the queued texts that image i finds less similar than its own text i (momentum features on
+        both sides; 1: its own text beats every queued text; a text of another class ranks low). SCIO's pair
+        screening uses it.
     """
 
     itc_loss: torch.Tensor | None = None
@@ -488,9 +489,18 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
             itc_loss=pairwise_itc_loss(image_feat, text_feat, self.queue.image_feats, self.queue.text_feats, temp,
                                        own_entries),
             itm_score=self.itm_logits(image_embeds, text_embeds, attention_mask).softmax(dim=-1)[:, 1],
-            itc_rank=(image_feat @ self.queue.text_feats.t() < (image_feat * text_feat).sum(1, keepdim=True)).float()
-            .mean(dim=1),
+            itc_rank=self._queue_rank(image_feat, input_ids, attention_mask),
         )
+
+    def _queue_rank(self, image_feat: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+                    ) -> torch.Tensor:
+        """Share of the queued texts each image finds less similar than its own text. The queue holds momentum-encoder
+        features, so the own text is taken through the momentum encoder too (the online and momentum features are
+        not on one scale)."""
+        text_out_m = self.text_encoder_m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        text_feat_m = F.normalize(self.text_proj_m(self.pool_text(text_out_m, attention_mask)), dim=-1)
+        own = (image_feat * text_feat_m).sum(dim=1, keepdim=True)
+        return (image_feat @ self.queue.text_feats.t() < own).float().mean(dim=1)
 
     @torch.no_grad()
     def generate(

@@ -80,8 +80,10 @@ def test_model_ops_score_and_fill_with_a_tiny_knowlip(tiny_model, processor, sci
     assert torch.allclose(itc[1], direct.itc_loss[0], atol=1e-5) and torch.allclose(itm[1], direct.itm_score[0], atol=1e-5)
     # the rank: the share of queued texts less similar to the image than its own text
     image_feat = torch.nn.functional.normalize(model.vision_proj(image_embeds[1:, 0]), dim=-1)
-    text_feat = model.encode_text(encoded["input_ids"], encoded["attention_mask"])[1]
-    expected = (image_feat @ model.queue.text_feats.t() < (image_feat * text_feat).sum()).float().mean()
+    text_out_m = model.text_encoder_m(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"])
+    text_feat_m = torch.nn.functional.normalize(model.text_proj_m(model.pool_text(
+        text_out_m.last_hidden_state, encoded["attention_mask"])), dim=-1)  # the queue's (momentum) features
+    expected = (image_feat @ model.queue.text_feats.t() < (image_feat * text_feat_m).sum()).float().mean()
     assert torch.allclose(rank[1], expected, atol=1e-6)
     masked = [[tokenizer.mask_token if j == 3 else part for j, part in enumerate(text)] for text in texts]
     fragments = ops.fill([0, 1], masked)
