@@ -216,3 +216,19 @@ def test_a_healthy_run_is_not_stopped(tiny_train_config, tmp_path):
     image_cosine = [event.value for event in events.Scalars("train/image_cosine")]
     assert len(image_cosine) == 20 and image_cosine[-1] < 0.99
     assert events.Scalars("train/loss_over_uniform")[-1].value < 0.99
+
+
+def test_observe_unclipped_measures_the_gradient_except_under_fp16():
+    from train.common.collapse_guard import CHECK_EVERY, CollapseGuard, TrainingCollapsedError
+
+    model = torch.nn.Linear(2, 1)
+    model(torch.ones(1, 2)).sum().backward()
+    model.weight.grad[0, 0] = float("nan")
+    with pytest.raises(TrainingCollapsedError, match="the gradient norm is nan"):
+        CollapseGuard(patience=0).observe_unclipped(1, 1.0, 32, model, "no")
+    guard = CollapseGuard(patience=0)
+    guard.observe_unclipped(1, 1.0, 32, model, "fp16")  # the fp16 loss scaler skips such a step itself
+    assert guard.uniform == pytest.approx(math.log(32))
+    assert CollapseGuard.check_due(CHECK_EVERY) and not CollapseGuard.check_due(CHECK_EVERY + 1)
+    assert CollapseGuard.check_due(CHECK_EVERY + 1, end_of_epoch=True)
+    assert not CollapseGuard.check_due(CHECK_EVERY, end_of_epoch=True)

@@ -223,6 +223,19 @@ class CollapseGuard:
         if uniform:
             self._ratios.append(value / uniform)
 
+    def observe_unclipped(self, step: int, loss, candidates: int, model: torch.nn.Module, mixed_precision: str,
+                          other_losses: Mapping[str, object] | None = None) -> None:
+        """`observe` for a trainer that does not clip: the uniform value ln(candidates) and the total gradient norm
+        (not under fp16, whose loss scaler skips non-finite steps itself). Call after backward, before the step."""
+        norm = None if mixed_precision == "fp16" else gradient_norm(model)
+        self.observe(step, loss, uniform_loss(candidates), norm, other_losses)
+
+    @staticmethod
+    def check_due(step: int, end_of_epoch: bool = False) -> bool:
+        """Whether `step` gets a `check`: every `CHECK_EVERY` steps, and at the end of an epoch that did not just
+        have one."""
+        return (step % CHECK_EVERY != 0) if end_of_epoch else (step % CHECK_EVERY == 0)
+
     def check(self, step: int, image_cosine: float | None = None, text_cosine: float | None = None) -> dict:
         """Judge the steps since the last check; returns what to log (`loss_over_uniform`, `image_cosine`,
         `text_cosine`, those measured) and raises `TrainingCollapsedError` once the condition has held for

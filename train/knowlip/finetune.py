@@ -54,10 +54,8 @@ from ..common.collapse_guard import (
     DEFAULT_COSINE,
     DEFAULT_PATIENCE,
     CollapseGuard,
-    gradient_norm,
     probe_indices,
     probe_spread,
-    uniform_loss,
 )
 from ..common.checkpointing import TrainerState, load_checkpoint, resolve_checkpoint, save_checkpoint
 from ..common.config import YamlConfig, option
@@ -229,17 +227,16 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
                                                  reduction="mean").tolist()
             candidates = batch["input_ids"].shape[0] + unwrapped.config.queue_size if task.pretraining_losses \
                 else unwrapped.config.num_labels
-            guard.observe(step + 1, watched, uniform_loss(candidates),  # before the step: no NaN reaches the weights
-                          None if accelerator.mixed_precision == "fp16" else gradient_norm(model),
-                          other_losses={"summed loss": summed} if task.pretraining_losses else None)
+            guard.observe_unclipped(step + 1, watched, candidates, model, accelerator.mixed_precision,  # before the
+                                    other_losses={"summed loss": summed} if task.pretraining_losses else None)  # step
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
             losses.append(float(loss.detach()))
             step += 1
-            if step % CHECK_EVERY == 0:
+            if guard.check_due(step):
                 check()
-        if losses and step % CHECK_EVERY:  # the end of an epoch is a check too
+        if losses and guard.check_due(step, end_of_epoch=True):
             check()
         if accelerator.is_main_process:
             guard_text = "".join(f", {name} {value:.4f}" for name, value in guard_logs.items())

@@ -51,10 +51,8 @@ from ..common.collapse_guard import (
     DEFAULT_COSINE,
     DEFAULT_PATIENCE,
     CollapseGuard,
-    gradient_norm,
     probe_indices,
     probe_spread,
-    uniform_loss,
 )
 from ..common.config import check_options, option
 from ..common.run_banner import run_banner
@@ -320,9 +318,9 @@ class ScioTrainer:
             # batch's momentum features and the queue, always full: B = batch + queue_size)
             losses = accelerator.reduce(torch.stack([out.loss.detach().float(), out.loss_itc.detach().float()]),
                                         reduction="mean").tolist()
-            self.guard.observe(state.global_step + 1, losses[1], uniform_loss(batch["image_ids"].numel() + queue_size),
-                               None if accelerator.mixed_precision == "fp16" else gradient_norm(model),
-                               other_losses={"summed loss (ITC + ITM + MLM)": losses[0]})
+            self.guard.observe_unclipped(state.global_step + 1, losses[1], batch["image_ids"].numel() + queue_size,
+                                         model, accelerator.mixed_precision,
+                                         other_losses={"summed loss (ITC + ITM + MLM)": losses[0]})
             lr_trace.append(self.scheduler.get_last_lr()[0])
             self.optimizer.step()
             self.scheduler.step()
@@ -332,9 +330,9 @@ class ScioTrainer:
             for name in totals:
                 value = getattr(out, name)  # None when that loss's weight is 0
                 totals[name] += 0.0 if value is None else float(value.detach())
-            if state.global_step % CHECK_EVERY == 0:
+            if self.guard.check_due(state.global_step):
                 self._check(state.global_step, probe)
-        if steps and state.global_step % CHECK_EVERY:  # the end of the unit is a check too
+        if steps and self.guard.check_due(state.global_step, end_of_epoch=True):
             self._check(state.global_step, probe)
         record = {name: value / max(steps, 1) for name, value in totals.items()}
         return {**record, **self.guard_logs, "steps": steps, "skipped_batches": skipped, "truncated_texts": truncated,
