@@ -4,6 +4,7 @@ are validated in one place (`YamlConfig.__post_init__`)."""
 from __future__ import annotations
 
 import dataclasses
+import operator
 import typing
 from pathlib import Path
 from typing import ClassVar
@@ -21,12 +22,15 @@ def option(default, help: str, *, min=None, max=None, gt=None, lt=None, choices=
     """A config field with its one-line meaning (shown by `fit --help`) and its declared bounds: `min`/`max`
     (inclusive), `gt`/`lt` (exclusive), `choices`. Bounds apply to each item of a list/tuple field; None
     values are not checked. List/dict defaults are copied per instance."""
-    metadata = {"help": help, **{key: value for key, value in
-                                 (("min", min), ("max", max), ("gt", gt), ("lt", lt),
-                                                                ("choices", choices)) if value is not None}}
+    bounds = {"min": min, "max": max, "gt": gt, "lt": lt, "choices": choices}
+    metadata = {"help": help, **{key: value for key, value in bounds.items() if value is not None}}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+# declared bound -> (test, how an error states it)
+_BOUNDS = {"min": (operator.ge, ">="), "gt": (operator.gt, ">"), "max": (operator.le, "<="), "lt": (operator.lt, "<")}
 
 
 def check_options(config) -> None:
@@ -39,19 +43,17 @@ def check_options(config) -> None:
             continue
         items = list(value) if _is_sequence(hints[field.name]) else [value]
         for item in items:
-            if "choices" in rules and item not in rules["choices"]:
-                raise ValueError(f"{field.name}: {item!r} is not one of {list(rules['choices'])}")
             if "choices" in rules:
+                if item not in rules["choices"]:
+                    raise ValueError(f"{field.name}: {item!r} is not one of {list(rules['choices'])}")
                 continue
             whole = int in (hints[field.name], *typing.get_args(hints[field.name]))
             if isinstance(item, bool) or not isinstance(item, int if whole else (int, float)):
                 raise ValueError(f"{field.name}: must be {'a whole number' if whole else 'a number'}, got {item!r}")
-            tests = {"min": (item >= rules.get("min", 0), ">="), "gt": (item > rules.get("gt", 0), ">"),
-                     "max": (item <= rules.get("max", 0), "<="), "lt": (item < rules.get("lt", 0), "<")}
-            if not all(tests[key][0] for key in tests if key in rules):
-                bounds = " and ".join(f"{tests[key][1]} {rules[key]}" for key in tests if key in rules)
-                raise ValueError(f"{field.name}: must be {bounds}, got {item!r}")
-
+            bounds = {key: rules[key] for key in _BOUNDS if key in rules}
+            if not all(_BOUNDS[key][0](item, bound) for key, bound in bounds.items()):
+                text = " and ".join(f"{_BOUNDS[key][1]} {bound}" for key, bound in bounds.items())
+                raise ValueError(f"{field.name}: must be {text}, got {item!r}")
 
 _NUMBER_HINTS = {float: float, float | None: float, int: int, int | None: int}
 
