@@ -8,8 +8,8 @@ how well screening finds them (precision / recall per pair and per sub-text) and
 Noise (seeded): `--noise` of the train images are chosen; `whole` replaces an image's whole caption list with the list
 of a random image of another class; `one` replaces one caption of its list (a random position) with a random caption
 of another class. SCIO runs with `--config` (default train/knowlip/configs/small_real.yaml) and any `--set key=value`
-overrides (pair screening is on: a text its image ranks below 0.7 of the queued texts, unless `--set
-pair_rank_threshold=...` or `--set pair_screening_threshold=...` (ITM) is given). Ground truth: a pair is noisy if any of its sub-texts was replaced; a sub-text is noisy if it was replaced.
+overrides (the config's screening: eqs. 10-11 with `screening_margin`, and pair screening of texts whose ITC loss is
+above its uniform value; `--set pair_itc_screening=false --set screening_margin=0` is the paper's). Ground truth: a pair is noisy if any of its sub-texts was replaced; a sub-text is noisy if it was replaced.
 A pair counts as flagged if screening put any of its sub-texts into the noise pool (pair screening puts all).
 Reconstruction: of the noisy (clean) sub-texts, how many were rewritten, and how many noisy sub-texts name the image's
 own class / the wrong class before (v1) and after (v2) it; a sub-text names a class if it holds one of that class's
@@ -193,8 +193,6 @@ def main(argv=None) -> int:
                                          data=args.data)
     except (TypeError, ValueError) as error:
         parser.error(f"config: {error}")
-    if "pair_screening_threshold" not in overrides and "pair_rank_threshold" not in overrides:
-        config.pair_rank_threshold = 0.7  # whole-list swaps need pair screening (scio_rules.screen_pairs)
     if config.positive_groups == "auto":
         config.positive_groups = "caption"  # the labels stay hidden from SCIO (they are the benchmark's truth)
     labels = list(split["label"])

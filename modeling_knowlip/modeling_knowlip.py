@@ -74,11 +74,15 @@ class SarKnowlipPairScores(ModelOutput):
     itc_rank: share of the queued texts that image i finds less similar than its own text i (momentum features on
         both sides; 1: its own text beats every queued text; a text of another class ranks low). SCIO's pair
         screening uses it.
+    itc_uniform: the ITC loss of a guess with no preference, ln of the number of candidates in pair i's softmax (its
+        positive and the queue entries left as its negatives); an itc_loss above it means the model finds the text
+        less likely for its image than chance (SCIO's pair screening).
     """
 
     itc_loss: torch.Tensor | None = None
     itm_score: torch.Tensor | None = None
     itc_rank: torch.Tensor | None = None
+    itc_uniform: torch.Tensor | None = None
 
 
 @dataclass
@@ -485,11 +489,15 @@ class SarKnowlipModel(SarKnowlipPreTrainedModel):
         if group_ids is not None:
             same_group = same_id(group_ids, self.queue.group_ids)
             own_entries = same_group if own_entries is None else own_entries | same_group
+        negatives = torch.full((len(image_feat),), self.queue.text_feats.shape[0], device=image_feat.device)
+        if own_entries is not None:
+            negatives = negatives - own_entries.sum(dim=1)
         return SarKnowlipPairScores(
             itc_loss=pairwise_itc_loss(image_feat, text_feat, self.queue.image_feats, self.queue.text_feats, temp,
                                        own_entries),
             itm_score=self.itm_logits(image_embeds, text_embeds, attention_mask).softmax(dim=-1)[:, 1],
             itc_rank=self._queue_rank(image_feat, input_ids, attention_mask),
+            itc_uniform=torch.log1p(negatives.float()),
         )
 
     def _queue_rank(self, image_feat: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor

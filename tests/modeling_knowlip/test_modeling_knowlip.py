@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -176,6 +178,10 @@ def test_score_pairs_gives_per_pair_itc_loss_and_itm_probability(tiny_config, ba
     own = model.score_pairs(inputs["input_ids"], inputs["attention_mask"], pixel_values=inputs["pixel_values"],
                             image_ids=torch.arange(4))
     assert (own.itc_loss < queued.itc_loss).all()
+    # the uniform value counts the candidates actually in each softmax: the positive and the queue minus its own entry
+    size = model.queue.text_feats.shape[0]
+    assert torch.allclose(queued.itc_uniform, torch.full((4,), math.log(1 + size)))
+    assert torch.allclose(own.itc_uniform, torch.full((4,), math.log(size)))
     with pytest.raises(ValueError, match="exactly one of pixel_values or image_embeds"):
         model.score_pairs(inputs["input_ids"], inputs["attention_mask"])
 

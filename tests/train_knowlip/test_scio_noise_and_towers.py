@@ -103,6 +103,18 @@ def test_pair_screening_flags_a_text_the_itm_head_rejects():
     assert both.pair_noise == [True, True]
 
 
+def test_pair_screening_flags_a_text_whose_itc_loss_is_above_chance():
+    texts = [["a ship", "a port"], ["a tank", "a road"]]
+
+    def score(rows, queries):  # ITC loss minus its uniform value: text 1 is less likely than chance for its image
+        itc = torch.tensor([-1.0 if row == 0 else 0.4 for row in rows])
+        return itc, torch.full((len(rows),), 0.5), torch.full((len(rows),), 0.9)
+
+    assert screen_texts(texts, score).pair_noise == [False, False]  # the paper's screening alone
+    flagged = screen_texts(texts, score, pair_itc=True)
+    assert flagged.pair_noise == [False, True] and flagged.noise == [[False, False], [True, True]]
+
+
 def test_noise_injection_and_screening_metrics():
     captions = [[f"class {c} caption {k} of image {i}" for k in range(5)] for i, c in enumerate([0] * 10 + [1] * 10)]
     labels = [0] * 10 + [1] * 10

@@ -13,6 +13,11 @@ def test_screening_rule_eqs_10_11():
     assert torch.allclose(decision.delta_itm, torch.tensor([0.1, -0.1, 0.3, 0.0]))
     assert decision.candidate.tolist() == [True, True, False, False]
     assert decision.noise.tolist() == [True, False, False, False]
+    # with a margin the removal must lower the loss by more than it: only the -0.5 fragment stays a candidate
+    strict = screen(itc_full, itm_full, itc_removed, itm_removed, margin=0.3)
+    assert strict.candidate.tolist() == [True, False, False, False]
+    assert strict.noise.tolist() == [True, False, False, False]
+    assert screen(itc_full, itm_full, itc_removed, itm_removed, margin=0.5).noise.tolist() == [False] * 4
 
 
 def test_reconstruction_rule_eqs_14_15():

@@ -1,19 +1,25 @@
 """A tiny end-to-end SCIO run on synthetic SAR chips: text versions, noise pool, refined texts, resume."""
 
+import dataclasses
 import json
 import math
 
 import pytest
+import torch
 from accelerate import Accelerator
 from transformers import AutoProcessor
 
 from modeling_knowlip import SarKnowlipModel
 from train.knowlip import ScioConfig, ScioTrainer, load_text_version
+from train.sarclip.data import caption_id
 
 
 def _config(output_dir, **changes):
     return ScioConfig(output_dir=str(output_dir), stage_epochs=(1, 1, 1), batch_size=3, learning_rate=1e-3,
                       warmup_steps=2, max_length=96, max_fragment_tokens=6, pass_batch_size=4, seed=0, **changes)
+
+
+PAPER_SCREENING = {"screening_margin": 0.0, "pair_itc_screening": False}  # eqs. 10-11 exactly
 
 
 def _log(output_dir):
@@ -28,7 +34,8 @@ def test_scio_run_writes_noise_pool_and_refined_texts_and_resumes(tiny_model, pr
         raise RuntimeError("simulated crash")
     monkeypatch.setattr(ScioTrainer, "_reconstruction_pass", crash)
     # seed 2: a model whose screening flags some sub-texts (mean text pooling; with seed 0 it flags none)
-    trainer = ScioTrainer(tiny_model(seed=2), processor, scio_dataset, _config(tmp_path), Accelerator(cpu=True))
+    trainer = ScioTrainer(tiny_model(seed=2), processor, scio_dataset, _config(tmp_path, **PAPER_SCREENING),
+                          Accelerator(cpu=True))
     with pytest.raises(RuntimeError, match="simulated crash"):
         trainer.run()
     monkeypatch.undo()
@@ -47,7 +54,8 @@ def test_scio_run_writes_noise_pool_and_refined_texts_and_resumes(tiny_model, pr
     assert log[1]["noisy"] > 0  # (seeded) so that the reconstruction checks below are not vacuous
 
     # 2) a new trainer on the same folder resumes with the reconstruction pass, then trains stage 3
-    resumed = ScioTrainer(tiny_model(seed=1), processor, scio_dataset, _config(tmp_path), Accelerator(cpu=True))
+    resumed = ScioTrainer(tiny_model(seed=1), processor, scio_dataset, _config(tmp_path, **PAPER_SCREENING),
+                          Accelerator(cpu=True))
     final = resumed.run()
     log = _log(tmp_path)
     assert [(r["kind"], r["stage"]) for r in log[3:]] == [("reconstruct", 3), ("train", 3)]
@@ -69,7 +77,8 @@ def test_scio_run_writes_noise_pool_and_refined_texts_and_resumes(tiny_model, pr
     assert model.queue.ptr.item() == (3 * 6) % 16
     assert AutoProcessor.from_pretrained(tmp_path / "model").tokenizer.vocab == processor.tokenizer.vocab
     assert "SCIO on 6 images" in (tmp_path / "model" / "README.md").read_text()
-    again = ScioTrainer(tiny_model(), processor, scio_dataset, _config(tmp_path), Accelerator(cpu=True)).run()
+    again = ScioTrainer(tiny_model(), processor, scio_dataset, _config(tmp_path, **PAPER_SCREENING),
+                        Accelerator(cpu=True)).run()
     assert again["subtexts"] == v2["subtexts"] and len(_log(tmp_path)) == 5
 
 
@@ -84,3 +93,29 @@ def test_bad_sub_text_rows_are_named(tiny_model, processor, scio_dataset, tmp_pa
     broken = scio_dataset.remove_columns("subtexts").add_column("subtexts", [["ok"]] * 5 + [[]])
     with pytest.raises(ValueError, match="row 5 has no non-empty sub-text"):
         ScioTrainer(tiny_model(), processor, broken, _config(tmp_path), Accelerator(cpu=True))
+
+
+def test_default_screening_flags_whole_texts_whose_itc_loss_is_above_chance(tiny_model, processor, scio_dataset,
+                                                                          tmp_path):
+    """By default screening also flags each text whose ITC loss is above its uniform value (every sub-text joins the
+    noise pool), checked against the saved model's own `score_pairs`; the paper's screening flags no whole text."""
+    def screening(folder, **changes):
+        config = dataclasses.replace(_config(folder, **changes), stage_epochs=(3, 0, 0))
+        # (seeded: a model whose texts end above chance, so that the comparison below is not vacuous)
+        ScioTrainer(tiny_model(seed=3), processor, scio_dataset, config, Accelerator(cpu=True)).run()
+        return next(r for r in _log(folder) if r["kind"] == "screen"), load_text_version(folder, 1)
+
+    paper, _ = screening(tmp_path / "paper", **PAPER_SCREENING)
+    assert paper["noisy_pairs"] == 0
+    record, v1 = screening(tmp_path / "default")
+    model = SarKnowlipModel.from_pretrained(tmp_path / "default" / "model").eval()  # no training after screening
+    texts = [" ".join(text) for text in scio_dataset["subtexts"]]
+    encoded = processor(text=texts, max_length=96)
+    pixel_values = processor.image_processor(list(scio_dataset["image"]), return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        scores = model.score_pairs(encoded["input_ids"], encoded["attention_mask"], pixel_values=pixel_values,
+                                   image_ids=torch.arange(len(texts)),
+                                   group_ids=torch.tensor([caption_id(text) for text in texts]))
+    above_chance = (scores.itc_loss > scores.itc_uniform).tolist()
+    assert record["noisy_pairs"] == sum(above_chance) > 0
+    assert all(all(flags) for flags, flagged in zip(v1["noise"], above_chance) if flagged)

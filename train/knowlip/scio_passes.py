@@ -2,8 +2,10 @@
 
 Both passes work on texts given as sub-text lists and take the model through two callables, so the same code runs
 with SAR-KnowLIP (`ModelTextOps`) or with any other scorer:
-- `score(rows, texts) -> (itc_loss, itm_score, itc_rank)`: per-pair ITC loss, ITM match probability and ITC rank
-  among the queued texts of text k with image `rows[k]` of the current image batch;
+- `score(rows, texts) -> (itc_excess, itm_score, itc_rank)`: per-pair ITC loss above its uniform value (the loss
+  minus ln of its candidates: > 0 when the image finds the text less likely than chance; differences, eqs. 10 and
+  14, are those of the loss), ITM match probability and ITC rank among the queued texts of text k with image
+  `rows[k]` of the current image batch;
 - `fill(rows, masked_texts) -> fragments`: the decoder's text for the one [MASK] of each text (eq. 13).
 """
 
@@ -53,13 +55,16 @@ class ReconstructionResult:
 
 
 def screen_texts(texts: list[list[str]], score: Scorer, pair_threshold: float | None = None,
-                 pair_rank_threshold: float | None = None) -> ScreeningResult:
-    """For every non-empty sub-text p_j: score t and t^(-j) with the same image and apply eqs. 10-11.
+                 pair_rank_threshold: float | None = None, pair_itc: bool = False,
+                 margin: float = 0.0) -> ScreeningResult:
+    """For every non-empty sub-text p_j: score t and t^(-j) with the same image and apply eqs. 10-11 (ΔL_ITC below
+    `-margin`, `scio_rules.screen`).
 
     A text with a single non-empty sub-text is not screened (our choice: removing it would leave no text, and the
-    paper screens segments within a text). With `pair_threshold` / `pair_rank_threshold`, a text whose full-text ITM
-    match probability / ITC rank among the queued texts is below it is flagged as a whole (`scio_rules.screen_pairs`):
-    all its sub-texts join the noise pool."""
+    paper screens segments within a text). Pair screening (`scio_rules.screen_pairs`) flags a text as a whole, all its
+    sub-texts joining the noise pool: with `pair_itc`, when its full text's ITC loss is above its uniform value; with
+    `pair_threshold` / `pair_rank_threshold`, when its ITM match probability / ITC rank among the queued texts is
+    below it."""
     rows, queries, owners = [], [], []
     for b, text in enumerate(texts):
         rows.append(b)
@@ -74,7 +79,7 @@ def screen_texts(texts: list[list[str]], score: Scorer, pair_threshold: float | 
     full = {b: k for k, (b, j) in enumerate(owners) if j is None}
     removed = [k for k, (_, j) in enumerate(owners) if j is not None]
     anchors = [full[owners[k][0]] for k in removed]
-    decision = screen(itc[anchors], itm[anchors], itc[removed], itm[removed])
+    decision = screen(itc[anchors], itm[anchors], itc[removed], itm[removed], margin)
     result = ScreeningResult(
         noise=[[False] * len(text) for text in texts],
         delta_itc=[[math.nan] * len(text) for text in texts],
@@ -83,15 +88,16 @@ def screen_texts(texts: list[list[str]], score: Scorer, pair_threshold: float | 
         noisy=int(decision.noise.sum()),
         itm_score=[float(itm[full[b]]) for b in range(len(texts))],
     )
-    full_rank = torch.stack([rank[full[b]] for b in range(len(texts))]) if texts else torch.zeros(0)
+    full_rows = [full[b] for b in range(len(texts))]
     for position, k in enumerate(removed):
         b, j = owners[k]
         result.noise[b][j] = bool(decision.noise[position])
         result.delta_itc[b][j] = float(decision.delta_itc[position])
         result.delta_itm[b][j] = float(decision.delta_itm[position])
     flagged = [False] * len(texts)
-    if pair_threshold is not None or pair_rank_threshold is not None:
-        flagged = screen_pairs(torch.tensor(result.itm_score), pair_threshold, full_rank, pair_rank_threshold).tolist()
+    if pair_itc or pair_threshold is not None or pair_rank_threshold is not None:
+        flagged = screen_pairs(itc[full_rows] if pair_itc else None, itm[full_rows], pair_threshold, rank[full_rows],
+                               pair_rank_threshold).tolist()
         for b, pair in enumerate(flagged):
             if pair:
                 result.noise[b] = [bool(part) for part in texts[b]]
@@ -164,13 +170,14 @@ class ModelTextOps:
 
     @torch.no_grad()
     def score(self, rows: list[int], texts: Texts) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(ITC loss, ITM match probability, ITC rank among the queued texts) of each (image row, text)."""
+        """(ITC loss above its uniform value, ITM match probability, ITC rank among the queued texts) of each (image
+        row, text)."""
         itc, itm, rank = [], [], []
         for chunk_rows, input_ids, attention_mask in self._chunks(rows, texts):
             scores = self.model.score_pairs(input_ids, attention_mask, image_embeds=self.image_embeds[chunk_rows],
                                             image_ids=self.image_ids[chunk_rows],
                                             group_ids=None if self.group_ids is None else self.group_ids[chunk_rows])
-            itc.append(scores.itc_loss.float().cpu())
+            itc.append((scores.itc_loss - scores.itc_uniform).float().cpu())
             itm.append(scores.itm_score.float().cpu())
             rank.append(scores.itc_rank.float().cpu())
         return torch.cat(itc), torch.cat(itm), torch.cat(rank)

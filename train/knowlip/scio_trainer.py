@@ -109,6 +109,14 @@ class ScioConfig:
                                   "besides the own image: label (same class; needs a `label` column), caption "
                                   "(same whole text), image (nothing else), auto (label if the data has one, else "
                                   "caption)", choices=("auto", "label", "caption", "image"))
+    screening_margin: float = option(0.3, "eq. 10 flags a sub-text whose removal lowers the pair's ITC loss by more "
+                                     "than this many nats (0: the paper's strict < 0, which flags a third of clean "
+                                     "template texts; 0.3: beyond the 1st percentile of clean sub-texts on MSTAR, "
+                                     "scio_rules)", min=0)
+    pair_itc_screening: bool = option(True, "screening also flags a whole text whose ITC loss is above its uniform "
+                                      "value ln(candidates): the image finds it less likely than chance (finds "
+                                      "another image's whole caption list, which eqs. 10-11 cannot; false: the "
+                                      "paper's screening)")
     pair_screening_threshold: float | None = option(None, "screening also flags a whole text whose ITM match "
                                                     "probability is below this (scio_rules.screen_pairs; e.g. 0.5, "
                                                     "only with an ITM that learned: at its 1:2 prior p = 0.33 it "
@@ -371,7 +379,8 @@ class ScioTrainer:
         # No autocast in the passes: in bf16 the small ΔITM of eq. 11 round to 0 (a tie, so nothing is flagged).
         for indices, ops in self._pass_batches():
             result = screen_texts([self.texts[i] for i in indices], ops.score, self.config.pair_screening_threshold,
-                                  self.config.pair_rank_threshold)
+                                  self.config.pair_rank_threshold, self.config.pair_itc_screening,
+                                  self.config.screening_margin)
             counts["candidates"] += result.candidates
             counts["noisy"] += result.noisy
             counts["noisy_pairs"] += result.noisy_pairs
