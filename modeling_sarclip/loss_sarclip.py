@@ -71,4 +71,14 @@ def contrastive_loss(
     return (F.cross_entropy(logits_per_image, targets) + F.cross_entropy(logits_per_text, targets)) / 2
 
 
-__all__ = ["contrastive_loss", "gather_no_grad", "gather_with_grad"]
+def prompt_classification_loss(image_embeds: torch.Tensor, class_embeds: torch.Tensor, logit_scale: torch.Tensor,
+                               labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each image against the prompt embeddings of every class: the zero-shot classifier, trained
+    directly (CLIP-LoRA, Zanella & Ben Ayed 2024; CoOp). `image_embeds` `(B, D)` and `class_embeds` `(C, D)`
+    L2-normalised, `labels` `(B,)` class indices. Its uniform value is ln C. One embedding for every image scores
+    only the class prior here, while for in-batch InfoNCE it is a resting point at exactly ln B (the way a LoRA run
+    from a confidently wrong base collapses, docs/EXPERIMENTS.md)."""
+    return F.cross_entropy(logit_scale * image_embeds @ class_embeds.t(), labels.to(image_embeds.device))
+
+
+__all__ = ["contrastive_loss", "gather_no_grad", "gather_with_grad", "prompt_classification_loss"]

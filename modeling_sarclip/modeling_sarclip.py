@@ -24,7 +24,7 @@ from transformers.utils import ModelOutput
 from transformers.utils.generic import can_return_tuple
 
 from .configuration_sarclip import SarclipConfig, SarclipTextConfig, SarclipVisionConfig
-from .loss_sarclip import contrastive_loss
+from .loss_sarclip import contrastive_loss, prompt_classification_loss
 from .pipeline_sarclip import SAR_ZERO_SHOT_TASK  # a relative import: the pipeline file travels with every save
 
 
@@ -41,7 +41,9 @@ class SarclipOutput(ModelOutput):
         image_embeds: L2-normalised image embeddings `(image_batch, embed_dim)`.
         text_model_output / vision_model_output: the towers' outputs.
         logit_scale: the temperature multiplier `exp(logit_scale)` the logits and the loss use (the one field
-            `CLIPOutput` lacks; last, so that tuples from `return_dict=False` index like `CLIPModel`'s).
+            `CLIPOutput` lacks; after its fields, so that tuples from `return_dict=False` index like `CLIPModel`'s).
+        prompt_loss: with `class_input_ids` and `labels`, the cross-entropy of each image against the prompts of
+            every class (`loss_sarclip.prompt_classification_loss`); not added to `loss`.
 
     Called with `pixel_values` only (e.g. by the image-feature-extraction pipeline), only `image_embeds` and
     `vision_model_output` are set.
@@ -56,6 +58,7 @@ class SarclipOutput(ModelOutput):
     vision_model_output: BaseModelOutputWithPooling | None = None
     # after CLIPOutput's fields, so that `return_dict=False` tuples index like CLIPModel's
     logit_scale: torch.Tensor | None = None
+    prompt_loss: torch.Tensor | None = None
 
     def to_tuple(self):
         return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in self.values())
@@ -444,11 +447,14 @@ class SarclipModel(SarclipPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
         group_ids: torch.Tensor | None = None,
+        class_input_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
         **kwargs,
     ) -> SarclipOutput:
         """CLIP-style forward. `return_loss=True` adds the contrastive loss over the pairs of all processes;
         `group_ids` (one integer per pair) makes pairs with equal ids positives for each other (repeated captions,
-        same class). `return_dict=False` returns a tuple."""
+        same class). `class_input_ids` (one prompt per class, `(num_classes, length)`) with `labels` (the class of each
+        image) add `prompt_loss`, the zero-shot classifier's cross-entropy. `return_dict=False` returns a tuple."""
         if pixel_values is None:
             raise ValueError("SarclipModel.forward needs pixel_values (use get_text_features for text alone)")
         vision_outputs = self.get_image_features(pixel_values, output_hidden_states, output_attentions)
@@ -462,6 +468,12 @@ class SarclipModel(SarclipPreTrainedModel):
         logit_scale = self.logit_scale.exp()
         logits_per_image = logit_scale * image_embeds @ text_embeds.t()
         loss = contrastive_loss(image_embeds, text_embeds, logit_scale, group_ids) if return_loss else None
+        prompt_loss = None
+        if class_input_ids is not None:
+            if labels is None:
+                raise ValueError("class_input_ids needs labels (the class index of each image)")
+            class_embeds = F.normalize(self.get_text_features(class_input_ids).pooler_output, dim=-1)
+            prompt_loss = prompt_classification_loss(image_embeds, class_embeds, logit_scale, labels)
         return SarclipOutput(
             loss=loss,
             logits_per_image=logits_per_image,
@@ -471,6 +483,7 @@ class SarclipModel(SarclipPreTrainedModel):
             logit_scale=logit_scale,
             text_model_output=text_outputs,
             vision_model_output=vision_outputs,
+            prompt_loss=prompt_loss,
         )
 
 

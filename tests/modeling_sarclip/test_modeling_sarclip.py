@@ -86,6 +86,20 @@ def test_forward_group_ids_reach_the_loss(model_and_inputs):
     torch.testing.assert_close(out.loss, contrastive_loss(out.image_embeds, out.text_embeds, out.logit_scale, groups))
 
 
+def test_class_prompts_give_the_zero_shot_classifiers_cross_entropy(model_and_inputs):
+    model, ids, pixels = model_and_inputs
+    prompts, labels = _ids(3, seed=1), torch.tensor([2, 0, 1, 2])
+    out = model(input_ids=ids, pixel_values=pixels, return_loss=True, class_input_ids=prompts, labels=labels)
+    classes = F.normalize(model.get_text_features(prompts).pooler_output, dim=-1)
+    expected = F.cross_entropy(out.logit_scale * out.image_embeds @ classes.t(), labels)
+    torch.testing.assert_close(out.prompt_loss, expected)
+    plain = model(input_ids=ids, pixel_values=pixels, return_loss=True)
+    torch.testing.assert_close(out.loss, plain.loss)  # reported beside the contrastive loss, not added to it
+    assert plain.prompt_loss is None
+    with pytest.raises(ValueError, match="class_input_ids needs labels"):
+        model(input_ids=ids, pixel_values=pixels, class_input_ids=prompts)
+
+
 def test_return_dict_false_gives_a_tuple(model_and_inputs):
     model, ids, pixels = model_and_inputs
     as_dict = model(input_ids=ids, pixel_values=pixels, return_loss=True)
@@ -95,7 +109,7 @@ def test_return_dict_false_gives_a_tuple(model_and_inputs):
     from transformers.models.clip.modeling_clip import CLIPOutput
 
     clip_fields = list(CLIPOutput.__dataclass_fields__)
-    assert list(type(as_dict).__dataclass_fields__) == [*clip_fields, "logit_scale"]
+    assert list(type(as_dict).__dataclass_fields__) == [*clip_fields, "logit_scale", "prompt_loss"]
     for index, name in enumerate(clip_fields[:5]):
         torch.testing.assert_close(as_tuple[index], getattr(as_dict, name))
     assert len(as_tuple) == 8 and torch.equal(as_tuple[-1], as_dict.logit_scale)

@@ -155,6 +155,22 @@ def test_group_ids_by_label_or_caption():
     assert collator(examples)["group_ids"].tolist() == [0, 1, 0]
 
 
+def test_class_prompts_one_per_class_drawn_per_batch_and_labels():
+    collator = ImageTextCollator(processor=lambda images=None, text=None: {
+        "pixel_values": torch.zeros(len(images or []), 3, 4, 4), "input_ids": torch.tensor([[len(t)] for t in text])},
+        seed=0, prompts=[["a ship", "the ship in SAR"], ["a tank", "an armoured tank in SAR"], ["a car"]])
+    examples = [{"image": None, "captions": ["x"], "__index__": i, "label": label} for i, label in enumerate([2, 0])]
+    batch = collator(examples)
+    assert batch["labels"].tolist() == [2, 0] and batch["class_input_ids"].shape == (3, 1)
+    assert batch["class_input_ids"][2].item() == len("a car")
+    assert torch.equal(collator(examples)["class_input_ids"], batch["class_input_ids"])  # seeded: resumes exactly
+    draws = set()
+    for epoch in range(8):
+        collator.epoch = epoch
+        draws.add(tuple(collator(examples)["class_input_ids"].flatten().tolist()))
+    assert len(draws) > 1  # each class's prompt is drawn anew
+
+
 def test_augmentation_is_deterministic_per_example_and_keeps_pixel_values():
     from train.sarclip.augment import SarAugment
 

@@ -78,6 +78,11 @@ class TrainConfig(YamlConfig):
     min_steps: int | None = option(None, "train at least this many optimizer steps: more epochs on small data "
                                    "(null: num_epochs as given)", min=1)
     max_steps: int | None = option(None, "stop after this many steps; the schedule still spans all epochs", min=1)
+    prompt_loss_weight: float | None = option(0.0, "adds this times the cross-entropy of each image against one "
+                                              "prompt of every class (the zero-shot classifier trained directly, as "
+                                              "CLIP-LoRA does; needs a ClassLabel label); null: auto, 1 when the "
+                                              "starting model is confidently wrong on the training chips (the LoRA "
+                                              "recipe), else 0", min=0)
     multi_positive: str = option("auto", "auto (= caption when captions repeat) | label | caption | off", choices=MULTI_POSITIVE)
     mixed_precision: str = option("no", "no | bf16 | fp16")
     gradient_checkpointing: bool = option(False, "recompute activations in backward (less memory)")
@@ -124,6 +129,12 @@ class TrainConfig(YamlConfig):
             raise ValueError("push_to_hub with lora: set hub_base_model to the Hub repo id of the base model (the "
                              f"adapters otherwise name its local folder, {self.init_from or self.model!r}), so that "
                              "the pushed adapters load anywhere")
+        if self.prompt_loss_weight and self.gradient_accumulation_steps > 1:
+            raise ValueError("prompt_loss_weight needs gradient_accumulation_steps 1 (the cached-embedding step scores "
+                             "the contrastive loss only); raise batch_size instead")
+        if self.prompt_loss_weight and self.streaming:
+            raise ValueError("prompt_loss_weight reads the class names from the train split in memory; with streaming: "
+                             "true set it to 0")
         if self.merge_lora and not self.lora:
             raise ValueError("merge_lora needs lora: true")
         if self.streaming:

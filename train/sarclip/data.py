@@ -110,15 +110,22 @@ def with_captions_column(dataset: datasets.DatasetDict, source: str,
         if not isinstance(label, datasets.ClassLabel):
             raise ValueError(f"{source}: split {split!r} has no 'captions', 'caption' or ClassLabel 'label' column "
                              f"(columns: {ds.column_names})")
-        templates = load_templates().classification
-        per_class = [[t.format_map({"class": w}) for t in templates] for w in label_class_words(ds, words)]
+        per_class = class_prompts(ds, words)
         dataset[split] = ds.add_column("captions", [per_class[i] for i in ds["label"]])
     return dataset
 
 
+def class_prompts(split: datasets.Dataset, words: dict[str, str] | None = None) -> list[list[str]]:
+    """Per class of the split's ClassLabel `label`, the SARCLIP-1M classification templates filled with its class
+    words (`label_class_words`): the captions of labelled chips, and the prompts of `prompt_loss_weight`."""
+    templates = load_templates().classification
+    return [[t.format_map({"class": w}) for t in templates] for w in label_class_words(split, words)]
+
+
 class ImageTextCollator:
-    """Examples -> `{"pixel_values", "input_ids"[, "group_ids"]}`; one of each image's captions, chosen by
-    (seed, epoch, index).
+    """Examples -> `{"pixel_values", "input_ids"[, "group_ids"][, "class_input_ids", "labels"]}`; one of each image's
+    captions, chosen by (seed, epoch, index); with `prompts` (per class, its prompt texts) also one prompt per class
+    and the examples' labels, for the prompt loss.
 
     The choice does not use the global RNG, so a resumed run sees the same captions as an uninterrupted one. `epoch`
     lives in shared memory: setting it in the training process also reaches persistent DataLoader workers.
@@ -127,11 +134,13 @@ class ImageTextCollator:
     on every process), so pairs of one class or one caption are positives for each other.
     """
 
-    def __init__(self, processor, seed: int, group_by: str | None = None, augment: SarAugment | None = None):
+    def __init__(self, processor, seed: int, group_by: str | None = None, augment: SarAugment | None = None,
+                 prompts: list[list[str]] | None = None):
         self.processor = processor
         self.seed = seed
         self.group_by = group_by
         self.augment = augment
+        self.prompts = prompts
         self._epoch = torch.zeros((), dtype=torch.long).share_memory_()
 
     @property
@@ -163,6 +172,10 @@ class ImageTextCollator:
             pixel_values = image_processor.standardize(self.augment(
                 batch["pixel_values"], self.epoch, [example["__index__"] for example in examples], margin))
         out = {"pixel_values": pixel_values, "input_ids": batch["input_ids"]}
+        if self.prompts is not None:  # one prompt per class, drawn per batch like the captions
+            draw = random.Random(f"{self.seed}/{self.epoch}/prompts/{examples[0]['__index__']}")
+            out["class_input_ids"] = self.processor(text=[draw.choice(p) for p in self.prompts])["input_ids"]
+            out["labels"] = torch.tensor([example["label"] for example in examples])
         if self.group_by == "label":
             out["group_ids"] = torch.tensor([example["label"] for example in examples])
         elif self.group_by == "caption":

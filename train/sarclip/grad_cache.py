@@ -20,18 +20,21 @@ from modeling_sarclip.loss_sarclip import contrastive_loss
 
 
 def contrastive_step(
-    model: nn.Module, batch: dict[str, torch.Tensor], accelerator: Accelerator, num_micro_batches: int = 1
+    model: nn.Module, batch: dict[str, torch.Tensor], accelerator: Accelerator, num_micro_batches: int = 1,
+    prompt_loss_weight: float = 0.0,
 ) -> torch.Tensor:
     """Forward + backward of one step's batch (this process's share); returns this process's loss, detached.
 
     `model` is a (prepared) `SarclipModel` or a peft model around one; `batch` holds `pixel_values`, `input_ids` and
     optionally `group_ids` (pairs with equal ids are positives, see `loss_sarclip.contrastive_loss`). Without
-    accumulation the model computes its own loss (`return_loss=True`); with it, the cached embeddings are scored by
-    the same loss function.
+    accumulation the model computes its own loss (`return_loss=True`), plus `prompt_loss_weight` times its prompt
+    loss when the batch holds `class_input_ids` and `labels`; with accumulation, the cached embeddings are scored by
+    the same contrastive loss function (no prompt loss).
     """
     if num_micro_batches == 1:
         with accelerator.autocast():
-            loss = model(**batch, return_loss=True).loss
+            output = model(**batch, return_loss=True)
+            loss = output.loss if output.prompt_loss is None else output.loss + prompt_loss_weight * output.prompt_loss
         accelerator.backward(loss)
         return loss.detach()
 

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
+from dataset_scripts.captions.class_names import load_class_words
 from sar_utils.atomic import replace_folder, staging_folder
 
 from ..common.collapse_guard import (
@@ -43,6 +44,7 @@ from .augment import SarAugment
 from .config import TrainConfig
 from .data import (
     ImageTextCollator,
+    class_prompts,
     load_image_text_dataset,
     load_streaming_eval_dataset,
     positive_grouping,
@@ -62,6 +64,8 @@ CONFIG_FILE = "train_config.yaml"
 TRAINING_LOG = "training_log.json"
 TOKENIZER = "tokenizer"
 BASE_MODEL = "base_model"
+# `auto_prompt_loss_weight`: a starting loss above this multiple of its uniform value means confidently wrong
+CONFIDENTLY_WRONG = 2.0
 
 
 @dataclasses.dataclass
@@ -154,7 +158,18 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
             )
     group_by = collator.group_by
     accelerator.print(run_banner(accelerator, config.batch_size, config.gradient_accumulation_steps))
-    accelerator.print(f"contrastive loss: {'multi-positive by ' + group_by if group_by else 'InfoNCE'}")
+    prompt_weight = config.prompt_loss_weight
+    if prompt_weight is None:  # auto: from the starting model's loss on the training chips
+        prompt_weight = 0.0 if config.gradient_accumulation_steps > 1 else auto_prompt_loss_weight(
+            accelerator.unwrap_model(model), train_set, collator, accelerator)
+    if prompt_weight:
+        if train_set is None or not isinstance(train_set.features.get("label"), datasets.ClassLabel):
+            raise ValueError(f"{config.data}: prompt_loss_weight needs a ClassLabel 'label' column in the train split "
+                             f"(columns: {None if train_set is None else train_set.column_names}); set it to 0")
+        collator.prompts = class_prompts(train_set, load_class_words(config.class_words))
+    accelerator.print(f"contrastive loss: {'multi-positive by ' + group_by if group_by else 'InfoNCE'}"
+                      + (f" + {prompt_weight} x prompt loss over {len(collator.prompts)} classes"
+                         if collator.prompts is not None else ""))
     num_epochs = epochs_for(config, steps_per_epoch)
     if num_epochs != config.num_epochs:
         accelerator.print(f"min_steps {config.min_steps}: {num_epochs} epochs of {steps_per_epoch} steps instead of "
@@ -171,8 +186,11 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
 
     state = TrainerState()
     # collapse guard (train/common/collapse_guard.py): loss vs ln(global batch), spread of a fixed probe batch
+    candidates = "contrastive candidates" if collator.prompts is None else \
+        f"(contrastive candidates x classes^{prompt_weight}: {step_batch * accelerator.num_processes} x " \
+        f"{len(collator.prompts)}^{prompt_weight})"
     guard = CollapseGuard(config.collapse_patience, config.collapse_cosine, grace_steps=warmup, warn=accelerator.print,
-                          loss_name="loss")
+                          loss_name="loss", candidates_name=candidates)
     if config.resume:
         checkpoint = resolve_checkpoint(config.resume, output_dir / CHECKPOINTS)
         state = load_checkpoint(accelerator, checkpoint)
@@ -192,6 +210,8 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
     )
     samples_per_step = step_batch * accelerator.num_processes
     uniform = uniform_loss(samples_per_step)  # every row is scored against the whole global batch
+    if collator.prompts is not None:  # plus the weighted prompt loss, whose uniform value is ln(classes)
+        uniform += prompt_weight * uniform_loss(len(collator.prompts))
     probe = training_probe(config, processor, None if stream is not None else train_view, shards if config.streaming
                            else None) if guard.watching else None
     tick, steps_since_log = time.perf_counter(), 0
@@ -216,7 +236,7 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
         for batch in epoch_loader:
             if stream is not None:
                 batch = send_to_device(batch, accelerator.device, non_blocking=True)
-            loss = contrastive_step(model, batch, accelerator, config.gradient_accumulation_steps)
+            loss = contrastive_step(model, batch, accelerator, config.gradient_accumulation_steps, prompt_weight)
             grad_norm = None
             if config.max_grad_norm:
                 grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -301,6 +321,34 @@ def training_probe(config: TrainConfig, processor, train_view: datasets.Dataset 
 
     size = min(PROBE_SIZE, pq.read_metadata(shards[0]).num_rows)
     return collator(next(iter(StreamingPairs(shards[:1], size, None, config.seed, shuffle_buffer=1))))
+
+
+def auto_prompt_loss_weight(model: torch.nn.Module, train_set: datasets.Dataset | None, collator: ImageTextCollator,
+                            accelerator: Accelerator) -> float:
+    """`prompt_loss_weight: null`: 1 when the starting model is confidently wrong on the labelled training chips, else 0.
+
+    Confidently wrong: its contrastive loss on the guard's probe batch (`PROBE_SIZE` chips spread over the train split,
+    the run's positives) is above `CONFIDENTLY_WRONG` x its uniform value ln(probe size). From there in-batch InfoNCE
+    alone falls fastest by giving every chip one embedding and rests at ln B (the quickstart model on OpenSARShip:
+    3.4 x ln B at the start, collapsed by step 80 at every learning rate tried), which the prompt loss does not
+    reward; on MSTAR chips (1.2 x) the prompt loss cost 6 points of linear probe (docs/EXPERIMENTS.md). Caption data
+    (no ClassLabel) and streamed data: 0 (and with gradient accumulation, which the prompt loss does not support).
+    """
+    if train_set is None or not isinstance(train_set.features.get("label"), datasets.ClassLabel):
+        return 0.0
+    view = training_view(train_set)
+    probe = ImageTextCollator(collator.processor, collator.seed, collator.group_by)(
+        [view[i] for i in probe_indices(len(view), PROBE_SIZE)])
+    from ..evaluation.encode import eval_mode
+
+    with eval_mode(model), torch.no_grad():
+        loss = model(**send_to_device(probe, accelerator.device), return_loss=True).loss.item()
+    ratio = loss / uniform_loss(len(probe["input_ids"]))
+    weight = 1.0 if ratio > CONFIDENTLY_WRONG else 0.0
+    accelerator.print(f"prompt_loss_weight auto: {weight} (the starting model's loss on {len(probe['input_ids'])} "
+                      f"training chips is {ratio:.2f} x its uniform value; above {CONFIDENTLY_WRONG}: confidently "
+                      "wrong, add the prompt loss)")
+    return weight
 
 
 def epochs_for(config: TrainConfig, steps_per_epoch: int) -> int:
