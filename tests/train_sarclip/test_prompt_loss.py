@@ -57,3 +57,4 @@ def test_auto_weight_adds_the_prompt_loss_only_for_a_confidently_wrong_start(tin
     assert auto_prompt_loss_weight(model, train, collator, Accelerator(cpu=True)) == 1.0
     captions_only = train.remove_columns("label")  # caption data: no classes to prompt
     assert auto_prompt_loss_weight(model, captions_only, collator, Accelerator(cpu=True)) == 0.0
+

@@ -37,6 +37,7 @@ from ..common.checkpointing import (
 )
 from ..common.hub import push_model_dir, write_model_card
 from ..common.lora import add_lora
+from ..common.loss_curve import save_loss_curve
 from ..common.run_banner import run_banner
 from ..common.sampling import EpochShuffleSampler
 from ..evaluation.dataset_eval import evaluate_model
@@ -62,6 +63,7 @@ FINAL = "final"
 LOGS = "logs"
 CONFIG_FILE = "train_config.yaml"
 TRAINING_LOG = "training_log.json"
+LOSS_CURVE = "training_loss.png"
 TOKENIZER = "tokenizer"
 BASE_MODEL = "base_model"
 # `auto_prompt_loss_weight`: a starting loss above this multiple of its uniform value means confidently wrong
@@ -293,6 +295,7 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
     model_dir = output_dir / FINAL
     if accelerator.is_main_process:
         save_final_model(accelerator.unwrap_model(model), processor, config, model_dir)
+        save_loss_curve(losses, model_dir / LOSS_CURVE, uniform, f"{output_dir.name}: training loss")
     accelerator.wait_for_everyone()
     metrics = {}
     if accelerator.is_main_process:
