@@ -156,11 +156,29 @@ def _read_config(src: Path, model_type: str, hint: str) -> dict:
     return config
 
 
-def _check_output(src: Path, out: Path, overwrite: bool):
-    if out.resolve() == src.resolve():
-        raise ExportError(f"{out}: the output folder must differ from the source folder")
-    if out.exists() and not overwrite:
+def _check_output(src: Path, out: Path, overwrite: bool, model_type: str):
+    """`out` may not overlap `src` (be it, hold it or lie inside it: replacing it would delete the source); an existing
+    `out` is replaced only with `overwrite`, and only if it is empty or a `model_type` model folder (what this tool
+    writes), never a user's other folder."""
+    source, target = src.resolve(), out.resolve()
+    if target == source or target in source.parents or source in target.parents:
+        raise ExportError(f"{out}: the output folder overlaps the source folder {src} (replacing it would delete the "
+                          "source); choose a folder outside it")
+    if not out.exists():
+        return
+    if not overwrite:
         raise ExportError(f"{out}: already exists; pass --overwrite to replace it or choose another output folder")
+    if not out.is_dir():
+        raise ExportError(f"{out}: is a file, not a model folder; choose another output folder")
+    if any(out.iterdir()):
+        try:
+            written = json.loads((out / "config.json").read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError):
+            written = None
+        if written != model_type:
+            raise ExportError(f"{out}: not a {model_type} model folder (no config.json with model_type "
+                              f"{model_type!r}); --overwrite replaces only a folder this tool wrote: choose another "
+                              "output folder")
 
 
 def _load_checked(model_class, src: Path):
@@ -227,13 +245,13 @@ def _card_metadata(src: Path) -> dict:
     return (metadata_load(src / "README.md") or {}) if (src / "README.md").is_file() else {}
 
 
-def _write_atomically(out: Path, overwrite: bool, write):
+def _write_atomically(src: Path, out: Path, overwrite: bool, model_type: str, write):
     """Call `write(tmp)` on a fresh folder beside `out`, then move it into place (replacing `out` only now)."""
     tmp = staging_folder(out)
     try:
         write(tmp)
         if out.exists():
-            _check_output(tmp, out, overwrite)  # re-checked: the folder may have appeared while we were writing
+            _check_output(src, out, overwrite, model_type)  # re-checked: it may have appeared while we were writing
         replace_folder(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -245,7 +263,7 @@ def sarclip_to_clip(src: str | Path, out: str | Path, overwrite: bool = False, b
     from model_cards import clip_export_model_card
 
     src, out = Path(src), Path(out)
-    _check_output(src, out, overwrite)
+    _check_output(src, out, overwrite, "clip")
     raw = _read_config(src, "sarclip", "to-clip needs a SARCLIP folder (from-clip imports a CLIP one)")
     if isinstance(raw.get("vision_config", {}).get("layers"), list):
         raise ExportError(
@@ -277,7 +295,7 @@ def sarclip_to_clip(src: str | Path, out: str | Path, overwrite: bool = False, b
         CLIPProcessor(image_processor=image_processor, tokenizer=clip_tokenizer).save_pretrained(folder)
         card.save(folder / "README.md")
 
-    return _write_atomically(out, overwrite, write)
+    return _write_atomically(src, out, overwrite, "clip", write)
 
 
 def clip_to_sarclip(src: str | Path, out: str | Path, overwrite: bool = False, base_model: str | None = None) -> Path:
@@ -285,7 +303,7 @@ def clip_to_sarclip(src: str | Path, out: str | Path, overwrite: bool = False, b
     from model_cards import sarclip_model_card
 
     src, out = Path(src), Path(out)
-    _check_output(src, out, overwrite)
+    _check_output(src, out, overwrite, "sarclip")
     _read_config(src, "clip", "from-clip needs a transformers CLIPModel folder (to-clip exports a SARCLIP one)")
     clip = _load_checked(CLIPModel, src)
     text = clip.config.text_config
@@ -318,7 +336,7 @@ def clip_to_sarclip(src: str | Path, out: str | Path, overwrite: bool = False, b
         processor.save_pretrained(folder)
         card.save(folder / "README.md")
 
-    return _write_atomically(out, overwrite, write)
+    return _write_atomically(src, out, overwrite, "sarclip", write)
 
 
 def main(argv=None) -> int:

@@ -4,6 +4,7 @@ package, the zero-shot pipeline, sentence-transformers, the round trip, the CLI,
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -262,6 +263,26 @@ def test_cli_help_export_overwrite_and_card(tmp_path, sarclip_folder, capsys):
     assert _leftovers(out.parent) == []
 
 
+def test_overwrite_never_replaces_the_source_or_a_folder_it_did_not_write(tmp_path, sarclip_folder, capsys):
+    src, _, _ = sarclip_folder()
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copytree(src, run / "final")
+    (run / "notes.txt").write_text("the user's own file")
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    # the output holds the source (RUN/final -> RUN), is the source, or lies inside it: refused, nothing deleted
+    for out in (run, run / "final", run / "final" / "clip"):
+        assert main(["to-clip", str(run / "final"), str(out), "--overwrite"]) == 2
+        assert "overlaps the source folder" in capsys.readouterr().err
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+    # an existing folder that is not a CLIP export (here: a SARCLIP folder) is not replaced by --overwrite
+    other = tmp_path / "other"
+    shutil.copytree(src, other)
+    assert main(["to-clip", str(src), str(other), "--overwrite"]) == 2
+    assert "not a clip model folder" in capsys.readouterr().err
+    assert (other / "config.json").is_file() and json.loads((other / "config.json").read_text())["model_type"] == "sarclip"
+
+
 def _resnet_folder(tmp_path, tiny_config, tokenizer):
     SarclipModel(tiny_config("resnet")).save_pretrained(tmp_path / "rn")
     SarclipProcessor(SarclipImageProcessor(size=64), tokenizer).save_pretrained(tmp_path / "rn")
@@ -302,7 +323,7 @@ def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path, sarclip_folder, cap
         (["to-clip", mismatched], "tokens but the text tower's vocab_size is 49408"),
         (["to-clip", no_tokenizer], "no tokenizer"),
         (["from-clip", src], "model_type 'sarclip', not 'clip'"),
-        (["to-clip", src, src], "must differ from the source"),
+        (["to-clip", src, src], "overlaps the source folder"),
     ]
     capsys.readouterr()  # drop the progress bars of the set-up
     for args, message in cases:
