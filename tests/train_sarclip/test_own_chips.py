@@ -60,3 +60,38 @@ def test_fit_eval_and_reload_on_a_users_chips(kind, sar_data_dir, tmp_path, tiny
 
     tuned = PeftModel.from_pretrained(SarclipModel.from_pretrained(base), run / "final")
     assert any("lora_B" in name and not torch.all(p == 0) for name, p in tuned.named_parameters())
+
+
+def test_eval_holds_out_exactly_the_chips_the_run_held_out(sar_data_dir, tmp_path, tiny_train_config, capsys):
+    """A run with --seed 3 holds out other chips than seed 0 would; `eval` reads the run's seed (and class words)
+    from final/train_config.yaml, so its "held-out" chips are never training chips; the class words name the
+    zero-shot prompts of the run's own evaluation and of `eval`."""
+    from train.sarclip.__main__ import eval_data_config
+    from train.sarclip.data import load_image_text_dataset
+    from train.sarclip.config import TrainConfig
+
+    base = fit(tiny_train_config(max_steps=1, output_dir=str(tmp_path / "base"))).model_dir
+    data = _layout("flat", sar_data_dir, tmp_path / "chips")
+    run = tmp_path / "run"
+    words = tmp_path / "words.yaml"
+    words.write_text("2S1: self-propelled howitzer\n")
+    assert main(["fit", "--data", str(data), "--init_from", str(base), "--seed", "3", "--max_steps", "1",
+                 "--batch_size", "4", "--eval_tasks", "[zero_shot]", "--report_to", "none", "--class_words",
+                 str(words), "--output_dir", str(run)]) == 0
+    capsys.readouterr()
+    assert "zero_shot/class_accuracy/self-propelled howitzer" in json.loads(
+        (run / "final" / "eval_results.json").read_text())
+    assert main(["eval", str(run / "final"), "--data", str(data), "--tasks", "zero_shot",
+                 "--out", str(tmp_path / "eval")]) == 0
+    assert "zero_shot/class_accuracy/self-propelled howitzer" in json.loads(
+        (tmp_path / "eval" / "eval_results.json").read_text())
+
+    def held_out(config):
+        return sorted(load_image_text_dataset(config)["test"]["image"])
+
+    run_split = held_out(TrainConfig(data=str(data), seed=3))
+    assert run_split != held_out(TrainConfig(data=str(data), seed=0))  # the bug this guards against is visible
+    assert held_out(eval_data_config(run / "final", str(data), None)) == run_split
+    assert "seed 3" in capsys.readouterr().out
+    assert held_out(eval_data_config(run / "final", str(data), 0)) != run_split  # --seed overrides
+    assert eval_data_config(run / "final", "synthetic", None).seed == 0  # other data: the defaults

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from ..common.cli import add_fit_command, add_push_command, cli_parser, config_fields_help, push_run, run_cli
+from dataset_scripts.captions.class_names import load_class_words
+
 from .config import TrainConfig
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -34,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--tasks", default="retrieval,zero_shot,linear_probe", help="comma-separated tasks")
     evaluate.add_argument("--batch-size", type=int, default=64, help="images or texts per forward")
     evaluate.add_argument("--out", type=Path, help="results folder; none: eval_<data name> beside MODEL_DIR (never inside it: a later push uploads the model folder as it is)")
+    evaluate.add_argument("--seed", type=int, default=None,
+                          help="seed of a held-out split (data without an eval split); default: the run's, read from "
+                               "MODEL_DIR/train_config.yaml when it trained on the same data, else 0")
     evaluate.add_argument("--collapse-cosine", type=float, default=0.999,
                           help="flag the model as collapsed (`collapsed: true`) when the mean pairwise cosine of its "
                                "test image embeddings exceeds this")
@@ -69,14 +74,36 @@ def _main(argv: list[str]) -> int:
         from ..evaluation.dataset_eval import evaluate_model
 
         model, processor = load_trained_model(args.model_dir)
-        dataset = load_image_text_dataset(TrainConfig(data=args.data))
+        data = eval_data_config(args.model_dir, args.data, args.seed)
+        dataset = load_image_text_dataset(data)
         out = args.out or args.model_dir.resolve().parent / f"eval_{Path(args.data).name}"
         metrics = evaluate_model(model, processor, dataset, args.train_split, args.eval_split,
-                                 args.tasks.split(","), out, args.batch_size, collapse_cosine=args.collapse_cosine)
+                                 args.tasks.split(","), out, args.batch_size, load_class_words(data.class_words),
+                                 collapse_cosine=args.collapse_cosine)
         print(json.dumps(metrics, indent=2))
         print(f"results: {out}")
         return 0
     return push_run(args, "final")
+
+
+def eval_data_config(model_dir: Path, data: str, seed: int | None) -> TrainConfig:
+    """What `eval` loads: `data` with the held-out split and class words of the run that wrote `model_dir` (its
+    `train_config.yaml`) when that run trained on the same data, so that a held-out split holds exactly the chips the
+    run never saw; `seed` (when given) overrides the run's."""
+    saved = Path(model_dir) / "train_config.yaml"
+    run = TrainConfig.from_yaml(saved) if saved.is_file() else None
+    if run is not None and _same_data(run.data, data):
+        print(f"{data}: held-out split and class words of the run ({saved}: seed {run.seed if seed is None else seed}, "
+              f"held_out_fraction {run.held_out_fraction})")
+        return TrainConfig(data=data, seed=run.seed if seed is None else seed, held_out_fraction=run.held_out_fraction,
+                           class_words=run.class_words, csv_image_key=run.csv_image_key,
+                           csv_caption_key=run.csv_caption_key, synthetic_num_train=run.synthetic_num_train,
+                           synthetic_num_test=run.synthetic_num_test, synthetic_image_size=run.synthetic_image_size)
+    return TrainConfig(data=data, seed=0 if seed is None else seed)
+
+
+def _same_data(a: str, b: str) -> bool:
+    return a == b or (Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve())
 
 
 if __name__ == "__main__":

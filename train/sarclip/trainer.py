@@ -403,7 +403,7 @@ def evaluate_final_model(config: TrainConfig, dataset: datasets.DatasetDict, mod
         model, processor = load_trained_model(model_dir)
         metrics = evaluate_model(
             model, processor, dataset, config.train_split, config.eval_split, config.eval_tasks, model_dir,
-            config.eval_batch_size, collapse_cosine=config.collapse_cosine,
+            config.eval_batch_size, load_class_words(config.class_words), collapse_cosine=config.collapse_cosine,
         )
     write_model_card(model_dir, config.to_dict(), metrics, dataset_name=config.data)
     return metrics
