@@ -104,3 +104,25 @@ def test_kill_during_a_checkpoint_write_leaves_the_last_good_one_and_resume_is_e
     resumed = load_file(tmp_path / "killed" / "final" / "model.safetensors")
     for name, tensor in load_file(whole.model_dir / "model.safetensors").items():
         assert (resumed[name] == tensor).all(), name
+
+
+def test_a_used_run_folder_is_refused_unless_resumed_or_overwritten(tiny_train_config, tmp_path, capsys):
+    from train.sarclip.__main__ import main
+
+    first = fit(tiny_train_config(max_steps=2))
+    weights = (first.model_dir / "model.safetensors").read_bytes()
+    args = ["fit", "--data", "synthetic", "--synthetic_num_train", "48", "--synthetic_num_test", "16",
+            "--synthetic_image_size", "32", "--model", "ViT-B-32", "--model_overrides",
+            json.dumps(tiny_train_config().model_overrides), "--tokenizer", tiny_train_config().tokenizer,
+            "--batch_size", "8", "--max_steps", "2", "--learning_rate", "1e-2", "--eval_tasks", "[]",
+            "--report_to", "none", "--output_dir", str(first.model_dir.parent)]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "holds a run (final/, checkpoints/); pass --resume" in err
+    assert (first.model_dir / "model.safetensors").read_bytes() == weights  # nothing touched
+    assert main(args + ["--resume", "--overwrite"]) == 2
+    assert "contradict" in capsys.readouterr().err
+    assert main(args + ["--overwrite"]) == 0
+    assert (first.model_dir / "model.safetensors").read_bytes() != weights  # the new run's model (lr 1e-2)
+    assert len(json.loads((first.model_dir.parent / "training_log.json").read_text())["losses"]) == 2

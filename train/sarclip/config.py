@@ -107,6 +107,8 @@ class TrainConfig(YamlConfig):
     checkpoint_every: int | None = option(None, "steps between checkpoints (null: one per epoch)", min=1)
     keep_checkpoints: int = option(2, "newest checkpoints kept", min=0)
     resume: str | None = option(None, "latest or a checkpoint folder (a bare --resume is latest)")
+    overwrite: bool = option(False, "start a new run in an output_dir that holds one (its checkpoints are deleted at "
+                             "the start, its final/ replaced at the end); without it such a folder is refused")
     report_to: str = option("tensorboard", "tensorboard | wandb | none", choices=("tensorboard", "wandb", "none"))
     log_every: int = option(10, "steps between log lines", min=1)
     collapse_patience: int = option(200, "collapse guard: stop when the loss sits at ln(batch) or the probe "
@@ -135,6 +137,9 @@ class TrainConfig(YamlConfig):
         if self.prompt_loss_weight and self.streaming:
             raise ValueError("prompt_loss_weight reads the class names from the train split in memory; with streaming: "
                              "true set it to 0")
+        if self.resume and self.overwrite:
+            raise ValueError("resume and overwrite contradict each other: --resume continues the run in output_dir, "
+                             "--overwrite replaces it")
         if self.merge_lora and not self.lora:
             raise ValueError("merge_lora needs lora: true")
         if self.streaming:

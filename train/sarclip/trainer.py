@@ -99,6 +99,7 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
         step_scheduler_with_optimizer=False,  # the schedule counts optimizer steps, whatever the process count
     )
     set_seed(config.seed)
+    claim_run_folder(output_dir, config, accelerator)
     if config.streaming:  # nothing read into memory; a missing split is an error before any training
         shards = parquet_shards(config.data, config.train_split)
         if config.eval_split and config.eval_tasks:
@@ -311,6 +312,24 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
     if config.report_to != "none":
         accelerator.end_training()
     return TrainResult(model_dir=model_dir, state=state, losses=losses, metrics=metrics)
+
+
+def claim_run_folder(output_dir: Path, config: TrainConfig, accelerator: Accelerator) -> None:
+    """Refuse an `output_dir` that holds a run (its `final/` or `checkpoints/`) unless the config resumes it or
+    overwrites it: a second `fit` into a used folder would replace its model, and the old checkpoints would prune the
+    new run's. With `overwrite` the old checkpoints, log and tokenizer are deleted now; `final/` is replaced when the
+    new one is complete."""
+    used = [name for name in (FINAL, CHECKPOINTS) if (output_dir / name).exists()]
+    if not used or config.resume:
+        return
+    if not config.overwrite:
+        raise ValueError(f"{output_dir}: holds a run ({', '.join(f'{name}/' for name in used)}); pass --resume to "
+                         "continue it, --overwrite to replace it, or choose another output_dir")
+    if accelerator.is_main_process:
+        for name in (CHECKPOINTS, TOKENIZER, LOGS):
+            shutil.rmtree(output_dir / name, ignore_errors=True)
+        (output_dir / TRAINING_LOG).unlink(missing_ok=True)
+    accelerator.wait_for_everyone()
 
 
 def training_probe(config: TrainConfig, processor, train_view: datasets.Dataset | None,
