@@ -126,3 +126,13 @@ def test_a_used_run_folder_is_refused_unless_resumed_or_overwritten(tiny_train_c
     assert main(args + ["--overwrite"]) == 0
     assert (first.model_dir / "model.safetensors").read_bytes() != weights  # the new run's model (lr 1e-2)
     assert len(json.loads((first.model_dir.parent / "training_log.json").read_text())["losses"]) == 2
+
+
+def test_resume_with_changed_training_settings_is_refused(tiny_train_config):
+    fit(tiny_train_config(num_epochs=2, max_steps=3))
+    with pytest.raises(ValueError, match=r"learning_rate: 0.001 -> 0.01, .*seed: 0 -> 1"):
+        fit(tiny_train_config(num_epochs=2, resume="latest", learning_rate=1e-2, seed=1))
+    with pytest.raises(ValueError, match=r"batch_size: 8 -> 16"):
+        fit(tiny_train_config(num_epochs=2, resume="latest", batch_size=16))
+    resumed = fit(tiny_train_config(num_epochs=2, resume="latest", max_steps=None, log_every=5))  # may change
+    assert resumed.state.global_step == 12

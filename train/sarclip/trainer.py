@@ -195,6 +195,7 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
     guard = CollapseGuard(config.collapse_patience, config.collapse_cosine, grace_steps=warmup, warn=accelerator.print,
                           loss_name="loss", candidates_name=candidates)
     if config.resume:
+        check_resumed_config(output_dir, config)
         checkpoint = resolve_checkpoint(config.resume, output_dir / CHECKPOINTS)
         state = load_checkpoint(accelerator, checkpoint)
         guard.checkpoint_saved(checkpoint)
@@ -312,6 +313,28 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
     if config.report_to != "none":
         accelerator.end_training()
     return TrainResult(model_dir=model_dir, state=state, losses=losses, metrics=metrics)
+
+
+# fields a resumed run may change: where and how it reports, evaluates and keeps checkpoints, and when it stops
+RESUME_MAY_CHANGE = frozenset({
+    "resume", "overwrite", "max_steps", "report_to", "log_every", "eval_tasks", "eval_batch_size", "eval_split",
+    "checkpoint_every", "keep_checkpoints", "num_workers", "push_to_hub", "hub_private", "hub_base_model",
+    "collapse_patience", "collapse_cosine",
+})
+
+
+def check_resumed_config(output_dir: Path, config: TrainConfig) -> None:
+    """A resumed run continues the saved schedule, data order and model bit for bit, so a change to what shapes them
+    (learning rate, batch size, data, seed, ...) would be recorded in train_config.yaml but not applied: refused."""
+    saved_file = output_dir / CONFIG_FILE
+    if not saved_file.is_file():
+        return
+    saved, now = type(config).from_yaml(saved_file).to_dict(), config.to_dict()
+    changed = sorted(name for name in now if name not in RESUME_MAY_CHANGE and saved.get(name) != now[name])
+    if changed:
+        details = ", ".join(f"{name}: {saved.get(name)!r} -> {now[name]!r}" for name in changed)
+        raise ValueError(f"{saved_file}: --resume continues that run, whose settings differ ({details}); resume with "
+                         "the saved settings, or start a new run (--overwrite or another output_dir)")
 
 
 def claim_run_folder(output_dir: Path, config: TrainConfig, accelerator: Accelerator) -> None:
