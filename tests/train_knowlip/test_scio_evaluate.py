@@ -133,3 +133,21 @@ def test_one_encode_path_serves_both_families(tiny_model, processor, scio_datase
     assert not torch.allclose(output.pooler_output.norm(dim=-1), torch.ones(6))  # projected, not normalised
     torch.testing.assert_close(images, expected_images, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(text_features, expected_texts, atol=1e-5, rtol=1e-5)
+
+
+def test_zero_shot_and_linear_probe_run_sarclips_evaluation_with_its_keys(model_dir, sar_data_dir, tmp_path, capsys):
+    import shutil
+
+    chips = tmp_path / "chips"
+    for name in ("2S1", "BMP2", "T72"):
+        (chips / name).mkdir(parents=True)
+        for path in sorted((sar_data_dir / "mstar_soc" / "train" / name).glob("*.jpeg"))[:6]:
+            shutil.copy(path, chips / name / path.name)
+    assert main(["eval", str(model_dir), "--tasks", "zero_shot,linear_probe", "--data", str(chips),
+                 "--out", str(tmp_path / "eval")]) == 0
+    results = json.loads((tmp_path / "eval" / "eval_results.json").read_text())
+    assert 0 <= results["zero_shot/top1"] <= 100 and 0 <= results["linear_probe/accuracy"] <= 100
+    assert results["zero_shot/num_prompts_per_class"] > 1  # the SARCLIP prompt templates
+    assert "image_feature_cosine" in results and "collapsed" in results
+    with pytest.raises(ValueError, match="zero_shot and linear_probe need `data`"):
+        evaluate_knowlip(model_dir, None, ["zero_shot"], tmp_path / "x")

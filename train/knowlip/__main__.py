@@ -27,11 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     chain = commands.add_parser("chain", help="GeoTIFF -> HCoT captions -> SCIO -> evaluation, offline",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _chain_arguments(chain)
-    evaluate = commands.add_parser("eval", help="retrieval / captioning / VQA metrics of a saved model",
+    evaluate = commands.add_parser("eval", help="retrieval / captioning / VQA / zero-shot / linear-probe metrics of a "
+                                                "saved model",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     evaluate.add_argument("model_dir", help="a model folder with its processor (e.g. a SCIO run's model/)")
     evaluate.add_argument("--tasks", default="retrieval,captioning,vqa", help="comma-separated tasks")
-    evaluate.add_argument("--data", help="image-text dataset folder (split test) or 'synthetic'")
+    evaluate.add_argument("--data", help="image-text dataset folder (split test) or 'synthetic'; zero_shot, "
+                                         "linear_probe: labelled data as `python -m train eval` takes it")
     evaluate.add_argument("--vqa-data", help="VQA folder from `python -m dataset_scripts.geovl vqa`")
     evaluate.add_argument("--out", required=True, help="folder for eval_results.json and the generated texts")
     evaluate.add_argument("--batch-size", type=int, default=32, help="images or texts per forward")

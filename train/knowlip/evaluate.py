@@ -42,7 +42,8 @@ from ..evaluation.vqa import vqa_accuracy
 
 from .synthetic_texts import synthetic_scio_dataset
 
-TASKS = ("retrieval", "captioning", "vqa")
+TASKS = ("retrieval", "captioning", "vqa", "zero_shot", "linear_probe")
+CLASSIFICATION_TASKS = ("zero_shot", "linear_probe")  # SARCLIP's evaluation (train.evaluation), the same keys
 RESULTS_FILE = "eval_results.json"
 CAPTIONS_FILE = "captions.jsonl"
 VQA_ANSWERS_FILE = "vqa_answers.jsonl"
@@ -62,14 +63,18 @@ def evaluate_knowlip(
     batch_size: int = 32,
     k: int = 16,
 ) -> dict:
-    """Run the `tasks` (some of "retrieval", "captioning", "vqa") and write `out_dir/eval_results.json`.
+    """Run the `tasks` (some of "retrieval", "captioning", "vqa", "zero_shot", "linear_probe") and write
+    `out_dir/eval_results.json`.
 
     model: a folder saved with `save_pretrained` or a loaded SAR-KnowLIP model (any of its task classes; the weights
     are the same). processor: None loads it from the model folder. data (retrieval, captioning): a `datasets.Dataset`,
     a `load_dataset` folder (split "test") or "synthetic" (16 synthetic chips with template sub-texts). vqa_data: a
     `datasets.Dataset` or a folder written by `python -m dataset_scripts.geovl vqa`. k: the ITC candidates per
     query that ITM re-ranks. Returns the results dict that the JSON file holds; generated captions and answers go to
-    `captions.jsonl` and `vqa_answers.jsonl` beside it.
+    `captions.jsonl` and `vqa_answers.jsonl` beside it. zero_shot and linear_probe run SARCLIP's evaluation
+    (`train.evaluation.dataset_eval.evaluate_model` on `get_image_features` / `get_text_features`, the same prompts and
+    result keys, so the two families' numbers compare) on `data` as `python -m train eval` loads it: a labelled
+    dataset folder, image folder or table (its `test` split, or the held-out split; the linear probe fits on `train`).
     """
     if unknown := sorted(set(tasks) - set(TASKS)):
         raise ValueError(f"unknown evaluation tasks {unknown}; choose from {list(TASKS)}")
@@ -77,6 +82,8 @@ def evaluate_knowlip(
         raise ValueError(f"no evaluation task given; choose from {list(TASKS)}")
     if {"retrieval", "captioning"} & set(tasks) and data is None:
         raise ValueError("retrieval and captioning need `data` (an image-text dataset, folder or 'synthetic')")
+    if set(CLASSIFICATION_TASKS) & set(tasks) and not isinstance(data, (str, Path)):
+        raise ValueError("zero_shot and linear_probe need `data`: a labelled dataset folder, image folder or table")
     if "vqa" in tasks and vqa_data is None:
         raise ValueError("vqa needs `vqa_data` (a VQA dataset or folder)")
     if processor is None:
@@ -105,6 +112,15 @@ def evaluate_knowlip(
             {"question": q, "task_type": t, "answer": a, "prediction": p}
             for q, t, a, p in zip(vqa["question"], vqa["task_type"], vqa["answer"], answers)
         ])
+    if classification := [task for task in CLASSIFICATION_TASKS if task in tasks]:
+        from ..evaluation.dataset_eval import evaluate_model
+        from ..sarclip.config import TrainConfig
+        from ..sarclip.data import load_image_text_dataset
+
+        encoder = SarKnowlipModel.from_pretrained(model) if isinstance(model, (str, Path)) else model
+        dataset = load_image_text_dataset(TrainConfig(data=str(data)))
+        results.update(evaluate_model(encoder.eval(), processor, dataset, "train", "test", classification, out_dir,
+                                      batch_size))
     write_json(out_dir / RESULTS_FILE, results, indent=2)
     return results
 
