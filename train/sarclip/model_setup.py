@@ -74,7 +74,12 @@ def load_model_and_processor(
                 print(f"native_resolution: {source} brings its own processor, whose geometry is kept")
             apply_standardization(processor.image_processor, config.standardize, images, source)
             return model, processor
-        return model, new_processor(config, model.config, captions, images)
+        processor = new_processor(config, model.config, captions, images)
+        if len(processor.tokenizer) != model.config.text_config.vocab_size:
+            raise ValueError(f"{source}: its text tower has {model.config.text_config.vocab_size} token embeddings "
+                             f"but the tokenizer ({config.tokenizer}) has {len(processor.tokenizer)} tokens; set "
+                             "tokenizer to the folder of the tokenizer the model was trained with")
+        return model, processor
     model_config = preset_config(source, config.model_overrides)
     if config.context_length:
         model_config.text_config.context_length = config.context_length

@@ -409,8 +409,17 @@ def shared_tokenizer(config: TrainConfig, accelerator: Accelerator, train_set: d
     there: every process, and a resumed run, then use the same vocabulary (BPE training breaks ties randomly)."""
     if config.tokenizer != "trained":
         return config
+    source = config.init_from or config.model
+    if Path(source).is_dir() and not (Path(source) / "processor_config.json").is_file():
+        raise ValueError(f"{source}: has no processor (processor_config.json), and a newly trained BPE would not match "
+                         "the ids its text tower learned; set tokenizer to the folder of the tokenizer the model was "
+                         "trained with (or open_clip if it was)")
     folder = Path(config.output_dir) / TOKENIZER
-    if not (config.resume and folder.is_dir()):
+    if config.resume and not folder.is_dir():
+        raise ValueError(f"{folder}: missing; the run's checkpoints were trained with the tokenizer saved there, and a "
+                         "new BPE would give other ids (BPE training breaks ties randomly): restore the folder, or "
+                         "start a new run (--overwrite or another output_dir)")
+    if not config.resume:
         if accelerator.is_main_process:
             captions = (c for caps in train_set["captions"] for c in ([caps] if isinstance(caps, str) else caps))
             build_tokenizer(config, captions).save_pretrained(folder)
