@@ -135,3 +135,36 @@ def write_json(path: str | Path, data, indent: int | None = None) -> None:
     tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=indent), encoding="utf-8")
     os.replace(tmp, path)
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path) -> Iterator[None]:
+    """Hold ``folder/.lock`` (this process's pid) while writing ``folder``: a second writer gets an error that names
+    the holder instead of interleaving its files with ours. A lock left by a process that is gone (killed) is taken
+    over. Processes on other machines sharing the folder are not seen (the pid is local)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    while True:
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = int(path.read_text(encoding="utf-8").strip() or 0)
+            except (OSError, ValueError):
+                holder = 0
+            if holder and holder != os.getpid() and _alive(holder):
+                raise FileExistsError(f"{folder}: another process (pid {holder}) is writing this folder; wait for it, "
+                                      f"or choose another folder (its lock: {path})") from None
+            path.unlink(missing_ok=True)  # left by a process that is gone
+            continue
+        with os.fdopen(descriptor, "w", encoding="utf-8") as lock:
+            lock.write(str(os.getpid()))
+        break
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)

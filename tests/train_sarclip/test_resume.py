@@ -136,3 +136,22 @@ def test_resume_with_changed_training_settings_is_refused(tiny_train_config):
         fit(tiny_train_config(num_epochs=2, resume="latest", batch_size=16))
     resumed = fit(tiny_train_config(num_epochs=2, resume="latest", max_steps=None, log_every=5))  # may change
     assert resumed.state.global_step == 12
+
+
+def test_a_folder_another_live_run_writes_is_refused_and_a_stale_lock_taken_over(tiny_train_config, tmp_path):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run = tmp_path / "run"
+        run.mkdir()
+        (run / ".lock").write_text(str(holder.pid))
+        with pytest.raises(FileExistsError, match=rf"another process \(pid {holder.pid}\) is writing this folder"):
+            fit(tiny_train_config(max_steps=1))
+        assert not (run / "final").exists() and (run / ".lock").read_text() == str(holder.pid)
+    finally:
+        holder.kill()
+        holder.wait()
+    result = fit(tiny_train_config(max_steps=1))  # the holder is gone: its lock is stale
+    assert result.state.global_step == 1 and not (run / ".lock").exists()

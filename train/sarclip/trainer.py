@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from dataset_scripts.captions.class_names import load_class_words
-from sar_utils.atomic import replace_folder, staging_folder
+from sar_utils.atomic import folder_lock, replace_folder, staging_folder
 
 from ..common.collapse_guard import (
     PROBE_SIZE,
@@ -90,7 +90,17 @@ def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainResult:
-    """Train as configured; writes checkpoints, logs and the final model under `config.output_dir`."""
+    """Train as configured; writes checkpoints, logs and the final model under `config.output_dir` (locked while the
+    run writes it: a second run into the same folder is refused while this one lives)."""
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return _fit(config, accelerator)
+    with folder_lock(config.output_dir):
+        return _fit(config, accelerator)
+
+
+def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainResult:
     output_dir = Path(config.output_dir)
     accelerator = accelerator or Accelerator(
         mixed_precision=config.mixed_precision,
