@@ -18,7 +18,7 @@ def test_all_tasks_end_to_end(make_model, processor, tiny_dataset, class_names, 
     assert json.loads((tmp_path / "eval_results.json").read_text()) == results
     assert all(isinstance(value, float) for name, value in results.items() if name != "collapsed")
     assert results["collapsed"] is False and -1 <= results["image_feature_cosine"] <= 1
-    for name in ("zero_shot_confusion_matrix.png", "tsne_test.png"):
+    for name in ("zero_shot_confusion_matrix.png", "tsne_test.png", "retrieval_recall_at_k.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG_SIGNATURE and (tmp_path / name).stat().st_size > 5000
     assert "Mean Recall" in (tmp_path / "retrieval_table.md").read_text()
 
@@ -68,3 +68,19 @@ def test_bad_inputs_are_reported(make_model, processor, tiny_dataset, class_name
         run_evaluation(model, processor, no_captions, class_names, tmp_path, ("retrieval",))
     with pytest.raises(ValueError, match="needs a 'train' split"):
         run_evaluation(model, processor, {"test": tiny_dataset["test"]}, class_names, tmp_path, ("linear_probe",))
+
+
+def test_recall_curve_reads_the_recalls_at_every_k(tmp_path):
+    from PIL import Image
+
+    from train.evaluation.retrieval import retrieval_recalls
+    from train.evaluation.retrieval_plot import CURVE_KS, save_recall_curve
+    import torch
+
+    scores = torch.eye(12) + 0.01 * torch.arange(12.0)  # every pair ranks first: recall 100 at every K
+    recalls = retrieval_recalls(scores, list(range(12)), CURVE_KS)
+    assert recalls["i2t_R@1"] == recalls["t2i_R@10"] == 100.0
+    save_recall_curve(recalls, tmp_path / "curve.png")
+    assert Image.open(tmp_path / "curve.png").size == (600, 400)
+    with pytest.raises(KeyError):
+        save_recall_curve({"i2t_R@1": 50.0}, tmp_path / "short.png")  # a curve needs every K

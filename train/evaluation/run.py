@@ -21,11 +21,13 @@ from .encode import encode_images, encode_texts, eval_mode
 from .feature_plot import save_tsne_plot
 from .linear_probe import evaluate_linear_probe
 from .retrieval import recall_table_row, retrieval_recalls_from_features, unique_captions
+from .retrieval_plot import CURVE_KS, save_recall_curve
 from .zero_shot import evaluate_zero_shot
 
 logger = logging.getLogger(__name__)
 
 TASKS = ("retrieval", "zero_shot", "linear_probe", "feature_plot")
+RECALL_CURVE = "retrieval_recall_at_k.png"
 RESULTS_FILE = "eval_results.json"
 _COLUMNS = {"retrieval": ("image", "captions"), "zero_shot": ("image", "label"),
             "linear_probe": ("image", "label"), "feature_plot": ("image", "label")}
@@ -102,6 +104,8 @@ def run_evaluation(
             text_features = encode_texts(model, processor, texts, batch_size)
             retrieval = retrieval_recalls_from_features(test_features, text_features, text_to_image)
             (out_dir / "retrieval_table.md").write_text(recall_table_row(retrieval) + "\n")
+            save_recall_curve(retrieval_recalls_from_features(test_features, text_features, text_to_image, CURVE_KS),
+                              out_dir / RECALL_CURVE, f"retrieval, {len(test)} images, {len(texts)} texts")
             results.update({f"retrieval/{name}": value for name, value in retrieval.items()})
         test_labels = list(test["label"]) if "label" in test.column_names else None
         if "zero_shot" in tasks:
