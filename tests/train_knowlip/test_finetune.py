@@ -58,6 +58,24 @@ def test_classification_on_opensarship_ships(model_dir, real_data, tmp_path, lor
     assert not torch.equal(model.vision_model.layers[0].attention.q_proj.weight, base)  # the ViT was trained
 
 
+def test_classification_on_a_folder_without_a_test_split_holds_out_as_sarclip_does(model_dir, sar_data_dir, tmp_path,
+                                                                                    capsys):
+    import shutil
+
+    from train.sarclip.config import TrainConfig
+    from train.sarclip.data import load_image_text_dataset
+
+    chips = tmp_path / "chips"
+    for name in ("2S1", "BMP2", "T72"):
+        (chips / name).mkdir(parents=True)
+        for path in sorted((sar_data_dir / "mstar_soc" / "train" / name).glob("*.jpeg"))[:5]:
+            shutil.copy(path, chips / name / path.name)
+    results = _finetune("classification", model_dir, chips, tmp_path / "run", "--seed", "2")
+    assert "held out 3 of 15 'train' examples as 'test' (seed 2" in capsys.readouterr().out
+    sarclip_test = load_image_text_dataset(TrainConfig(data=str(chips), seed=2))["test"]  # SARCLIP's rule, same seed
+    assert results["test_examples"] == len(sarclip_test) == 3
+
+
 @pytest.mark.parametrize("task, metric", [("retrieval", "mean_recall"), ("captioning", "cider")])
 def test_retrieval_and_captioning_on_an_opensarship_build(model_dir, real_data, tmp_path, task, metric):
     results = _finetune(task, model_dir, real_data / "oss", tmp_path / "run")

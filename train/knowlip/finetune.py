@@ -87,7 +87,9 @@ class FinetuneConfig(YamlConfig):
     data: str = option("", "labelled / captioned dataset (dataset_scripts.loading); vqa: a geovl vqa folder")
     output_dir: str = option("runs/knowlip_finetune", "folder for model/ and eval_results.json")
     train_split: str = option("train", "split to fine-tune on")
-    eval_split: str = option("test", "split to evaluate on")
+    eval_split: str = option("test", "split to evaluate on (held out of train_split when the data has only that)")
+    held_out_fraction: float = option(0.2, "share of train held out (seeded, stratified, whole groups) when the data has "
+                                      "no eval_split", gt=0, lt=1)
     epochs: int = option(12, "training epochs (paper Table 5: 12)", min=1)
     batch_size: int = option(32, "training pairs per optimizer step", min=1)
     learning_rate: float | None = option(None, "peak AdamW rate (default: paper Tables 3/5 per task)", gt=0)
@@ -254,11 +256,20 @@ def _cls_features(model: torch.nn.Module, pixel_values: torch.Tensor) -> torch.T
     return model.vision_model(pixel_values=pixel_values).last_hidden_state[:, 0]
 
 
-def _split(config: FinetuneConfig, split: str, limit: int | None) -> datasets.Dataset:
+def _splits(config: FinetuneConfig) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """The train and evaluation splits of `config.data`. Data with a train split only gets the held-out split SARCLIP's
+    `fit` and `eval` use (`train.sarclip.data.with_held_out_split`: seeded, whole groups, stratified by label)."""
+    from ..sarclip.data import with_held_out_split
+
     loaded = load_image_text_data(config.data)
-    if split not in loaded:
-        raise ValueError(f"{config.data}: no split {split!r} (splits: {list(loaded)})")
-    return _subset(loaded[split], limit, config.seed)
+    if config.eval_split not in loaded and set(loaded) == {config.train_split}:
+        loaded = with_held_out_split(loaded, config.train_split, config.eval_split, config.held_out_fraction,
+                                     config.seed, config.data)
+    for split in (config.train_split, config.eval_split):
+        if split not in loaded:
+            raise ValueError(f"{config.data}: no split {split!r} (splits: {list(loaded)})")
+    return (_subset(loaded[config.train_split], config.max_train_samples, config.seed),
+            _subset(loaded[config.eval_split], config.max_eval_samples, config.seed))
 
 
 def _subset(data: datasets.Dataset, limit: int | None, seed: int) -> datasets.Dataset:
@@ -267,8 +278,7 @@ def _subset(data: datasets.Dataset, limit: int | None, seed: int) -> datasets.Da
 
 
 def _classification(config: FinetuneConfig, processor: SarKnowlipProcessor) -> TaskSetup:
-    train = _split(config, config.train_split, config.max_train_samples)
-    test = _split(config, config.eval_split, config.max_eval_samples)
+    train, test = _splits(config)
     label = train.features.get("label")
     if not isinstance(label, datasets.ClassLabel):
         raise ValueError(f"{config.data}: classification needs a ClassLabel `label` column (columns: "
@@ -304,9 +314,9 @@ def _image_text(config: FinetuneConfig, processor: SarKnowlipProcessor) -> TaskS
     weights = {"mlm_weight": 0.0} if config.task == "retrieval" else {}  # Table 5: retrieval trains ITC + ITM
     model = model_class.from_pretrained(config.model, **weights)
     image_size = model.config.vision_config.image_size
-    images, texts = load_image_texts(_split(config, config.train_split, config.max_train_samples), image_size)
+    train, test = _splits(config)
+    images, texts = load_image_texts(train, image_size)
     pairs = [(image, text) for image, captions in enumerate(texts) for text in dict.fromkeys(captions)]
-    test = _split(config, config.eval_split, config.max_eval_samples)
 
     def collate(indices):
         chosen = [pairs[i] for i in indices]
