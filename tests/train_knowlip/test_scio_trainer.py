@@ -89,6 +89,22 @@ def test_a_folder_of_another_run_is_refused(tiny_model, processor, scio_dataset,
         trainer.run()
 
 
+def test_a_finished_run_is_not_resumed_with_other_texts_or_another_seed(tiny_model, processor, scio_dataset, tmp_path):
+    config = dataclasses.replace(_config(tmp_path), stage_epochs=(1, 0, 0))
+    ScioTrainer(tiny_model(), processor, scio_dataset, config, Accelerator(cpu=True)).run()
+    log_before = (tmp_path / "scio_log.jsonl").read_text()
+    other_seed = ScioTrainer(tiny_model(), processor, scio_dataset, dataclasses.replace(config, seed=1),
+                             Accelerator(cpu=True))
+    with pytest.raises(ValueError, match=r"belongs to a different SCIO run \(its seed differ"):
+        other_seed.run()
+    texts = [list(reversed(t)) for t in scio_dataset["subtexts"]]  # same images, other texts
+    other_texts = scio_dataset.remove_columns("subtexts").add_column("subtexts", texts)
+    with pytest.raises(ValueError, match=r"its texts_sha1 differ"):
+        ScioTrainer(tiny_model(), processor, other_texts, config, Accelerator(cpu=True)).check_run_folder()
+    assert (tmp_path / "scio_log.jsonl").read_text() == log_before  # nothing trained or logged
+    ScioTrainer(tiny_model(), processor, scio_dataset, config, Accelerator(cpu=True)).check_run_folder()  # the same run
+
+
 def test_bad_sub_text_rows_are_named(tiny_model, processor, scio_dataset, tmp_path):
     broken = scio_dataset.remove_columns("subtexts").add_column("subtexts", [["ok"]] * 5 + [[]])
     with pytest.raises(ValueError, match="row 5 has no non-empty sub-text"):

@@ -153,10 +153,12 @@ def fit_scio(config: ScioRunConfig, accelerator: Accelerator | None = None) -> S
             model = SarKnowlipModel.from_pretrained(base_dir)  # the same weights, and the adapters record this base
         model = add_lora(model, config.lora_target_modules, config.lora_r, config.lora_alpha, config.lora_dropout,
                          towers=ONLINE_TOWERS)
+    trainer = ScioTrainer(model, processor, dataset, config, accelerator)
+    trainer.check_run_folder()  # before the config file of a run in this folder is rewritten
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         config.save_yaml(output_dir / RUN_CONFIG_FILE)
-    texts = ScioTrainer(model, processor, dataset, config, accelerator).run()
+    texts = trainer.run()
     if accelerator.is_main_process and config.push_to_hub:
         push_model_dir(output_dir / "model", config.push_to_hub, private=config.hub_private)
     return ScioRunResult(texts=texts, model_dir=output_dir / "model", base_model_dir=base_dir)

@@ -29,6 +29,7 @@ adapters are optimised, checkpoints hold the whole state (momentum encoders and 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -248,15 +249,32 @@ class ScioTrainer:
         accelerator.wait_for_everyone()
         return load_text_version(self.output_dir, self._version_after(len(units), units))
 
+    def identity(self) -> dict:
+        """What makes `output_dir` this run's: the images' count and texts (a hash of the input sub-texts), the seed and
+        the units (a longer run may extend a finished one: units compare on their common prefix)."""
+        texts = hashlib.sha1(json.dumps(self.texts, ensure_ascii=False).encode("utf-8")).hexdigest()
+        return {"num_images": len(self.dataset), "texts_sha1": texts, "seed": self.config.seed,
+                "units": [list(u) for u in self.config.units()]}
+
+    def check_run_folder(self) -> None:
+        """ValueError when `output_dir` holds another SCIO run (other data, texts or seed, or other units): resuming
+        it would train nothing, or train this data on that run's schedule."""
+        run_file = self.output_dir / RUN_FILE
+        if not run_file.is_file():
+            return
+        saved, now = json.loads(run_file.read_text(encoding="utf-8")), self.identity()
+        changed = [key for key in ("num_images", "texts_sha1", "seed") if key in saved and saved[key] != now[key]]
+        units = saved["units"][: len(now["units"])] != now["units"][: len(saved["units"])]
+        if changed or units:
+            what = ", ".join(changed + (["units"] if units else []))
+            raise ValueError(f"{run_file}: this output_dir belongs to a different SCIO run (its {what} differ: "
+                             f"{saved['num_images']} images, seed {saved.get('seed')}, units {saved['units']}); use "
+                             "another output_dir")
+
     def _resume(self, checkpoints: Path) -> TrainerState:
         run_file = self.output_dir / RUN_FILE
-        identity = {"num_images": len(self.dataset), "units": [list(u) for u in self.config.units()]}
-        if run_file.is_file():
-            saved = json.loads(run_file.read_text(encoding="utf-8"))
-            if saved["num_images"] != identity["num_images"] or saved["units"][: len(identity["units"])] != \
-                    identity["units"][: len(saved["units"])]:
-                raise ValueError(f"{run_file}: this output_dir belongs to a different SCIO run ({saved['num_images']} "
-                                 f"images, units {saved['units']}); use another output_dir")
+        self.check_run_folder()
+        identity = self.identity()
         if self.accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             run_file.write_text(json.dumps(identity), encoding="utf-8")
