@@ -155,3 +155,16 @@ def test_a_folder_another_live_run_writes_is_refused_and_a_stale_lock_taken_over
         holder.wait()
     result = fit(tiny_train_config(max_steps=1))  # the holder is gone: its lock is stale
     assert result.state.global_step == 1 and not (run / ".lock").exists()
+
+
+def test_a_checkpoint_whose_state_file_disagrees_with_its_step_is_refused(tiny_train_config):
+    first = fit(tiny_train_config(num_epochs=2, max_steps=3, checkpoint_every=1, keep_checkpoints=5))
+    latest = list_checkpoints(first.model_dir.parent / "checkpoints")[-1]
+    state = json.loads((latest / "trainer_state.json").read_text())
+    assert latest.name == "step_00000003" and state["global_step"] == 3
+    (latest / "trainer_state.json").write_text(json.dumps({**state, "global_step": 5}))  # tampered
+    with pytest.raises(ValueError, match=r"says step 5 but the checkpoint is step_00000003"):
+        fit(tiny_train_config(num_epochs=2, resume="latest", checkpoint_every=1, keep_checkpoints=5))
+    (latest / "trainer_state.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a trainer state"):
+        fit(tiny_train_config(num_epochs=2, resume=str(latest), checkpoint_every=1, keep_checkpoints=5))

@@ -98,6 +98,19 @@ def resolve_checkpoint(resume: str, root: str | Path) -> Path:
 
 
 def load_checkpoint(accelerator: Accelerator, path: Path) -> TrainerState:
-    """Restore model, optimizer, scheduler and RNG states; return the saved trainer position."""
+    """Restore model, optimizer, scheduler and RNG states; return the saved trainer position.
+
+    The position must agree with the folder's name (`step_NNNNNNNN`, written in the same atomic rename): a
+    `trainer_state.json` that says otherwise (edited, or copied from another checkpoint) would finish the run from the
+    wrong step, and is refused before any state is loaded."""
+    path = Path(path)
+    try:
+        state = TrainerState(**read_json(path / STATE_FILE))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path / STATE_FILE}: not a trainer state ({err}); the checkpoint is damaged") from None
+    if path.name.startswith(PREFIX) and path.name[len(PREFIX):].isdigit() and \
+            int(path.name[len(PREFIX):]) != state.global_step:
+        raise ValueError(f"{path / STATE_FILE}: says step {state.global_step} but the checkpoint is {path.name}; the "
+                         "checkpoint is inconsistent (resume from another one, or restore the file)")
     accelerator.load_state(str(path))
-    return TrainerState(**read_json(path / STATE_FILE))
+    return state
