@@ -66,6 +66,15 @@ def test_streaming_a_folder_without_shards_or_a_split_names_what_is_missing(tiny
     assert not (tmp_path / "run" / "checkpoints").exists()  # refused before training
 
 
+def test_a_missing_shard_is_named_not_silently_skipped(tiny_train_config, corpus, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(corpus, partial)
+    (partial / "data" / "train-00002-of-00004.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match=r"shards of split 'train' are missing: data/train-00002-of-00004"
+                                                r"\.parquet \(1 of 4\)"):
+        fit(tiny_train_config(data=str(partial), streaming=True, eval_tasks=[]))
+
+
 def test_label_positives_without_a_label_column_is_an_error(tiny_train_config, tmp_path):
     table = tmp_path / "pairs.csv"
     from dataset_scripts import synthetic_dataset

@@ -21,6 +21,7 @@ in shared memory and the collator is given the epoch where it runs, so `set_epoc
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -41,6 +42,15 @@ def parquet_shards(data: str | Path, split: str = "train") -> list[str]:
         raise FileNotFoundError(f"{data}: no parquet shards data/{split}-*.parquet (streaming reads a dataset folder "
                                 "of parquet shards, as `python -m dataset_scripts build` writes; for other data set "
                                 "streaming: false)")
+    # shards named NNNNN-of-TOTAL say how many there are: a missing one would silently train on part of the split
+    numbered = [re.fullmatch(rf"{re.escape(split)}-(\d+)-of-(\d+)\.parquet", Path(f).name) for f in files]
+    if numbered and all(numbered):
+        totals = {int(m[2]) for m in numbered}
+        expected = {f"{split}-{i:05d}-of-{total:05d}.parquet" for total in totals for i in range(total)}
+        if missing := sorted(expected - {Path(f).name for f in files}):
+            raise FileNotFoundError(f"{data}: shards of split {split!r} are missing: data/{', data/'.join(missing[:5])}"
+                                    f"{' ...' if len(missing) > 5 else ''} ({len(missing)} of {max(totals)}); "
+                                    "restore them or rebuild the dataset")
     return files
 
 
