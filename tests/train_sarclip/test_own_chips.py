@@ -95,3 +95,16 @@ def test_eval_holds_out_exactly_the_chips_the_run_held_out(sar_data_dir, tmp_pat
     assert "seed 3" in capsys.readouterr().out
     assert held_out(eval_data_config(run / "final", str(data), 0)) != run_split  # --seed overrides
     assert eval_data_config(run / "final", "synthetic", None).seed == 0  # other data: the defaults
+
+
+def test_the_same_image_in_train_and_test_is_warned_about(sar_data_dir, tmp_path, capsys):
+    from train.sarclip.config import TrainConfig
+    from train.sarclip.data import load_image_text_dataset
+
+    data = _layout("split", sar_data_dir, tmp_path / "chips")
+    load_image_text_dataset(TrainConfig(data=str(data)))
+    assert "warning" not in capsys.readouterr().out
+    leaked = sorted((data / "train" / "T72").glob("*.jpeg"))[0]
+    shutil.copy(leaked, data / "test" / "T72" / "copy_of_a_train_chip.jpeg")  # another name, the same bytes
+    load_image_text_dataset(TrainConfig(data=str(data)))
+    assert "warning: " in (out := capsys.readouterr().out) and "1 of 7 'test' images are also in 'train'" in out

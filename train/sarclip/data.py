@@ -38,7 +38,43 @@ def load_image_text_dataset(config: TrainConfig) -> datasets.DatasetDict:
                              "eval_split to one of them")
         dataset = with_held_out_split(dataset, config.train_split, config.eval_split, config.held_out_fraction,
                                       config.seed, config.data)
+    if config.eval_split:
+        warn_shared_images(dataset[config.train_split], dataset[config.eval_split], config.train_split,
+                           config.eval_split, config.data)
     return with_captions_column(dataset, config.data, load_class_words(config.class_words))
+
+
+SHARED_IMAGE_CHECK_ROWS = 200_000  # images are hashed (file bytes, not decoded) up to this many rows per split
+
+
+def warn_shared_images(train: datasets.Dataset, test: datasets.Dataset, train_name: str, test_name: str,
+                       source: str) -> int:
+    """Print a warning when images of `test` are also in `train` (the same file, or the same bytes): evaluation on
+    them is not held out. Returns how many test images are shared."""
+    def digest(data: bytes | None, path: str | None) -> str | None:
+        if data is None and path:
+            try:
+                data = Path(path).read_bytes()
+            except OSError:  # unreadable files are reported where the image is read
+                return None
+        return hashlib.sha1(data).hexdigest() if data else None
+
+    def keys(split: datasets.Dataset) -> list:
+        if len(split) > SHARED_IMAGE_CHECK_ROWS:
+            return []
+        if split.features.get("image") == datasets.Value("string"):
+            return [digest(None, path) for path in split["image"]]
+        if not isinstance(split.features.get("image"), datasets.Image):
+            return []
+        return [digest(item.get("bytes"), item.get("path"))
+                for item in split.cast_column("image", datasets.Image(decode=False))["image"]]
+
+    seen = set(keys(train)) - {None}
+    shared = [i for i, key in enumerate(keys(test)) if key in seen]
+    if shared:
+        print(f"warning: {source}: {len(shared)} of {len(test)} {test_name!r} images are also in {train_name!r} (the "
+              f"same file or bytes; e.g. {test_name} row {shared[0]}): evaluation on them is not held out")
+    return len(shared)
 
 
 # columns that name what belongs together (e.g. the VV and VH chips of one ship): a held-out split keeps each group
