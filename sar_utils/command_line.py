@@ -15,6 +15,11 @@ from collections.abc import Callable
 # package's own user errors (e.g. `dataset_scripts.errors.DatasetBuildError`) are ValueErrors
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
                PermissionError, ConnectionError)
+# the same for libraries' error types, matched by class name so that this module imports none of them: a malformed
+# YAML config, a damaged safetensors file, a data file `datasets` cannot parse, an unknown CRS, a damaged pickle
+USER_ERROR_NAMES = frozenset({"YAMLError", "SafetensorError", "DatasetGenerationError", "CRSError", "UnpicklingError"})
+# OSErrors of the machine, not of this package: a read-only file system, a quota, too many open files
+USER_OS_ERRNOS = frozenset({errno.EROFS, errno.EDQUOT, errno.EMFILE, errno.EACCES})
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -53,9 +58,15 @@ def run_cli(main: Callable[[list[str]], int], argv: list[str] | None = None) -> 
     debug = "--debug" in argv
     try:
         return main([arg for arg in argv if arg != "--debug"])
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted: outputs are written to a temporary place and renamed when complete, so the last complete "
+              "checkpoint or output is intact (a training run continues with --resume)", file=sys.stderr)
+        return 130
     except OSError as err:
         if debug or err.errno != errno.ENOSPC:
-            if debug or not isinstance(err, USER_ERRORS):
+            if debug or not (isinstance(err, USER_ERRORS) or err.errno in USER_OS_ERRNOS):
                 raise
             return _report(err)
         print(f"error: no space left on device while writing {err.filename or 'the output'}; free some space "
@@ -63,6 +74,10 @@ def run_cli(main: Callable[[list[str]], int], argv: list[str] | None = None) -> 
         return 2
     except USER_ERRORS as err:
         if debug:
+            raise
+        return _report(err)
+    except Exception as err:
+        if debug or not any(cls.__name__ in USER_ERROR_NAMES for cls in type(err).__mro__):
             raise
         return _report(err)
 

@@ -110,7 +110,10 @@ class YamlConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such config file")
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: not a readable YAML config ({err})") from None
         if not isinstance(values, dict):
             raise ValueError(f"{path}: a config must be a YAML mapping of field: value")
         unknown = sorted(set(values) - set(cls.field_names()))
