@@ -56,7 +56,15 @@ def staging_folder(out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     reap_leftovers(out_dir)
-    return Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}-{os.getpid()}-", dir=out_dir.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}-{os.getpid()}-", dir=out_dir.parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; the output is renamed from it and keeps its mode
+    return staging
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _link_or_copy(source: str | Path, target: str | Path) -> None:
