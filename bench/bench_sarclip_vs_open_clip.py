@@ -13,8 +13,9 @@ between the two sides, so both see the same machine load; medians are reported.
                                                         # batch 128 in bf16; on CPU ViT-B-32 batch 16 in fp32
     python bench/bench_sarclip_vs_open_clip.py --model RN50 --batch-size 8 --compile
 
-Columns: samples/s of the whole training step and of its forward + backward alone (the model and text levers
-without the optimizer). Peak memory: on a GPU `max_memory_allocated` of one step with only that side's model and optimizer on the device;
+Columns: samples/s of the whole training step (wall time and process CPU time, all threads: the CPU-time ratio is the
+one that holds on a machine shared with other jobs) and of its forward + backward alone (the model and text levers
+without the optimizer). `--threads N` pins the thread count (printed); `--json FILE` writes every number. Peak memory: on a GPU `max_memory_allocated` of one step with only that side's model and optimizer on the device;
 on CPU the peak RSS of a separate process that builds the side's model and runs 2 steps.
 """
 
@@ -145,18 +146,21 @@ def run(name: str, batch_size: int, device: torch.device, args) -> dict[str, dic
     built = {side: build(side, name, device, args) for side in SIDES}
     data = {side: batches(side, name, batch_size, device, args.text) for side in SIDES}
     times = {side: [] for side in SIDES}
+    cpu_times = {side: [] for side in SIDES}
     model_times = {side: [] for side in SIDES}
     for step in range(args.warmup + args.steps):
         for side in SIDES if step % 2 == 0 else SIDES[::-1]:  # alternate who goes first
             pixels, ids = data[side][step % CAPTION_BATCHES]
             _sync(device)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             forward_backward = train_step(side, *built[side], pixels, ids, autocast, lambda: _sync(device))
             _sync(device)
             if step >= args.warmup:
                 times[side].append(time.perf_counter() - start)
+                cpu_times[side].append(time.process_time() - cpu_start)  # all threads of this process
                 model_times[side].append(forward_backward)
     results = {side: {"samples_per_s": batch_size / statistics.median(times[side]),
+                      "samples_per_cpu_s": batch_size / statistics.median(cpu_times[side]),
                       "model_samples_per_s": batch_size / statistics.median(model_times[side]),
                       "tokens": statistics.mean(ids.shape[1] for _, ids in data[side])} for side in SIDES}
     if device.type == "cuda":
@@ -181,16 +185,20 @@ def report(name: str, batch_size: int, device_name: str, args, results) -> None:
               "SDPA attention", "same AdamW on both sides" if args.same_optimizer else "fused AdamW (ours)"] + (["channels-last"] if args.channels_last and "RN" in name else []) + (
               ["torch.compile (ours)"] if args.compile else []) + (
               ["torch.compile (open_clip)"] if args.compile_open_clip else [])
-    print(f"\n{name}, batch {batch_size}, {args.precision}, {device_name}, torch {torch.__version__}, "
-          f"open_clip {open_clip.__version__}, {args.steps} timed steps; levers: {', '.join(levers)}")
+    print(f"\n{name}, batch {batch_size}, {args.precision}, {device_name}, {torch.get_num_threads()} threads, torch "
+          f"{torch.__version__}, open_clip {open_clip.__version__}, {args.steps} timed steps; levers: "
+          f"{', '.join(levers)}")
     memory = "peak GPU memory" if "CPU" not in device_name else "peak RSS"
-    print(f"{'':10} {'train samples/s':>16} {'fwd+bwd samples/s':>18} {memory:>16} {'text tokens':>12}")
+    print(f"{'':10} {'train samples/s':>16} {'per CPU-second':>15} {'fwd+bwd samples/s':>18} {memory:>16} "
+          f"{'text tokens':>12}")
     for side in SIDES:
         r = results[side]
         peak = f"{r['peak_gib']:.2f} GiB" if "peak_gib" in r else "n/a"
-        print(f"{side:10} {r['samples_per_s']:16.2f} {r['model_samples_per_s']:18.2f} {peak:>16} {r['tokens']:12.1f}")
+        print(f"{side:10} {r['samples_per_s']:16.2f} {r['samples_per_cpu_s']:15.2f} {r['model_samples_per_s']:18.2f} "
+              f"{peak:>16} {r['tokens']:12.1f}")
     ours, theirs = results["sarclip"], results["open_clip"]
     line = (f"{'ratio':10} {ours['samples_per_s'] / theirs['samples_per_s']:15.2f}x "
+            f"{ours['samples_per_cpu_s'] / theirs['samples_per_cpu_s']:14.2f}x "
             f"{ours['model_samples_per_s'] / theirs['model_samples_per_s']:17.2f}x")
     if "peak_gib" in ours:
         line += f" {ours['peak_gib'] / theirs['peak_gib']:15.2f}x"
@@ -215,7 +223,11 @@ def main(argv=None):
     parser.add_argument("--grad-checkpointing", action="store_true")
     parser.add_argument("--no-cpu-memory", dest="cpu_memory", action="store_false",
                         help="skip the CPU peak-RSS processes")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's; printed with the results)")
+    parser.add_argument("--json", type=Path, help="also write the results (per model and side) to this JSON file")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     args.precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
@@ -225,10 +237,22 @@ def main(argv=None):
     if args.model:
         suite = ((args.model, args.batch_size or suite[0][1]),)
     device_name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({args.threads} threads)"
+    records = []
     for name, batch_size in suite:
-        report(name, batch_size, device_name, args, run(name, batch_size, device, args))
+        results = run(name, batch_size, device, args)
+        report(name, batch_size, device_name, args, results)
+        records.append({"model": name, "batch_size": batch_size, "precision": args.precision, "device": device_name,
+                        "threads": args.threads, "text": args.text, "same_optimizer": args.same_optimizer,
+                        "optimizer": {"sarclip": "AdamW (default)" if args.same_optimizer else "AdamW (fused/foreach, "
+                                      "the trainer's)", "open_clip": "AdamW (default)"}, "results": results})
         if device.type == "cuda":
             torch.cuda.empty_cache()
+    if args.json:
+        from sar_utils.atomic import write_json
+
+        write_json(args.json, {"torch": torch.__version__, "open_clip": open_clip.__version__, "runs": records},
+                   indent=2)
+        print(f"results: {args.json}")
 
 
 if __name__ == "__main__":
