@@ -145,6 +145,18 @@ def check_readable(path: str | Path) -> None:
         raise DatasetBuildError(path, f"unreadable image: {err.problem}") from err
 
 
+def _cell(record: dict, key: str, path: Path, line: int) -> str:
+    """A table cell as text: strings stripped, numbers (JSON labels such as 3) as their text; lists or objects are
+    an error that names the row."""
+    value = record.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value).strip()
+    raise DatasetBuildError(path, f"row {line}: column {key!r} holds {type(value).__name__} {value!r}; give a text "
+                                  "or a number")
+
+
 def label_table_dataset(path: Path, records: list[dict], label_key: str,
                         image_key: str | None = None) -> datasets.DatasetDict:
     """The `records` of a table of `image,label` rows (CSV/TSV/JSON/JSONL; optional `split` column:
@@ -156,9 +168,9 @@ def label_table_dataset(path: Path, records: list[dict], label_key: str,
         raise DatasetBuildError(path, f"no image column (one of {IMAGE_KEYS}); columns: {list(records[0])}")
     rows: dict[str, list[tuple[str, str]]] = {}
     for line, record in enumerate(records, start=2):
-        image, label = (record.get(image_key) or "").strip(), (record.get(label_key) or "").strip()
-        split = _SPLIT_ALIASES.get((record.get("split") or "train").strip().lower(),
-                                   (record.get("split") or "train").strip().lower())
+        image, label = _cell(record, image_key, path, line), _cell(record, label_key, path, line)
+        split = (_cell(record, "split", path, line) or "train").lower()
+        split = _SPLIT_ALIASES.get(split, split)
         if not image or not label:
             raise DatasetBuildError(path, f"row {line}: empty {'image path' if not image else 'label'}")
         if split not in SPLIT_NAMES:

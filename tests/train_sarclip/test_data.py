@@ -223,6 +223,14 @@ def test_label_table_as_jsonl_and_malformed_csv_is_named(tmp_path):
     (tmp_path / "bad.csv").write_text('image,label\n"chips/a/0.png,a\nchips/b/0.png,b\n')
     with pytest.raises(DatasetBuildError, match=r"bad.csv: line \d+: malformed CSV"):
         load_image_text_dataset(TrainConfig(data=str(tmp_path / "bad.csv")))
+    # JSON labels may be numbers (they name the classes); a list is an error that names the row
+    numbered = [{"image": r["image"], "label": 1 if r["label"] == "a" else 2} for r in rows]
+    (tmp_path / "numbers.jsonl").write_text("\n".join(json.dumps(r) for r in numbered))
+    dataset = load_image_text_dataset(TrainConfig(data=str(tmp_path / "numbers.jsonl"), eval_split=None))
+    assert dataset["train"].features["label"].names == ["1", "2"]
+    (tmp_path / "lists.jsonl").write_text("\n".join(json.dumps({**r, "label": [r["label"]]}) for r in numbered))
+    with pytest.raises(DatasetBuildError, match=r"lists.jsonl: row 2: column 'label' holds list \[1\]"):
+        load_image_text_dataset(TrainConfig(data=str(tmp_path / "lists.jsonl"), eval_split=None))
 
 
 def test_held_out_split_keeps_both_polarisations_of_a_ship_together(sar_data_dir, tmp_path, capsys):
