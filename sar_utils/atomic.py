@@ -137,12 +137,24 @@ def atomic_folder(out_dir: str | Path, keep_other_entries: bool = False) -> Iter
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def write_json(path: str | Path, data, indent: int | None = None) -> None:
-    """Write JSON atomically (temporary file beside it, then one rename): a kill never leaves a torn file."""
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """``with atomic_file(out) as tmp: write tmp`` -> ``out`` appears (or is replaced) in one rename when the block
+    finishes; an error removes ``tmp`` and leaves a previous ``out`` as it was. ``tmp`` keeps ``out``'s suffix (for
+    writers that pick the format from it)."""
     path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=indent), encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, data, indent: int | None = None) -> None:
+    """Write JSON atomically (`atomic_file`): a kill never leaves a torn file."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=indent), encoding="utf-8")
 
 
 LOCK_FILE = ".lock"

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sar_utils.atomic import atomic_file
+
 
 def save_loss_curve(losses: Sequence[float], path: str | Path, uniform: float | None = None,
                     title: str = "training loss") -> None:
@@ -32,8 +34,6 @@ def save_loss_curve(losses: Sequence[float], path: str | Path, uniform: float | 
     axes.set_title(title)
     axes.legend()
     figure.tight_layout()
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial.png")  # renamed when complete
-    figure.savefig(partial, dpi=100)
+    with atomic_file(path) as tmp:
+        figure.savefig(tmp, dpi=100)
     plt.close(figure)
-    partial.replace(path)

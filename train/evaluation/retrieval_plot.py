@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sar_utils.atomic import atomic_file
+
 CURVE_KS = tuple(range(1, 11))
 
 
@@ -25,8 +27,6 @@ def save_recall_curve(recalls: dict[str, float], path: str | Path, title: str = 
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial.png")
-    figure.savefig(partial, dpi=100)
+    with atomic_file(path) as tmp:
+        figure.savefig(tmp, dpi=100)
     plt.close(figure)
-    partial.replace(path)

@@ -226,8 +226,8 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
     uniform = uniform_loss(samples_per_step)  # every row is scored against the whole global batch
     if collator.prompts is not None:  # plus the weighted prompt loss, whose uniform value is ln(classes)
         uniform += prompt_weight * uniform_loss(len(collator.prompts))
-    probe = training_probe(config, processor, None if stream is not None else train_view, shards if config.streaming
-                           else None) if guard.watching else None
+    probe = training_probe(processor, config.seed, None if stream is not None else train_view,
+                           shards if config.streaming else None) if guard.watching else None
     tick, steps_since_log = time.perf_counter(), 0
 
     def stop() -> None:
@@ -365,17 +365,18 @@ def claim_run_folder(output_dir: Path, config: TrainConfig, accelerator: Acceler
     accelerator.wait_for_everyone()
 
 
-def training_probe(config: TrainConfig, processor, train_view: datasets.Dataset | None,
-                   shards: list[str] | None) -> dict[str, torch.Tensor]:
+def training_probe(processor, seed: int, train_view: datasets.Dataset | None, shards: list[str] | None,
+                   group_by: str | None = None) -> dict[str, torch.Tensor]:
     """The collapse guard's fixed probe batch: `PROBE_SIZE` training examples spread evenly over the train split (a
-    streamed run: the first examples of its first shard), collated without augmentation (one caption each)."""
-    collator = ImageTextCollator(processor, config.seed)
+    streamed run: the first examples of its first shard), collated without augmentation (one caption each; with
+    `group_by`, the loss's positive groups too)."""
+    collator = ImageTextCollator(processor, seed, group_by)
     if train_view is not None:
         return collator([train_view[i] for i in probe_indices(len(train_view), PROBE_SIZE)])
     import pyarrow.parquet as pq
 
     size = min(PROBE_SIZE, pq.read_metadata(shards[0]).num_rows)
-    return collator(next(iter(StreamingPairs(shards[:1], size, None, config.seed, shuffle_buffer=1))))
+    return collator(next(iter(StreamingPairs(shards[:1], size, None, seed, shuffle_buffer=1))))
 
 
 def auto_prompt_loss_weight(model: torch.nn.Module, train_set: datasets.Dataset | None, collator: ImageTextCollator,
@@ -391,9 +392,7 @@ def auto_prompt_loss_weight(model: torch.nn.Module, train_set: datasets.Dataset 
     """
     if train_set is None or not isinstance(train_set.features.get("label"), datasets.ClassLabel):
         return 0.0
-    view = training_view(train_set)
-    probe = ImageTextCollator(collator.processor, collator.seed, collator.group_by)(
-        [view[i] for i in probe_indices(len(view), PROBE_SIZE)])
+    probe = training_probe(collator.processor, collator.seed, training_view(train_set), None, collator.group_by)
     from ..evaluation.encode import eval_mode
 
     with eval_mode(model), torch.no_grad():
