@@ -298,12 +298,10 @@ def sarclip_to_clip(src: str | Path, out: str | Path, overwrite: bool = False, b
     return _write_atomically(src, out, overwrite, "clip", write)
 
 
-def clip_to_sarclip(src: str | Path, out: str | Path, overwrite: bool = False, base_model: str | None = None) -> Path:
-    """Import the transformers `CLIPModel` folder `src` as a SARCLIP folder `out` with the SAR processor."""
-    from model_cards import sarclip_model_card
-
-    src, out = Path(src), Path(out)
-    _check_output(src, out, overwrite, "sarclip")
+def load_clip_as_sarclip(src: str | Path) -> tuple[SarclipModel, SarclipProcessor]:
+    """A transformers `CLIPModel` folder (e.g. one `to-clip` exported) as an in-memory SARCLIP model with the SAR
+    processor; `clip_to_sarclip` writes it as a folder."""
+    src = Path(src)
     _read_config(src, "clip", "from-clip needs a transformers CLIPModel folder (to-clip exports a SARCLIP one)")
     clip = _load_checked(CLIPModel, src)
     text = clip.config.text_config
@@ -322,7 +320,17 @@ def clip_to_sarclip(src: str | Path, out: str | Path, overwrite: bool = False, b
         vocab=vocab, merges=merges, bos_token=tokenizer.bos_token, eos_token=tokenizer.eos_token,
         unk_token=tokenizer.unk_token, model_max_length=config.text_config.context_length,
     )
-    processor = SarclipProcessor(SarclipImageProcessor(size=config.vision_config.image_size), sar_tokenizer)
+    return model, SarclipProcessor(SarclipImageProcessor(size=config.vision_config.image_size), sar_tokenizer)
+
+
+def clip_to_sarclip(src: str | Path, out: str | Path, overwrite: bool = False, base_model: str | None = None) -> Path:
+    """Import the transformers `CLIPModel` folder `src` as a SARCLIP folder `out` with the SAR processor."""
+    from model_cards import sarclip_model_card
+
+    src, out = Path(src), Path(out)
+    _check_output(src, out, overwrite, "sarclip")
+    model, processor = load_clip_as_sarclip(src)
+    config = model.config
     metadata = _card_metadata(src)
     vision = config.vision_config
     card = sarclip_model_card(

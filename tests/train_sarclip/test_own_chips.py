@@ -66,7 +66,7 @@ def test_eval_holds_out_exactly_the_chips_the_run_held_out(sar_data_dir, tmp_pat
     """A run with --seed 3 holds out other chips than seed 0 would; `eval` reads the run's seed (and class words)
     from final/train_config.yaml, so its "held-out" chips are never training chips; the class words name the
     zero-shot prompts of the run's own evaluation and of `eval`."""
-    from train.sarclip.__main__ import eval_data_config
+    from train.sarclip.data import eval_data_config
     from train.sarclip.data import load_image_text_dataset
     from train.sarclip.config import TrainConfig
 

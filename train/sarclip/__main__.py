@@ -1,4 +1,4 @@
-"""SARCLIP CLI: `python -m train {fit,quickstart,eval,push}` (= `python -m train.sarclip ...`); works the same under
+"""SARCLIP CLI: `python -m train {fit,quickstart,eval,push,index,search}` (= `python -m train.sarclip ...`); works the same under
 `accelerate launch -m train ...`."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 from ..common.cli import add_fit_command, add_push_command, cli_parser, config_fields_help, push_run, run_cli
 from dataset_scripts.captions.class_names import load_class_words
 
+from ..search.cli import add_search_commands, run_search_command
 from .config import TrainConfig
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
                           help="flag the model as collapsed (`collapsed: true`) when the mean pairwise cosine of its "
                                "test image embeddings exceeds this")
     add_push_command(commands, "final", "org/sarclip-vit-b-32")
+    add_search_commands(commands)
     return parser
 
 
@@ -69,7 +71,7 @@ def _main(argv: list[str]) -> int:
     if rest:
         raise ValueError(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "eval":
-        from .data import load_image_text_dataset
+        from .data import eval_data_config, load_image_text_dataset
         from .model_io import load_trained_model
         from ..evaluation.dataset_eval import evaluate_model
 
@@ -83,27 +85,9 @@ def _main(argv: list[str]) -> int:
         print(json.dumps(metrics, indent=2))
         print(f"results: {out}")
         return 0
+    if args.command in ("index", "search"):
+        return run_search_command(args)
     return push_run(args, "final")
-
-
-def eval_data_config(model_dir: Path, data: str, seed: int | None) -> TrainConfig:
-    """What `eval` loads: `data` with the held-out split and class words of the run that wrote `model_dir` (its
-    `train_config.yaml`) when that run trained on the same data, so that a held-out split holds exactly the chips the
-    run never saw; `seed` (when given) overrides the run's."""
-    saved = Path(model_dir) / "train_config.yaml"
-    run = TrainConfig.from_yaml(saved) if saved.is_file() else None
-    if run is not None and _same_data(run.data, data):
-        print(f"{data}: held-out split and class words of the run ({saved}: seed {run.seed if seed is None else seed}, "
-              f"held_out_fraction {run.held_out_fraction})")
-        return TrainConfig(data=data, seed=run.seed if seed is None else seed, held_out_fraction=run.held_out_fraction,
-                           class_words=run.class_words, csv_image_key=run.csv_image_key,
-                           csv_caption_key=run.csv_caption_key, synthetic_num_train=run.synthetic_num_train,
-                           synthetic_num_test=run.synthetic_num_test, synthetic_image_size=run.synthetic_image_size)
-    return TrainConfig(data=data, seed=0 if seed is None else seed)
-
-
-def _same_data(a: str, b: str) -> bool:
-    return a == b or (Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve())
 
 
 if __name__ == "__main__":

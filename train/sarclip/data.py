@@ -268,3 +268,23 @@ def training_view(dataset: datasets.Dataset) -> datasets.Dataset:
     """Only the columns training reads, plus the row number as `__index__` (used to pick captions)."""
     dataset = dataset.select_columns([c for c in ("image", "captions", "label") if c in dataset.column_names])
     return dataset.add_column("__index__", list(range(len(dataset))))
+
+
+def eval_data_config(model_dir: Path, data: str, seed: int | None) -> TrainConfig:
+    """What `eval` loads: `data` with the held-out split and class words of the run that wrote `model_dir` (its
+    `train_config.yaml`) when that run trained on the same data, so that a held-out split holds exactly the chips the
+    run never saw; `seed` (when given) overrides the run's."""
+    saved = Path(model_dir) / "train_config.yaml"
+    run = TrainConfig.from_yaml(saved) if saved.is_file() else None
+    if run is not None and _same_data(run.data, data):
+        print(f"{data}: held-out split and class words of the run ({saved}: seed {run.seed if seed is None else seed}, "
+              f"held_out_fraction {run.held_out_fraction})")
+        return TrainConfig(data=data, seed=run.seed if seed is None else seed, held_out_fraction=run.held_out_fraction,
+                           class_words=run.class_words, csv_image_key=run.csv_image_key,
+                           csv_caption_key=run.csv_caption_key, synthetic_num_train=run.synthetic_num_train,
+                           synthetic_num_test=run.synthetic_num_test, synthetic_image_size=run.synthetic_image_size)
+    return TrainConfig(data=data, seed=0 if seed is None else seed)
+
+
+def _same_data(a: str, b: str) -> bool:
+    return a == b or (Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve())

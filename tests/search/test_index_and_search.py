@@ -1,0 +1,214 @@
+"""`python -m train index` / `search` and their Python API on a tiny real model: what is indexed, what a query finds
+(checked against brute force), resume after a kill, and every refusal."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import train.search.build as build_module
+from train.__main__ import main
+from train.evaluation.encode import encode_images, encode_texts
+from train.sarclip.model_io import load_trained_model
+from train.search import ArchiveIndex, ArchiveIndexError, IndexSettings, build_index
+from train.search.faiss_index import embeddings
+
+
+@pytest.fixture(scope="module")
+def chip_index(tmp_path_factory, model_dir, chip_folder):
+    return build_index(str(model_dir), str(chip_folder), tmp_path_factory.mktemp("index") / "chips")
+
+
+def test_index_holds_every_chip_with_its_label_path_and_embedding(chip_index, model_dir, chip_folder):
+    manifest = json.loads((chip_index / "manifest.json").read_text())
+    files = sorted(chip_folder.rglob("*.png"))
+    assert manifest["rows"] == len(files) == 18 and manifest["kind"] == "dataset"
+    assert manifest["model"] == str(model_dir.resolve()) and manifest["index_factory"] == "Flat"
+    archive = ArchiveIndex(chip_index)
+    items = archive.items
+    assert sorted(Path(p) for p in items["path"]) == files
+    assert all(Path(path).parent.name == label for path, label in zip(items["path"], items["label"]))
+    model, processor = load_trained_model(model_dir)
+    expected = encode_images(model, processor, list(items["path"])).numpy()
+    np.testing.assert_allclose(embeddings(items), expected, atol=1e-6)
+
+
+def test_text_and_image_queries_find_what_brute_force_finds(chip_index, model_dir):
+    archive = ArchiveIndex(chip_index)
+    model, processor = load_trained_model(model_dir)
+    vectors = embeddings(archive.items)
+    text = encode_texts(model, processor, ["a SAR image of a ship"]).numpy()[0]
+    order = np.argsort(-(vectors @ text), kind="stable")
+    hits = archive.search("a SAR image of a ship", k=5)
+    assert [hit["rank"] for hit in hits] == [1, 2, 3, 4, 5]
+    assert hits[0]["id"] == archive.items[int(order[0])]["id"]
+    assert [hit["score"] for hit in hits] == pytest.approx(sorted(vectors @ text, reverse=True)[:5], abs=1e-5)
+    chip = archive.items[7]["path"]
+    by_image = archive.search(image=chip, k=3)
+    assert by_image[0]["path"] == chip and by_image[0]["score"] == pytest.approx(1.0, abs=1e-5)
+    both = archive.search("a SAR image of a ship", image=chip, k=1)  # normalised sum of the two embeddings
+    combined = (text / np.linalg.norm(text) + vectors[7]) / np.linalg.norm(text / np.linalg.norm(text) + vectors[7])
+    assert both[0]["id"] == archive.items[int(np.argmax(vectors @ combined))]["id"]
+    with pytest.raises(ValueError, match="empty query"):
+        archive.search("   ")
+
+
+def test_search_command_writes_hits_and_a_contact_sheet(chip_index, tmp_path, capsys):
+    from PIL import Image
+
+    out = tmp_path / "results"
+    assert main(["search", str(chip_index), "a SAR image of a vehicle", "--k", "7", "--out", str(out)]) == 0
+    hits = json.loads((out / "hits.json").read_text())["hits"]
+    assert len(hits) == 7 and hits[0]["rank"] == 1 and hits[0]["path"] in capsys.readouterr().out
+    sheet = Image.open(out / "contact_sheet.png")
+    assert sheet.size == (5 * 192, 2 * (192 + 28))
+    assert not (out / "footprints.geojson").exists()  # chips have no footprint
+    assert np.asarray(sheet.crop((0, 0, 192, 192))).std() > 0  # a rendered chip, not an empty cell
+    assert main(["search", str(chip_index), "a ship", "--out", str(out)]) == 2  # an existing results folder
+    assert "--overwrite" in capsys.readouterr().err
+    assert json.loads((out / "hits.json").read_text())["hits"] == hits
+
+
+def test_scenes_are_tiled_with_footprints_and_written_as_geojson(tmp_path, model_dir, scene_folder, capsys):
+    index = tmp_path / "scenes_index"
+    assert main(["index", str(model_dir), str(scene_folder), "--out", str(index), "--tile-side-m", "320"]) == 0
+    archive = ArchiveIndex(index)
+    assert archive.manifest["kind"] == "scenes" and len(archive) == 8  # 2 scenes x (64 px / 32 px)^2
+    assert archive.manifest["skipped"] == {}
+    first = archive.items[0]
+    assert first["id"] == "scene_0_0_0" and first["window"] == [0, 0, 32, 32]
+    lon0, lat0, lon1, lat1 = first["footprint"]
+    assert 14.99 < lon0 < lon1 < 15.01 and 40.6 < lat0 < lat1 < 40.7  # UTM 33N at (500 km E, 4500 km N)
+    out = tmp_path / "hits"
+    assert main(["search", str(index), "--image", str(scene_folder / "scene_1.tif"), "--k", "3", "--out", str(out)]) == 0
+    geojson = json.loads((out / "footprints.geojson").read_text())
+    assert [f["properties"]["rank"] for f in geojson["features"]] == [1, 2, 3]
+    ring = geojson["features"][0]["geometry"]["coordinates"][0]
+    hit = json.loads((out / "hits.json").read_text())["hits"][0]
+    assert ring[0] == hit["footprint"][:2] and ring[2] == hit["footprint"][2:] and ring[0] == ring[-1]
+
+
+def test_nodata_tiles_are_skipped_and_counted(tmp_path, model_dir):
+    from tests.search.conftest import write_geotiff
+
+    db = np.full((64, 64), -12.0, np.float32)
+    db[:40] = -9999.0  # nodata over the top 40 rows: the top tiles are empty, the bottom ones 3/4 valid
+    write_geotiff(tmp_path / "edge.tif", db, nodata=-9999)
+    index = build_index(str(model_dir), str(tmp_path / "edge.tif"), tmp_path / "index",
+                        IndexSettings(tile_side_m=320, min_valid=0.5))
+    manifest = json.loads((index / "manifest.json").read_text())
+    assert manifest["rows"] == 2 and manifest["skipped"] == {"tiles with too few valid pixels": 2}
+
+
+def test_a_killed_build_resumes_without_re_embedding_finished_chunks(tmp_path, model_dir, chip_folder, monkeypatch):
+    reference = build_index(str(model_dir), str(chip_folder), tmp_path / "reference")
+    seen = []
+    real_encode = build_module.encode_images
+
+    def encode_then_die(model, processor, images, batch_size):
+        if len(seen) == 2:
+            raise KeyboardInterrupt  # killed while embedding the third chunk
+        seen.append(len(images))
+        return real_encode(model, processor, images, batch_size)
+
+    monkeypatch.setattr(build_module, "encode_images", encode_then_die)
+    out = tmp_path / "index"
+    settings = IndexSettings(chunk_rows=5)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(str(model_dir), str(chip_folder), out, settings)
+    assert seen == [5, 5] and not out.exists()
+    assert len(list((tmp_path / ".index.partial" / "embeddings").glob("*.npy"))) == 2
+
+    def encode_counting(model, processor, images, batch_size):
+        seen.append(len(images))
+        return real_encode(model, processor, images, batch_size)
+
+    monkeypatch.setattr(build_module, "encode_images", encode_counting)
+    seen.clear()
+    build_index(str(model_dir), str(chip_folder), out, settings)
+    assert seen == [5, 3]  # only rows 10-17
+    assert not (tmp_path / ".index.partial").exists()
+    np.testing.assert_allclose(embeddings(ArchiveIndex(out).items), embeddings(ArchiveIndex(reference).items),
+                               atol=1e-6)
+
+
+def test_an_unfinished_build_of_another_index_is_not_mixed_in(tmp_path, model_dir, other_model_dir, chip_folder):
+    work = tmp_path / ".index.partial"
+    work.mkdir()
+    (work / "plan.json").write_text(json.dumps({"model": "x", "model_fingerprint": "0" * 64}))
+    with pytest.raises(ArchiveIndexError, match="changed: .*model_fingerprint.*delete"):
+        build_index(str(model_dir), str(chip_folder), tmp_path / "index")
+    assert not (tmp_path / "index").exists()
+
+
+def test_an_index_is_replaced_only_with_overwrite_and_other_folders_never(tmp_path, model_dir, chip_folder, capsys):
+    out = tmp_path / "index"
+    build_index(str(model_dir), str(chip_folder), out, IndexSettings(splits=["train"]))
+    manifest = (out / "manifest.json").read_text()
+    assert main(["index", str(model_dir), str(chip_folder), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and (out / "manifest.json").read_text() == manifest
+    mine = tmp_path / "my_results"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert main(["index", str(model_dir), str(chip_folder), "--out", str(mine), "--overwrite"]) == 2
+    assert "not an archive index" in capsys.readouterr().err and (mine / "notes.txt").read_text() == "keep"
+    assert main(["index", str(model_dir), str(chip_folder), "--out", str(out), "--overwrite"]) == 0
+
+
+def test_a_query_with_another_model_is_refused(chip_index, other_model_dir, model_dir, tmp_path, capsys):
+    with pytest.raises(ArchiveIndexError, match="different model"):
+        ArchiveIndex(chip_index, str(other_model_dir))
+    import shutil
+
+    copy = shutil.copytree(model_dir, tmp_path / "copy")  # the same model elsewhere is accepted
+    assert ArchiveIndex(chip_index, str(copy)).search("ship", k=1)
+    assert main(["search", str(chip_index), "ship", "--model", str(other_model_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("error: ") and "different model" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda index: (index / "manifest.json").unlink(), "manifest.json: missing"),
+    (lambda index: (index / "manifest.json").write_text("{not json"), "manifest.json: corrupt"),
+    (lambda index: (index / "embedding.faiss").write_bytes(b"\0" * 64), "embedding.faiss: corrupt"),
+    (lambda index: (index / "embedding.faiss").unlink(), "embedding.faiss: missing"),
+    (lambda index: __import__("shutil").rmtree(index / "items"), "items: missing or corrupt"),
+])
+def test_a_damaged_index_is_a_clear_error(tmp_path, chip_index, damage, message, capsys):
+    import shutil
+
+    index = shutil.copytree(chip_index, tmp_path / "index")
+    damage(index)
+    assert main(["search", str(index), "a ship"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_user_errors_of_the_commands(tmp_path, model_dir, chip_folder, capsys):
+    from tests.search.conftest import write_geotiff
+
+    no_crs = tmp_path / "no_crs"
+    no_crs.mkdir()
+    write_geotiff(no_crs / "scene.tif", np.zeros((64, 64), np.float32), geokeys=(1, 1, 0, 1, 1024, 0, 1, 1))
+    tifffile_plain = tmp_path / "plain"
+    tifffile_plain.mkdir()
+    import tifffile
+
+    tifffile.imwrite(tifffile_plain / "scene.tif", np.zeros((64, 64), np.float32))
+    cases = [
+        (["index", str(model_dir), str(tifffile_plain), "--out", str(tmp_path / "a")], "not geo-referenced"),
+        (["index", str(model_dir), str(no_crs), "--out", str(tmp_path / "e")], "scene.tif"),
+        (["index", str(model_dir), str(chip_folder), "--out", str(tmp_path / "b"), "--split", "nope"], "no split"),
+        (["index", str(tmp_path / "missing"), str(chip_folder), "--out", str(tmp_path / "c")], "no such model"),
+        (["index", str(model_dir), str(chip_folder), "--out", str(tmp_path / "d"), "--index-factory", "Bogus"],
+         "not a faiss index_factory string"),
+        (["search", str(tmp_path / "nowhere"), "ship"], "no such index folder"),
+        (["search", str(tmp_path), ""], "empty query"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.strip().splitlines()[-1].startswith("error: ") and message in err and "Traceback" not in err, (argv, err)
+    assert not any((tmp_path / name).exists() for name in "abcde")

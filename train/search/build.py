@@ -1,0 +1,187 @@
+"""`python -m train index MODEL DATA --out INDEX_DIR`: embed an archive and write its searchable index.
+
+The index folder holds `items/` (a `datasets` folder: `id`, `split`, `row`, `path`, `label`, `caption`, `scene`,
+`window` [row, col, height, width], `footprint` [lon_min, lat_min, lon_max, lat_max], `embedding`),
+`embedding.faiss` (`faiss_index`) and `manifest.json` (`manifest`).
+
+Resumable: embeddings are written in chunks of `chunk_rows` rows to a work folder beside the output
+(`.<name>.partial/`, with the build's plan); a rerun of the same command after a kill appends from the first missing
+chunk and never re-embeds a finished one. A work folder of another build (other model, data or settings) is refused.
+The finished index appears in one rename; an existing index is replaced only with `overwrite`, and a folder that
+is not an index never.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pyarrow as pa
+from tqdm.auto import tqdm
+
+from sar_utils.atomic import atomic_file, folder_lock, replace_folder, staging_folder, write_json
+
+from ..evaluation.encode import encode_images
+from ..sarclip.model_io import load_trained_model, resolve_model_dir
+from .corpus import DEFAULT_MIN_VALID, Corpus, dataset_corpus, is_scene_source, scene_corpus
+from .faiss_index import EMBEDDING_COLUMN, build_faiss_index, embeddings, index_factory_for, set_nprobe, tune_nprobe
+from .manifest import FAISS_FILE, FORMAT, ITEMS, MANIFEST, VERSION, ArchiveIndexError, model_fingerprint
+
+PLAN = "plan.json"
+PARTS = "embeddings"
+TILE_SIDE_M = 1024.0
+
+
+@dataclass
+class IndexSettings:
+    splits: list[str] | None = None  # dataset splits to index (default: all)
+    batch_size: int = 64  # images per forward pass
+    tile_side_m: float = TILE_SIDE_M  # GeoTIFF scenes: SRC tile side in metres (the SAR-GEOVL paper's 1024 m)
+    min_valid: float = DEFAULT_MIN_VALID  # GeoTIFF scenes: least fraction of valid pixels a tile must have
+    index_factory: str = "auto"  # faiss index_factory string, or "auto" (by size: faiss_index.index_factory_for)
+    target_recall: float = 0.95  # recall@10 against exact search that picks nprobe
+    chunk_rows: int = 1024  # rows per resumable embedding chunk
+    seed: int = 0  # sampling of the index training and tuning vectors
+
+
+def build_index(model: str, data: str, out: str | Path, settings: IndexSettings | None = None,
+                overwrite: bool = False) -> Path:
+    """Embed `data` (anything `--data` takes, or GeoTIFF scenes) with `model` and write the index to `out`."""
+    settings = settings or IndexSettings()
+    out = Path(out)
+    _check_output(out, overwrite)
+    started = time.time()
+    model_dir = resolve_model_dir(model)
+    sarclip, processor = load_trained_model(model_dir)
+    corpus = load_corpus(model_dir, data, settings)
+    print(f"{data}: {len(corpus.rows)} {'tiles' if corpus.kind == 'scenes' else 'images'} to index"
+          + "".join(f"; {count} {why} left out" for why, count in corpus.skipped.items()))
+    plan = dict(model=_name(model), model_fingerprint=model_fingerprint(model_dir), source=_name(data),
+                kind=corpus.kind, rows=len(corpus.rows), ids_sha1=_ids_digest(corpus.rows),
+                splits=settings.splits, tile_side_m=settings.tile_side_m if corpus.kind == "scenes" else None,
+                min_valid=settings.min_valid if corpus.kind == "scenes" else None, chunk_rows=settings.chunk_rows)
+    work = out.with_name(f".{out.name}.partial")
+    with folder_lock(work):
+        _check_plan(work, plan)
+        vectors = _embed(work, corpus, sarclip, processor, settings)
+        staging = staging_folder(out)
+        try:
+            manifest = _write_index(staging, corpus, vectors, plan, settings)
+            manifest["build_seconds"] = round(time.time() - started, 1)
+            write_json(staging / MANIFEST, manifest, indent=2)
+            replace_folder(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def load_corpus(model_dir: Path, data: str, settings: IndexSettings) -> Corpus:
+    if is_scene_source(data):
+        return scene_corpus(data, settings.tile_side_m, settings.min_valid)
+    from ..sarclip.data import eval_data_config, load_image_text_dataset
+
+    return dataset_corpus(data, load_image_text_dataset(eval_data_config(model_dir, data, None)), settings.splits)
+
+
+def _check_output(out: Path, overwrite: bool) -> None:
+    if out.exists() and not (out / MANIFEST).is_file():
+        if out.is_dir() and not any(out.iterdir()):
+            return
+        raise ArchiveIndexError(f"{out}: exists and is not an archive index; choose another --out (nothing there is "
+                                "replaced)")
+    if out.exists() and not overwrite:
+        raise ArchiveIndexError(f"{out}: an index is already there; pass --overwrite to replace it, or choose "
+                                "another --out")
+
+
+def _name(value: str) -> str:
+    """A local path as an absolute path (the manifest is read from elsewhere), anything else (Hub ids) as given."""
+    return str(Path(value).resolve()) if Path(value).exists() else str(value)
+
+
+def _ids_digest(rows: list[dict]) -> str:
+    import hashlib
+
+    return hashlib.sha1("\n".join(row["id"] for row in rows).encode()).hexdigest()
+
+
+def _check_plan(work: Path, plan: dict) -> None:
+    path = work / PLAN
+    if path.is_file():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(key for key in plan if previous.get(key) != plan[key])
+        if changed:
+            raise ArchiveIndexError(
+                f"{work}: holds an unfinished build of another index (changed: {', '.join(changed)}); rerun that "
+                f"build's command to finish it, or delete {work} to start this one")
+        return
+    write_json(path, plan, indent=2)
+
+
+def _embed(work: Path, corpus: Corpus, model, processor, settings: IndexSettings) -> np.ndarray:
+    """Embeddings of every row: finished chunks are read back, the others computed and saved one by one."""
+    parts = work / PARTS
+    parts.mkdir(exist_ok=True)
+    total, step = len(corpus.rows), settings.chunk_rows
+    chunks = []
+    with tqdm(total=total, desc="embedding", unit="img") as bar:
+        for start in range(0, total, step):
+            path = parts / f"{start:010d}.npy"
+            rows = corpus.rows[start : start + step]
+            if path.is_file():
+                chunk = np.load(path)
+                if chunk.shape[0] != len(rows):
+                    raise ArchiveIndexError(f"{path}: {chunk.shape[0]} rows, expected {len(rows)}; delete it to "
+                                            "embed that chunk again")
+            else:
+                chunk = encode_images(model, processor, corpus.pixels(rows), settings.batch_size).numpy()
+                with atomic_file(path) as tmp:
+                    np.save(tmp, chunk)
+            chunks.append(chunk)
+            bar.update(len(rows))
+    return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def items_dataset(rows: list[dict], vectors: np.ndarray) -> datasets.Dataset:
+    """The index's rows and embeddings as a `datasets.Dataset` (embeddings as fixed-size float32 lists, built from
+    the array without Python lists)."""
+    columns = {
+        "id": pa.array([row["id"] for row in rows], pa.string()),
+        "split": pa.array([row["split"] for row in rows], pa.string()),
+        "row": pa.array([row["row"] for row in rows], pa.int64()),
+        "path": pa.array([row["path"] for row in rows], pa.string()),
+        "label": pa.array([row["label"] for row in rows], pa.string()),
+        "caption": pa.array([row["caption"] for row in rows], pa.string()),
+        "scene": pa.array([row["scene"] for row in rows], pa.string()),
+        "window": pa.array([row["window"] for row in rows], pa.list_(pa.int64())),
+        "footprint": pa.array([row["footprint"] for row in rows], pa.list_(pa.float64())),
+        EMBEDDING_COLUMN: pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()),
+                                                             vectors.shape[1]),
+    }
+    return datasets.Dataset(datasets.table.InMemoryTable(pa.table(columns)))
+
+
+def _write_index(folder: Path, corpus: Corpus, vectors: np.ndarray, plan: dict, settings: IndexSettings) -> dict:
+    items_dataset(corpus.rows, vectors).save_to_disk(str(folder / ITEMS))
+    items = datasets.load_from_disk(str(folder / ITEMS))  # memory-mapped: the index is filled from the Arrow file
+    factory = index_factory_for(len(items), vectors.shape[1]) if settings.index_factory == "auto" \
+        else settings.index_factory
+    print(f"faiss index {factory} over {len(items)} embeddings of {vectors.shape[1]} dimensions")
+    index = build_faiss_index(items, factory, settings.seed)
+    nprobe, recall = tune_nprobe(index, embeddings(items), 10, settings.target_recall, settings.seed)
+    set_nprobe(index, nprobe)
+    items.save_faiss_index(EMBEDDING_COLUMN, str(folder / FAISS_FILE))
+    return dict(
+        format=FORMAT, version=VERSION, **{key: plan[key] for key in ("model", "model_fingerprint", "source", "kind",
+                                                                        "rows", "splits", "tile_side_m", "min_valid")},
+        embedding_dim=int(vectors.shape[1]), skipped=corpus.skipped, index_factory=factory, nprobe=nprobe,
+        recall_at_10=round(recall, 4), target_recall=settings.target_recall,
+        labels=sorted({row["label"] for row in corpus.rows if row["label"] is not None}),
+        built=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
