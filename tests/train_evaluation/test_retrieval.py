@@ -152,3 +152,20 @@ def test_features_path_checks_inputs():
         retrieval_recalls_from_features(torch.ones(2, 4), torch.ones(2, 4), [0])
     with pytest.raises(ValueError, match="features 0..1 have non-finite values"):
         retrieval_recalls_from_features(torch.full((2, 4), float("nan")), torch.ones(2, 4), [0, 1])
+
+
+def test_class_search_precision_ranks_the_images_of_each_class():
+    from train.evaluation.retrieval import class_search_precision
+
+    labels = [0, 0, 1, 1, 1, 2]
+    perfect = np.eye(3)[labels]
+    assert class_search_precision(perfect, labels, ks=(1,)) == {"mAP": 100.0, "P@1": 100.0}
+    constant = np.zeros((6, 3))  # every image tied: AP = the class's share of the images
+    assert class_search_precision(constant, labels)["mAP"] == pytest.approx(100 * np.mean([2 / 6, 3 / 6, 1 / 6]))
+    # class 0 ranks image 2 (wrong), 0, 1: AP = (1/2 + 2/3) / 2; classes 1 and 2 perfect
+    scores = np.array([[0.8, 0, 0], [0.7, 0, 0], [0.9, 1, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1]])
+    result = class_search_precision(scores, labels, ks=(1, 3))
+    assert result["mAP"] == pytest.approx(100 * ((0.5 + 2 / 3) / 2 + 1 + 1) / 3)
+    assert result["P@1"] == pytest.approx(100 * 2 / 3) and result["P@3"] == pytest.approx(100 * (2 / 3 + 1 + 1 / 3) / 3)
+    with pytest.raises(ValueError, match="no image"):
+        class_search_precision(np.zeros((2, 2)), [5, 5])

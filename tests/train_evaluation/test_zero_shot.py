@@ -67,6 +67,13 @@ def test_evaluate_zero_shot_writes_the_confusion_matrix(make_model, processor, t
     per_class = [results[f"zero_shot/class_accuracy/{n}"] for n in names]
     assert results["zero_shot/top1"] == pytest.approx(sum(per_class) / 4)  # balanced: 3 images per class
     assert results["zero_shot/num_prompts_per_class"] == 1.0
+    from train.evaluation.retrieval import class_search_precision
+    from train.evaluation.zero_shot import class_embeddings, load_template_set
+
+    classes = class_embeddings(model, processor, names, load_template_set("sar_simple"))
+    expected = class_search_precision(image_features @ classes.T, labels)  # the same prompts as search queries
+    assert results["class_search/mAP"] == pytest.approx(expected["mAP"])
+    assert results["class_search/P@10"] == pytest.approx(expected["P@10"])
 
 
 def test_save_confusion_matrix_png(tmp_path):

@@ -213,6 +213,26 @@ def unique_captions(captions: Sequence[Sequence[str]]) -> tuple[list[str], list[
     return list(images_of), list(images_of.values())
 
 
+
+def class_search_precision(scores, labels: Sequence[int], ks: Sequence[int] = (10,)) -> dict[str, float]:
+    """Text -> image search with one query per class (archive search with class prompts): `mAP`, the mean over the
+    classes present of the average precision of ranking every image by `scores[:, class]` (relevant: the images of
+    that class; sklearn's `average_precision_score`, so tied scores count as one threshold and a constant scorer
+    gets the class's share), and `P@K`, the mean fraction of the class's images among its top K. Percent.
+    """
+    from sklearn.metrics import average_precision_score
+
+    scores = _as_tensor(scores).float().numpy()
+    labels = np.asarray(labels)
+    present = [c for c in range(scores.shape[1]) if (labels == c).any()]
+    if not present:
+        raise ValueError("class_search_precision: no image has a label of the scored classes")
+    results = {"mAP": 100 * float(np.mean([average_precision_score(labels == c, scores[:, c]) for c in present]))}
+    for k in ks:
+        top = np.argsort(-scores[:, present], axis=0, kind="stable")[: min(k, len(labels))]
+        results[f"P@{k}"] = 100 * float(np.mean([(labels[top[:, i]] == c).mean() for i, c in enumerate(present)]))
+    return results
+
 def recall_table_row(results: dict[str, float], ks: Sequence[int] = RECALL_KS) -> str:
     """One Markdown table in the column order of SARCLIP's Table III: i2t R@K..., t2i R@K..., mean recall."""
     header = [f"i2t R@{k}" for k in ks] + [f"t2i R@{k}" for k in ks] + ["Mean Recall"]
@@ -222,6 +242,6 @@ def recall_table_row(results: dict[str, float], ks: Sequence[int] = RECALL_KS) -
 
 
 __all__ = [
-    "RECALL_KS", "first_hit_ranks", "recall_table_row", "retrieval_recalls", "retrieval_recalls_from_features",
+    "RECALL_KS", "class_search_precision", "first_hit_ranks", "recall_table_row", "retrieval_recalls", "retrieval_recalls_from_features",
     "unique_captions",
 ]

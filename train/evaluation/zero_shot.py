@@ -3,7 +3,8 @@
 Each class is described by every template of a set ("a SAR image of a {class}."); the class embedding is the mean of
 the normalised prompt embeddings, renormalised (CLIP / open_clip prompt ensembling). An image is assigned the class
 with the highest cosine similarity. Reports top-1/top-3 and per-class accuracy (percent) and saves the top-1
-confusion matrix as a PNG.
+confusion matrix as a PNG. The same class embeddings, used as text queries that rank the test images (archive
+search with class prompts), give `class_search/mAP` and `class_search/P@10` (`retrieval.class_search_precision`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import yaml
 
 from .encode import encode_texts
 from .metrics import load_metric
+from .retrieval import class_search_precision
 
 TEMPLATES_FILE = Path(__file__).with_name("templates.yaml")
 DEFAULT_TEMPLATE_SET = "sarclip_1m"
@@ -146,6 +148,9 @@ def evaluate_zero_shot(
     )
     flat = flat_classification_metrics(results, class_names, "zero_shot")
     flat["zero_shot/num_prompts_per_class"] = float(len(templates))
+    # the same class prompts as search queries over the test images (archive search quality)
+    search = class_search_precision(image_features @ class_features.T, labels)
+    flat.update({f"class_search/{name}": value for name, value in search.items()})
     return flat
 
 
