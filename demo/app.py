@@ -47,8 +47,8 @@ class SarApp:
                                    image_processor=self.processor.image_processor)
 
     def default_labels(self) -> str:
-        labels = self.archive.manifest.get("labels") if self.archive else None
-        return ", ".join(label.replace("_", " ") for label in labels) if labels else DEFAULT_LABELS
+        words = self.archive.manifest.get("class_words") if self.archive else None
+        return ", ".join(words.values()) if words else DEFAULT_LABELS
 
     def classify(self, image_file: str | None, labels: str, template: str):
         if not image_file:

@@ -26,6 +26,8 @@ def test_index_holds_every_chip_with_its_label_path_and_embedding(chip_index, mo
     files = sorted(chip_folder.rglob("*.png"))
     assert manifest["rows"] == len(files) == 18 and manifest["kind"] == "dataset"
     assert manifest["model"] == str(model_dir.resolve()) and manifest["index_factory"] == "Flat"
+    assert manifest["class_words"] == {"aircraft": "aircraft", "building": "building", "ship": "ship",
+                                       "storage_tank": "storage tank", "vehicle": "vehicle"}  # prompts' spelling
     archive = ArchiveIndex(chip_index)
     items = archive.items
     assert sorted(Path(p) for p in items["path"]) == files
@@ -212,3 +214,28 @@ def test_user_errors_of_the_commands(tmp_path, model_dir, chip_folder, capsys):
         err = capsys.readouterr().err
         assert err.strip().splitlines()[-1].startswith("error: ") and message in err and "Traceback" not in err, (argv, err)
     assert not any((tmp_path / name).exists() for name in "abcde")
+
+
+def test_an_exported_clip_folder_indexes_like_its_sarclip_folder(tmp_path, model_dir, chip_folder, chip_index):
+    from modeling_sarclip.convert_sarclip_to_clip import sarclip_to_clip
+
+    clip_dir = sarclip_to_clip(model_dir, tmp_path / "clip-export")
+    index = build_index(str(clip_dir), str(chip_folder), tmp_path / "index")
+    np.testing.assert_allclose(embeddings(ArchiveIndex(index).items), embeddings(ArchiveIndex(chip_index).items),
+                               atol=2e-5)
+    assert ArchiveIndex(index).search("a SAR image of a ship", k=1)[0]["id"] == \
+        ArchiveIndex(chip_index).search("a SAR image of a ship", k=1)[0]["id"]
+
+
+def test_a_hub_model_id_is_indexed_and_queried_from_the_local_cache(tmp_path, model_dir, chip_folder, offline_hub):
+    from huggingface_hub import HfApi
+
+    HfApi().create_repo("org/tiny-sarclip")
+    HfApi().upload_folder(repo_id="org/tiny-sarclip", folder_path=str(model_dir))
+    index = build_index("org/tiny-sarclip", str(chip_folder), tmp_path / "index")
+    archive = ArchiveIndex(index)
+    assert archive.manifest["model"] == "org/tiny-sarclip"
+    assert archive.model_dir == offline_hub.snapshot("org/tiny-sarclip")
+    assert archive.search(image=archive.items[0]["path"], k=1)[0]["score"] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(FileNotFoundError, match="org/unknown"):
+        build_index("org/unknown", str(chip_folder), tmp_path / "other")

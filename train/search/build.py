@@ -84,9 +84,12 @@ def build_index(model: str, data: str, out: str | Path, settings: IndexSettings 
 def load_corpus(model_dir: Path, data: str, settings: IndexSettings) -> Corpus:
     if is_scene_source(data):
         return scene_corpus(data, settings.tile_side_m, settings.min_valid)
+    from dataset_scripts.captions.class_names import load_class_words
+
     from ..sarclip.data import eval_data_config, load_image_text_dataset
 
-    return dataset_corpus(data, load_image_text_dataset(eval_data_config(model_dir, data, None)), settings.splits)
+    config = eval_data_config(model_dir, data, None)
+    return dataset_corpus(data, load_image_text_dataset(config), settings.splits, load_class_words(config.class_words))
 
 
 def _check_output(out: Path, overwrite: bool) -> None:
@@ -182,6 +185,6 @@ def _write_index(folder: Path, corpus: Corpus, vectors: np.ndarray, plan: dict, 
                                                                         "rows", "splits", "tile_side_m", "min_valid")},
         embedding_dim=int(vectors.shape[1]), skipped=corpus.skipped, index_factory=factory, nprobe=nprobe,
         recall_at_10=round(recall, 4), target_recall=settings.target_recall,
-        labels=sorted({row["label"] for row in corpus.rows if row["label"] is not None}),
+        class_words=dict(sorted(corpus.class_words.items())),
         built=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )

@@ -20,6 +20,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
+from dataset_scripts.captions.class_names import label_class_words
 from dataset_scripts.geovl.geotiff import GeoRaster, read_geotiff
 from dataset_scripts.geovl.tiling import PAPER_TILE_SIDE_M, Window, src_tiles
 
@@ -37,6 +38,7 @@ class Corpus:
     rows: list[dict]
     skipped: dict[str, int] = field(default_factory=dict)  # why -> how many tiles were left out
     dataset: datasets.DatasetDict | None = None
+    class_words: dict[str, str] = field(default_factory=dict)  # label -> its caption words (prompts, app labels)
 
     def pixels(self, rows: list[dict]) -> list:
         if self.kind == "dataset":
@@ -56,17 +58,21 @@ def is_scene_source(data: str) -> bool:
     return bool(entries) and all(entry.is_file() and entry.suffix.lower() in GEOTIFF_SUFFIXES for entry in entries)
 
 
-def dataset_corpus(source: str, dataset: datasets.DatasetDict, splits: list[str] | None = None) -> Corpus:
+def dataset_corpus(source: str, dataset: datasets.DatasetDict, splits: list[str] | None = None,
+                   words: dict[str, str] | None = None) -> Corpus:
     """Every row of `splits` (default: all) of a loaded `--data` set; `label` is the class name where the data has
-    labels, `caption` its first caption where it has captions."""
+    labels (spelled in prompts as `class_names.label_class_words` spells it, with the user's `words`), `caption` the
+    first caption where the data has captions and no labels."""
     splits = splits or list(dataset)
     unknown = [split for split in splits if split not in dataset]
     if unknown:
         raise ValueError(f"{source}: no split {unknown[0]!r} (splits: {list(dataset)})")
-    rows = []
+    rows, class_words = [], {}
     for split in splits:
         part = dataset[split]
         names = part.features["label"].names if isinstance(part.features.get("label"), datasets.ClassLabel) else None
+        if names:
+            class_words.update(zip(names, label_class_words(part, words)))
         paths = _image_paths(part)
         labels = part["label"] if "label" in part.column_names else [None] * len(part)
         captions = part["captions"] if "captions" in part.column_names else [None] * len(part)
@@ -75,10 +81,14 @@ def dataset_corpus(source: str, dataset: datasets.DatasetDict, splits: list[str]
             rows.append(dict(
                 id=f"{split}/{i}", split=split, row=i, path=paths[i],
                 label=None if label is None else (names[label] if names else str(label)),
-                caption=(captions[i][0] if captions[i] else None) if isinstance(captions[i], list) else captions[i],
+                caption=None if label is not None else _first(captions[i]),
                 scene=None, window=None, footprint=None,
             ))
-    return Corpus("dataset", source, rows, dataset=dataset)
+    return Corpus("dataset", source, rows, dataset=dataset, class_words=class_words)
+
+
+def _first(captions) -> str | None:
+    return (captions[0] if captions else None) if isinstance(captions, list) else captions
 
 
 def _image_paths(split: datasets.Dataset) -> list[str | None]:
