@@ -34,7 +34,7 @@ def index_dir(tmp_path_factory, model_dir, chip_folder):
     return build_index(str(model_dir), str(chip_folder), tmp_path_factory.mktemp("app") / "index")
 
 
-def test_the_app_functions_classify_and_search(model_dir, index_dir, chip_folder):
+def test_the_app_functions_classify_and_search(model_dir, index_dir, chip_folder, scene_folder):
     import gradio as gr
 
     app_module = _load_app_module()
@@ -44,6 +44,8 @@ def test_the_app_functions_classify_and_search(model_dir, index_dir, chip_folder
     preview, scores = app.classify(chip, "ship, vehicle, aircraft", "a SAR image of a {}.")
     assert set(scores) == {"ship", "vehicle", "aircraft"} and sum(scores.values()) == pytest.approx(1.0, abs=1e-4)
     assert preview.size == (192, 192) and np.asarray(preview).std() > 0
+    preview, scores = app.classify(str(scene_folder / "scene_0.tif"), "ship, sea", "a SAR image of {}.")  # float dB
+    assert set(scores) == {"ship", "sea"} and np.asarray(preview).std() > 0
     gallery, table = app.search("a SAR image of a ship", None, 4)
     expected = ArchiveIndex(index_dir).search("a SAR image of a ship", k=4)
     assert [row[2] for row in table] == [hit["id"] for hit in expected] and len(gallery) == 4

@@ -103,16 +103,18 @@ def tune_nprobe(index: faiss.Index, vectors: np.ndarray, k: int = 10, target_rec
         nprobe *= 2
 
 
-def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int, block: int = 65_536) -> np.ndarray:
+def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int, block: int = 16_384) -> np.ndarray:
     """(Q, k) row ids of the exact top-k by inner product (blocked matrix products; ties: lower row id)."""
     best_scores = np.full((len(queries), 0), -np.inf, np.float32)
     best_ids = np.zeros((len(queries), 0), np.int64)
     for start in range(0, len(vectors), block):
         scores = queries @ vectors[start : start + block].T
-        ids = np.arange(start, start + scores.shape[1])[None].repeat(len(queries), 0)
         if scores.shape[1] > k:  # this block's own top-k first (partial sort), then merge with the best so far
-            part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-            scores, ids = np.take_along_axis(scores, part, 1), np.take_along_axis(ids, part, 1)
+            ids = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            scores = np.take_along_axis(scores, ids, 1)
+            ids += start
+        else:
+            ids = np.broadcast_to(np.arange(start, start + scores.shape[1]), scores.shape)
         scores, ids = np.concatenate([best_scores, scores], 1), np.concatenate([best_ids, ids], 1)
         order = np.lexsort((ids, -scores), axis=1)[:, :k]
         best_scores, best_ids = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
