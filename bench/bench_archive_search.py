@@ -62,8 +62,8 @@ def build(rows: int, dim: int, folder: Path) -> dict:
     import datasets
 
     from train.search.build import items_dataset
-    from train.search.faiss_index import EMBEDDING_COLUMN, build_faiss_index, embeddings, index_factory_for, \
-        set_nprobe, tune_nprobe
+    from train.search.faiss_index import EMBEDDING_COLUMN, build_faiss_index, index_factory_for, set_nprobe, \
+        tune_nprobe
 
     baseline = _rss_mib()  # python, torch, datasets, faiss loaded
     vectors = synthetic_embeddings(rows, dim, seed=0)
@@ -71,11 +71,11 @@ def build(rows: int, dim: int, folder: Path) -> dict:
                       footprint=None) for i in range(rows)]
     started = time.perf_counter()
     items_dataset(rows_meta, vectors).save_to_disk(str(folder / "items"))
-    del vectors, rows_meta
+    del rows_meta
     items = datasets.load_from_disk(str(folder / "items"))
     factory = index_factory_for(rows, dim)
     index = build_faiss_index(items, factory)
-    nprobe, tuned = tune_nprobe(index, embeddings(items), 10, 0.95)
+    nprobe, tuned = tune_nprobe(index, vectors, 10, 0.95)  # as `train index`: the embeddings it has in memory
     set_nprobe(index, nprobe)
     items.save_faiss_index(EMBEDDING_COLUMN, str(folder / "embedding.faiss"))
     return dict(rows=rows, factory=factory, nprobe=nprobe, tuned_recall_at_10=round(tuned, 4),

@@ -29,7 +29,7 @@ from sar_utils.atomic import atomic_file, folder_lock, replace_folder, staging_f
 from ..evaluation.encode import encode_images
 from ..sarclip.model_io import load_trained_model, resolve_model_dir
 from .corpus import DEFAULT_MIN_VALID, Corpus, dataset_corpus, is_scene_source, scene_corpus
-from .faiss_index import EMBEDDING_COLUMN, build_faiss_index, embeddings, index_factory_for, set_nprobe, tune_nprobe
+from .faiss_index import EMBEDDING_COLUMN, build_faiss_index, index_factory_for, set_nprobe, tune_nprobe
 from .manifest import FAISS_FILE, FORMAT, ITEMS, MANIFEST, VERSION, ArchiveIndexError, model_fingerprint
 
 PLAN = "plan.json"
@@ -177,7 +177,7 @@ def _write_index(folder: Path, corpus: Corpus, vectors: np.ndarray, plan: dict, 
         else settings.index_factory
     print(f"faiss index {factory} over {len(items)} embeddings of {vectors.shape[1]} dimensions")
     index = build_faiss_index(items, factory, settings.seed)
-    nprobe, recall = tune_nprobe(index, embeddings(items), 10, settings.target_recall, settings.seed)
+    nprobe, recall = tune_nprobe(index, vectors, 10, settings.target_recall, settings.seed)
     set_nprobe(index, nprobe)
     items.save_faiss_index(EMBEDDING_COLUMN, str(folder / FAISS_FILE))
     return dict(
