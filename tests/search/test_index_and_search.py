@@ -205,6 +205,7 @@ def test_user_errors_of_the_commands(tmp_path, model_dir, chip_folder, capsys):
         (["index", str(tmp_path / "missing"), str(chip_folder), "--out", str(tmp_path / "c")], "no such model"),
         (["index", str(model_dir), str(chip_folder), "--out", str(tmp_path / "d"), "--index-factory", "Bogus"],
          "not a faiss index_factory string"),
+        (["index", str(model_dir), str(tmp_path / "missing.tif"), "--out", str(tmp_path / "f")], "no such GeoTIFF"),
         (["search", str(tmp_path / "nowhere"), "ship"], "no such index folder"),
         (["search", str(tmp_path), ""], "empty query"),
     ]
@@ -212,7 +213,7 @@ def test_user_errors_of_the_commands(tmp_path, model_dir, chip_folder, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.strip().splitlines()[-1].startswith("error: ") and message in err and "Traceback" not in err, (argv, err)
-    assert not any((tmp_path / name).exists() for name in "abcde")
+    assert not any((tmp_path / name).exists() for name in "abcdef")
 
 
 def test_an_exported_clip_folder_indexes_like_its_sarclip_folder(tmp_path, model_dir, chip_folder, chip_index):

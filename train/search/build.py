@@ -28,7 +28,7 @@ from sar_utils.atomic import atomic_file, folder_lock, replace_folder, staging_f
 
 from ..evaluation.encode import encode_images
 from ..sarclip.model_io import load_trained_model, resolve_model_dir
-from .corpus import DEFAULT_MIN_VALID, Corpus, dataset_corpus, is_scene_source, scene_corpus
+from .corpus import DEFAULT_MIN_VALID, GEOTIFF_SUFFIXES, Corpus, dataset_corpus, is_scene_source, scene_corpus
 from .faiss_index import EMBEDDING_COLUMN, build_faiss_index, index_factory_for, set_nprobe, tune_nprobe
 from .manifest import FAISS_FILE, FORMAT, ITEMS, MANIFEST, VERSION, ArchiveIndexError, model_fingerprint
 
@@ -82,6 +82,8 @@ def build_index(model: str, data: str, out: str | Path, settings: IndexSettings 
 
 
 def load_corpus(model_dir: Path, data: str, settings: IndexSettings) -> Corpus:
+    if Path(data).suffix.lower() in GEOTIFF_SUFFIXES and not Path(data).exists():
+        raise FileNotFoundError(f"{data}: no such GeoTIFF (paths are relative to {Path.cwd()})")
     if is_scene_source(data):
         return scene_corpus(data, settings.tile_side_m, settings.min_valid)
     from dataset_scripts.captions.class_names import load_class_words
