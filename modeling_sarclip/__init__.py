@@ -25,9 +25,6 @@ SarclipConfig.register_for_auto_class()
 SarclipImageProcessor.register_for_auto_class("AutoImageProcessor")
 SarclipTokenizer.register_for_auto_class("AutoTokenizer")
 SarclipProcessor.register_for_auto_class("AutoProcessor")
-transformers.pipelines.PIPELINE_REGISTRY.register_pipeline(
-    SAR_ZERO_SHOT_TASK, pipeline_class=SarZeroShotImageClassificationPipeline,
-    pt_model=transformers.AutoModelForZeroShotImageClassification, type="multimodal")
 # one model class for both Auto classes, as transformers does for CLIPModel (save_pretrained lists both in auto_map)
 for _auto_class in ("AutoModel", "AutoModelForZeroShotImageClassification"):
     getattr(transformers, _auto_class).register(SarclipConfig, SarclipModel, exist_ok=True)

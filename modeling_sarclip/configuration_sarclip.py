@@ -5,6 +5,12 @@ import math
 
 from transformers import PretrainedConfig
 
+from .pipeline_sarclip import register_sar_pipelines
+
+# the standard zero-shot task reads SAR rasters for SARCLIP models; here because a config is the first thing both
+# `import modeling_sarclip` and trust_remote_code loading read (pipeline_sarclip's docstring)
+register_sar_pipelines()
+
 # open_clip `model_configs/*.json` of the architectures SARCLIP was released with (SARCLIP paper, IV-C).
 OPEN_CLIP_PRESETS = {
     "ViT-B-32": {

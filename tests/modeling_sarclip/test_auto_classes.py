@@ -122,7 +122,7 @@ import json, sys
 import numpy as np
 from transformers import pipeline
 sys.modules["modeling_sarclip"] = None  # the pipeline code must come from the model folder
-classifier = pipeline("sar-zero-shot-image-classification", model=sys.argv[1], trust_remote_code=True)
+classifier = pipeline(sys.argv[4], model=sys.argv[1], trust_remote_code=True)
 labels = ["ship", "tank", "farmland"]
 from_file = classifier(sys.argv[2], candidate_labels=labels, hypothesis_template="a SAR image of {}.")
 from_array = classifier(np.load(sys.argv[3]), candidate_labels=labels, hypothesis_template="a SAR image of {}.")
@@ -130,14 +130,17 @@ print(json.dumps({"file": {s["label"]: s["score"] for s in from_file}, "array": 
 """
 
 
-def test_sar_zero_shot_pipeline_takes_float_dual_pol_files_and_arrays(tmp_path, tiny_config, clip_tokenizer,
-                                                                     sar_data_dir):
+@pytest.mark.parametrize("task", ["zero-shot-image-classification", "sar-zero-shot-image-classification"])
+def test_zero_shot_pipeline_takes_float_dual_pol_files_and_arrays(tmp_path, tiny_config, clip_tokenizer,
+                                                                  sar_data_dir, task):
+    """In a fresh process with the code from the model folder only (trust_remote_code), the standard task name and
+    its SAR alias both read a float dB dual-pol GeoTIFF and a numpy array with the SAR radiometry."""
     folder = tmp_path / "model"
     model, processor, _ = _save(folder, tiny_config(), clip_tokenizer)
     assert (folder / "pipeline_sarclip.py").is_file()
     geotiff = sar_data_dir / "sarclip_examples" / "example.tif"  # 224 x 224 x 2, float32 VV/VH dB
     labels = ["ship", "tank", "farmland"]
-    result = _run(SAR_PIPELINE, folder, geotiff, folder / "chip.npy", cwd=tmp_path,
+    result = _run(SAR_PIPELINE, folder, geotiff, folder / "chip.npy", task, cwd=tmp_path,
                   env_extra={"HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"})
     texts = [f"a SAR image of {label}." for label in labels]
     with torch.no_grad():
@@ -145,10 +148,40 @@ def test_sar_zero_shot_pipeline_takes_float_dual_pol_files_and_arrays(tmp_path, 
             inputs = processor(text=texts, images=image, return_tensors="pt", padding=True)
             expected = model(**inputs).logits_per_image.softmax(-1)[0].numpy()
             np.testing.assert_allclose([result[key][label] for label in labels], expected, atol=1e-5)
-    # the standard pipeline opens files with PIL, which cannot read a 2-band float raster
+    # in this process (the package imported, no remote code) the standard task reads it too
     standard = pipeline("zero-shot-image-classification", model=str(folder))
-    with pytest.raises(Exception, match="cannot identify image file"):
-        standard(str(geotiff), candidate_labels=labels)
+    scores = {item["label"]: item["score"] for item in standard(str(geotiff), candidate_labels=labels,
+                                                                 hypothesis_template="a SAR image of {}.")}
+    np.testing.assert_allclose([scores[label] for label in labels], [result["file"][label] for label in labels],
+                               atol=1e-5)
+
+
+def test_the_standard_zero_shot_task_is_unchanged_for_other_models(tmp_path, sar_data_dir):
+    """The standard task's class serves every model; one without the SAR image processor (a native CLIPModel) still
+    opens files with PIL, exactly as transformers' own pipeline."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+    from transformers.pipelines import ZeroShotImageClassificationPipeline
+
+    from modeling_sarclip import SarZeroShotImageClassificationPipeline
+    from modeling_sarclip.convert_sarclip_to_clip import native_tokenizer
+    from modeling_sarclip.tokenization_sarclip import SarclipTokenizer, default_bpe_path
+
+    torch.manual_seed(0)
+    config = CLIPConfig(text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, vocab_size=49408),
+                        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                           num_attention_heads=2, image_size=32, patch_size=8), projection_dim=16)
+    processor = CLIPProcessor(CLIPImageProcessor(size={"shortest_edge": 32}, crop_size=32),
+                              native_tokenizer(SarclipTokenizer.from_bpe_file(default_bpe_path()), 77))
+    clip = pipeline("zero-shot-image-classification", model=CLIPModel(config).eval(),
+                    tokenizer=processor.tokenizer, image_processor=processor.image_processor)
+    assert isinstance(clip, SarZeroShotImageClassificationPipeline)
+    chip = str(next((sar_data_dir / "mstar_soc" / "test" / "T72").iterdir()))
+    reference = ZeroShotImageClassificationPipeline(model=clip.model, tokenizer=clip.tokenizer,
+                                                    image_processor=clip.image_processor)
+    assert clip(chip, candidate_labels=["ship", "tank"]) == reference(chip, candidate_labels=["ship", "tank"])
+    with pytest.raises(Exception, match="cannot identify image file"):  # PIL, as before: no SAR reading for CLIP
+        clip(str(sar_data_dir / "sarclip_examples" / "example.tif"), candidate_labels=["ship", "tank"])
 
 
 RESAVE = """
