@@ -37,20 +37,17 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CENTRES, SUBSPACE, NEW_QUERIES = 2_000, 64, 1_000
+CHUNK, QUERY_SEED = 100_000, 10**6  # corpus chunks use seeds 0, 1, ...; the queries one of their own
 
 
-def synthetic_embeddings(rows: int, dim: int, seed: int, chunk: int = 100_000) -> np.ndarray:
+def synthetic_embeddings(rows: int, dim: int, seed: int) -> np.ndarray:
     basis_rng = np.random.default_rng(12345)  # the same corpus distribution for every call
     basis = np.linalg.qr(basis_rng.standard_normal((dim, SUBSPACE)))[0].T.astype(np.float32)
     centres = basis_rng.standard_normal((CENTRES, SUBSPACE)).astype(np.float32)
     rng = np.random.default_rng(seed)
-    out = np.empty((rows, dim), np.float32)
-    for start in range(0, rows, chunk):
-        n = min(chunk, rows - start)
-        low = centres[rng.integers(0, CENTRES, n)] + rng.standard_normal((n, SUBSPACE)).astype(np.float32)
-        block = low @ basis + 0.2 * rng.standard_normal((n, dim)).astype(np.float32)
-        out[start : start + n] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    return out
+    low = centres[rng.integers(0, CENTRES, rows)] + rng.standard_normal((rows, SUBSPACE), np.float32)
+    block = low @ basis + 0.2 * rng.standard_normal((rows, dim), np.float32)
+    return block / np.linalg.norm(block, axis=1, keepdims=True)
 
 
 def _rss_mib() -> float:
@@ -59,23 +56,25 @@ def _rss_mib() -> float:
 
 
 def build(rows: int, dim: int, folder: Path) -> dict:
-    import datasets
-
-    from train.search.build import items_dataset
-    from train.search.faiss_index import EMBEDDING_COLUMN, build_faiss_index, index_factory_for, set_nprobe, \
-        tune_nprobe
+    """The corpus chunk by chunk (chunk c drawn with seed c), written and indexed as `train index` does it."""
+    from train.search.build import write_items
+    from train.search.faiss_index import EMBEDDING_COLUMN, EmbeddingColumn, build_faiss_index, index_factory_for, \
+        set_nprobe, tune_nprobe
 
     baseline = _rss_mib()  # python, torch, datasets, faiss loaded
-    vectors = synthetic_embeddings(rows, dim, seed=0)
-    rows_meta = [dict(id=str(i), split=None, row=None, path=None, label=None, caption=None, scene=None, window=None,
-                      footprint=None) for i in range(rows)]
+
+    def chunks():
+        for c, start in enumerate(range(0, rows, CHUNK)):
+            n = min(CHUNK, rows - start)
+            meta = [dict(id=str(start + i), split=None, row=None, path=None, label=None, caption=None, scene=None,
+                         window=None, footprint=None) for i in range(n)]
+            yield meta, synthetic_embeddings(n, dim, seed=c)
+
     started = time.perf_counter()
-    items_dataset(rows_meta, vectors).save_to_disk(str(folder / "items"))
-    del rows_meta
-    items = datasets.load_from_disk(str(folder / "items"))
+    items = write_items(folder / "items", chunks())
     factory = index_factory_for(rows, dim)
     index = build_faiss_index(items, factory)
-    nprobe, tuned = tune_nprobe(index, vectors, 10, 0.95)  # as `train index`: the embeddings it has in memory
+    nprobe, tuned = tune_nprobe(index, EmbeddingColumn(items), 10, 0.95)
     set_nprobe(index, nprobe)
     items.save_faiss_index(EMBEDDING_COLUMN, str(folder / "embedding.faiss"))
     return dict(rows=rows, factory=factory, nprobe=nprobe, tuned_recall_at_10=round(tuned, 4),
@@ -93,14 +92,18 @@ def query(rows: int, dim: int, folder: Path, nprobe: int | None) -> dict:
     index = faiss.read_index(str(folder / "embedding.faiss"))
     set_nprobe(index, nprobe)
     index_rss = _rss_mib() - before
-    queries = synthetic_embeddings(NEW_QUERIES, dim, seed=1)
+    queries = synthetic_embeddings(NEW_QUERIES, dim, seed=QUERY_SEED)
     latencies = []
     for q in queries[:200]:
         start = time.perf_counter()
         index.search(q[None], 10)
         latencies.append(time.perf_counter() - start)
     found = index.search(queries, 10)[1]
-    exact = exact_top_k(synthetic_embeddings(rows, dim, seed=0), queries, 10)
+    import datasets
+
+    from train.search.faiss_index import EmbeddingColumn
+
+    exact = exact_top_k(EmbeddingColumn(datasets.load_from_disk(str(folder / "items"))), queries, 10)
     return dict(index_rss_mib=round(index_rss, 1), index_file_mib=round((folder / "embedding.faiss").stat().st_size
                                                                          / 2**20, 1),
                 query_ms_p50=round(1000 * float(np.median(latencies)), 3),

@@ -4,9 +4,9 @@ against exact search."""
 import numpy as np
 import pytest
 
-from train.search.build import items_dataset
+from train.search.build import write_items
 from train.search.faiss_index import (
-    build_faiss_index, embeddings, exact_top_k, index_factory_for, recall_at_k, set_nprobe, tune_nprobe,
+    EmbeddingColumn, build_faiss_index, exact_top_k, index_factory_for, recall_at_k, set_nprobe, tune_nprobe,
 )
 
 
@@ -39,13 +39,19 @@ def test_exact_top_k_matches_a_full_sort():
     assert (exact_top_k(vectors, queries, 10, block=700) == expected).all()
 
 
-def test_an_ivf_index_is_tuned_to_the_target_recall_against_exact_search():
+def test_an_ivf_index_is_tuned_to_the_target_recall_against_exact_search(tmp_path):
     vectors = clustered(20_000)
-    items = items_dataset(_rows(len(vectors)), vectors)
-    np.testing.assert_array_equal(embeddings(items), vectors)
+    rows = _rows(len(vectors))
+    items = write_items(tmp_path / "items",
+                        ((rows[i : i + 7_000], vectors[i : i + 7_000]) for i in range(0, 20_000, 7_000)))
+    column = EmbeddingColumn(items)
+    np.testing.assert_array_equal(column[:], vectors)  # written chunk by chunk, read back whole or by rows
+    np.testing.assert_array_equal(column[[19_999, 3]], vectors[[3, 19_999]])
+    assert items["id"][:3] == ["0", "1", "2"] and items["id"][-1] == "19999"
     index = build_faiss_index(items, "IVF128,SQ8")
     assert index.ntotal == len(vectors) and index.is_trained
-    nprobe, recall = tune_nprobe(index, vectors, k=10, target_recall=0.95)
+    nprobe, recall = tune_nprobe(index, column, k=10, target_recall=0.95)
+    assert (nprobe, recall) == tune_nprobe(index, vectors, k=10, target_recall=0.95)  # column or array: the same
     assert recall >= 0.95 and 1 <= nprobe < 128
     queries = vectors[np.random.default_rng(5).choice(len(vectors), 300, replace=False)]
     exact = exact_top_k(vectors, queries, 10)
@@ -55,7 +61,7 @@ def test_an_ivf_index_is_tuned_to_the_target_recall_against_exact_search():
     assert recall_at_k(index.search(queries, 10)[1], exact) < recall  # fewer lists visited: recall falls
 
 
-def test_a_flat_index_is_exact():
+def test_a_flat_index_is_exact(tmp_path):
     vectors = clustered(2_000)
-    index = build_faiss_index(items_dataset(_rows(len(vectors)), vectors), "Flat")
+    index = build_faiss_index(write_items(tmp_path / "items", [(_rows(len(vectors)), vectors)]), "Flat")
     assert tune_nprobe(index, vectors) == (None, pytest.approx(1.0))

@@ -12,7 +12,7 @@ from train.__main__ import main
 from train.evaluation.encode import encode_images, encode_texts
 from train.sarclip.model_io import load_trained_model
 from train.search import ArchiveIndex, ArchiveIndexError, IndexSettings, build_index
-from train.search.faiss_index import embeddings
+from train.search.faiss_index import EmbeddingColumn
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +33,13 @@ def test_index_holds_every_chip_with_its_label_path_and_embedding(chip_index, mo
     assert all(Path(path).parent.name == label for path, label in zip(items["path"], items["label"]))
     model, processor = load_trained_model(model_dir)
     expected = encode_images(model, processor, list(items["path"])).numpy()
-    np.testing.assert_allclose(embeddings(items), expected, atol=1e-6)
+    np.testing.assert_allclose(EmbeddingColumn(items)[:], expected, atol=1e-6)
 
 
 def test_text_and_image_queries_find_what_brute_force_finds(chip_index, model_dir):
     archive = ArchiveIndex(chip_index)
     model, processor = load_trained_model(model_dir)
-    vectors = embeddings(archive.items)
+    vectors = EmbeddingColumn(archive.items)[:]
     text = encode_texts(model, processor, ["a SAR image of a ship"]).numpy()[0]
     order = np.argsort(-(vectors @ text), kind="stable")
     hits = archive.search("a SAR image of a ship", k=5)
@@ -131,7 +131,8 @@ def test_a_killed_build_resumes_without_re_embedding_finished_chunks(tmp_path, m
     build_index(str(model_dir), str(chip_folder), out, settings)
     assert seen == [5, 3]  # only rows 10-17
     assert not (tmp_path / ".index.partial").exists()
-    np.testing.assert_allclose(embeddings(ArchiveIndex(out).items), embeddings(ArchiveIndex(reference).items),
+    np.testing.assert_allclose(EmbeddingColumn(ArchiveIndex(out).items)[:],
+                               EmbeddingColumn(ArchiveIndex(reference).items)[:],
                                atol=1e-6)
 
 
@@ -221,7 +222,8 @@ def test_an_exported_clip_folder_indexes_like_its_sarclip_folder(tmp_path, model
 
     clip_dir = sarclip_to_clip(model_dir, tmp_path / "clip-export")
     index = build_index(str(clip_dir), str(chip_folder), tmp_path / "index")
-    np.testing.assert_allclose(embeddings(ArchiveIndex(index).items), embeddings(ArchiveIndex(chip_index).items),
+    np.testing.assert_allclose(EmbeddingColumn(ArchiveIndex(index).items)[:],
+                               EmbeddingColumn(ArchiveIndex(chip_index).items)[:],
                                atol=2e-5)
     assert ArchiveIndex(index).search("a SAR image of a ship", k=1)[0]["id"] == \
         ArchiveIndex(chip_index).search("a SAR image of a ship", k=1)[0]["id"]

@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 import numpy as np
 import pyarrow as pa
+from datasets.arrow_writer import ArrowWriter
 from tqdm.auto import tqdm
 
 from sar_utils.atomic import atomic_file, folder_lock, replace_folder, staging_folder, write_json
@@ -29,7 +31,9 @@ from sar_utils.atomic import atomic_file, folder_lock, replace_folder, staging_f
 from ..evaluation.encode import encode_images
 from ..sarclip.model_io import load_trained_model, resolve_model_dir
 from .corpus import DEFAULT_MIN_VALID, GEOTIFF_SUFFIXES, Corpus, dataset_corpus, is_scene_source, scene_corpus
-from .faiss_index import EMBEDDING_COLUMN, build_faiss_index, index_factory_for, set_nprobe, tune_nprobe
+from .faiss_index import (
+    EMBEDDING_COLUMN, EmbeddingColumn, build_faiss_index, index_factory_for, set_nprobe, tune_nprobe,
+)
 from .manifest import FAISS_FILE, FORMAT, ITEMS, MANIFEST, VERSION, ArchiveIndexError, model_fingerprint
 
 PLAN = "plan.json"
@@ -68,10 +72,10 @@ def build_index(model: str, data: str, out: str | Path, settings: IndexSettings 
     work = out.with_name(f".{out.name}.partial")
     with folder_lock(work):
         _check_plan(work, plan)
-        vectors = _embed(work, corpus, sarclip, processor, settings)
+        chunks = _embed(work, corpus, sarclip, processor, settings)
         staging = staging_folder(out)
         try:
-            manifest = _write_index(staging, corpus, vectors, plan, settings)
+            manifest = _write_index(staging, corpus, chunks, plan, settings)
             manifest["build_seconds"] = round(time.time() - started, 1)
             write_json(staging / MANIFEST, manifest, indent=2)
             replace_folder(staging, out)
@@ -129,8 +133,9 @@ def _check_plan(work: Path, plan: dict) -> None:
     write_json(path, plan, indent=2)
 
 
-def _embed(work: Path, corpus: Corpus, model, processor, settings: IndexSettings) -> np.ndarray:
-    """Embeddings of every row: finished chunks are read back, the others computed and saved one by one."""
+def _embed(work: Path, corpus: Corpus, model, processor, settings: IndexSettings) -> list[tuple[int, Path]]:
+    """`(first row, .npy file)` of every chunk of embeddings: finished chunks are kept, the others computed and
+    saved one by one."""
     parts = work / PARTS
     parts.mkdir(exist_ok=True)
     total, step = len(corpus.rows), settings.chunk_rows
@@ -140,44 +145,59 @@ def _embed(work: Path, corpus: Corpus, model, processor, settings: IndexSettings
             path = parts / f"{start:010d}.npy"
             rows = corpus.rows[start : start + step]
             if path.is_file():
-                chunk = np.load(path)
-                if chunk.shape[0] != len(rows):
-                    raise ArchiveIndexError(f"{path}: {chunk.shape[0]} rows, expected {len(rows)}; delete it to "
-                                            "embed that chunk again")
+                done = np.load(path, mmap_mode="r").shape[0]
+                if done != len(rows):
+                    raise ArchiveIndexError(f"{path}: {done} rows, expected {len(rows)}; delete it to embed that "
+                                            "chunk again")
             else:
                 chunk = encode_images(model, processor, corpus.pixels(rows), settings.batch_size).numpy()
                 with atomic_file(path) as tmp:
                     np.save(tmp, chunk)
-            chunks.append(chunk)
+            chunks.append((start, path))
             bar.update(len(rows))
-    return np.concatenate(chunks).astype(np.float32, copy=False)
+    return chunks
 
 
-def items_dataset(rows: list[dict], vectors: np.ndarray) -> datasets.Dataset:
-    """The index's rows and embeddings as a `datasets.Dataset` (embeddings as fixed-size float32 lists, built from
-    the array without Python lists)."""
-    columns = {
-        "id": pa.array([row["id"] for row in rows], pa.string()),
-        "split": pa.array([row["split"] for row in rows], pa.string()),
-        "row": pa.array([row["row"] for row in rows], pa.int64()),
-        "path": pa.array([row["path"] for row in rows], pa.string()),
-        "label": pa.array([row["label"] for row in rows], pa.string()),
-        "caption": pa.array([row["caption"] for row in rows], pa.string()),
-        "scene": pa.array([row["scene"] for row in rows], pa.string()),
-        "window": pa.array([row["window"] for row in rows], pa.list_(pa.int64())),
-        "footprint": pa.array([row["footprint"] for row in rows], pa.list_(pa.float64())),
-        EMBEDDING_COLUMN: pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()),
-                                                             vectors.shape[1]),
-    }
-    return datasets.Dataset(datasets.table.InMemoryTable(pa.table(columns)))
+def items_table(rows: list[dict], vectors: np.ndarray) -> pa.Table:
+    """Rows and their embeddings as an Arrow table (embeddings: fixed-size float32 lists, from the array without
+    Python lists)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    columns = {name: pa.array([row[name] for row in rows], kind) for name, kind in (
+        ("id", pa.string()), ("split", pa.string()), ("row", pa.int64()), ("path", pa.string()),
+        ("label", pa.string()), ("caption", pa.string()), ("scene", pa.string()), ("window", pa.list_(pa.int64())),
+        ("footprint", pa.list_(pa.float64())))}
+    columns[EMBEDDING_COLUMN] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
+    return pa.table(columns)
 
 
-def _write_index(folder: Path, corpus: Corpus, vectors: np.ndarray, plan: dict, settings: IndexSettings) -> dict:
-    items_dataset(corpus.rows, vectors).save_to_disk(str(folder / ITEMS))
-    items = datasets.load_from_disk(str(folder / ITEMS))  # memory-mapped: the index is filled from the Arrow file
-    factory = index_factory_for(len(items), vectors.shape[1]) if settings.index_factory == "auto" \
-        else settings.index_factory
-    print(f"faiss index {factory} over {len(items)} embeddings of {vectors.shape[1]} dimensions")
+def write_items(folder: Path, chunks: Iterable[tuple[list[dict], np.ndarray]]) -> datasets.Dataset:
+    """Write rows and embeddings, chunk by chunk (the corpus is never in memory whole), as the `datasets` folder
+    `folder` (`save_to_disk` layout); returns it memory-mapped."""
+    arrow_file = folder.with_name(f".{folder.name}.arrow")
+    writer = None
+    try:
+        for rows, vectors in chunks:
+            table = items_table(rows, vectors)
+            if writer is None:
+                writer = ArrowWriter(path=str(arrow_file), features=datasets.Features.from_arrow_schema(table.schema))
+            writer.write_table(table)
+        if writer is None:
+            raise ValueError("no rows to index")
+        writer.finalize()
+        datasets.Dataset.from_file(str(arrow_file)).save_to_disk(str(folder))
+    finally:
+        arrow_file.unlink(missing_ok=True)
+    return datasets.load_from_disk(str(folder))
+
+
+def _write_index(folder: Path, corpus: Corpus, chunks: list[tuple[int, Path]], plan: dict,
+                 settings: IndexSettings) -> dict:
+    items = write_items(folder / ITEMS, ((corpus.rows[start : start + settings.chunk_rows], np.load(path))
+                                         for start, path in chunks))
+    vectors = EmbeddingColumn(items)  # read block by block from the memory-mapped Arrow file
+    dim = vectors[0:1].shape[1]
+    factory = index_factory_for(len(items), dim) if settings.index_factory == "auto" else settings.index_factory
+    print(f"faiss index {factory} over {len(items)} embeddings of {dim} dimensions")
     index = build_faiss_index(items, factory, settings.seed)
     nprobe, recall = tune_nprobe(index, vectors, 10, settings.target_recall, settings.seed)
     set_nprobe(index, nprobe)
@@ -185,7 +205,7 @@ def _write_index(folder: Path, corpus: Corpus, vectors: np.ndarray, plan: dict, 
     return dict(
         format=FORMAT, version=VERSION, **{key: plan[key] for key in ("model", "model_fingerprint", "source", "kind",
                                                                         "rows", "splits", "tile_side_m", "min_valid")},
-        embedding_dim=int(vectors.shape[1]), skipped=corpus.skipped, index_factory=factory, nprobe=nprobe,
+        embedding_dim=int(dim), skipped=corpus.skipped, index_factory=factory, nprobe=nprobe,
         recall_at_10=round(recall, 4), target_recall=settings.target_recall,
         class_words=dict(sorted(corpus.class_words.items())),
         built=time.strftime("%Y-%m-%dT%H:%M:%S%z"),

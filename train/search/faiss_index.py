@@ -58,15 +58,23 @@ def build_faiss_index(items: datasets.Dataset, factory: str, seed: int = 0) -> f
 def _train_sample(items: datasets.Dataset, index: faiss.Index, seed: int) -> np.ndarray:
     ivf = _ivf(index)
     size = len(items) if ivf is None else min(len(items), TRAIN_SAMPLE_PER_LIST * ivf.nlist)
-    rows = np.sort(np.random.default_rng(seed).choice(len(items), size=size, replace=False))
-    return embeddings(items, rows)
+    return EmbeddingColumn(items)[np.random.default_rng(seed).choice(len(items), size=size, replace=False)]
 
 
-def embeddings(items: datasets.Dataset, rows=None) -> np.ndarray:
-    """(N, D) float32 embeddings of `rows` (default: all), read from the Arrow column without Python lists."""
-    column = items.with_format("numpy", columns=[EMBEDDING_COLUMN])
-    data = column[EMBEDDING_COLUMN] if rows is None else column[rows][EMBEDDING_COLUMN]
-    return np.ascontiguousarray(data, dtype=np.float32)
+class EmbeddingColumn:
+    """The embeddings of a (memory-mapped) `datasets.Dataset`, read from the Arrow column without Python lists:
+    `len()`, and `[a:b]` or `[rows]` -> (N, D) float32."""
+
+    def __init__(self, items: datasets.Dataset):
+        self.column = items.with_format("numpy", columns=[EMBEDDING_COLUMN])
+
+    def __len__(self) -> int:
+        return len(self.column)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        if not isinstance(rows, slice):
+            rows = np.sort(np.asarray(rows)).tolist()
+        return np.ascontiguousarray(self.column[rows][EMBEDDING_COLUMN], dtype=np.float32)
 
 
 def _ivf(index: faiss.Index):
@@ -83,7 +91,7 @@ def set_nprobe(index: faiss.Index, nprobe: int | None) -> None:
         ivf.nprobe = min(int(nprobe), ivf.nlist)
 
 
-def tune_nprobe(index: faiss.Index, vectors: np.ndarray, k: int = 10, target_recall: float = 0.95,
+def tune_nprobe(index: faiss.Index, vectors, k: int = 10, target_recall: float = 0.95,
                 seed: int = 0) -> tuple[int | None, float]:
     """`(nprobe, recall@k)`: the smallest power-of-two nprobe whose recall@k (overlap of the approximate and exact
     top-k, averaged over up to TUNE_QUERIES of `vectors` as queries) reaches `target_recall`; `(None, recall)` for
@@ -103,8 +111,9 @@ def tune_nprobe(index: faiss.Index, vectors: np.ndarray, k: int = 10, target_rec
         nprobe *= 2
 
 
-def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int, block: int = 16_384) -> np.ndarray:
-    """(Q, k) row ids of the exact top-k by inner product (blocked matrix products; ties: lower row id)."""
+def exact_top_k(vectors, queries: np.ndarray, k: int, block: int = 16_384) -> np.ndarray:
+    """(Q, k) row ids of the exact top-k by inner product (blocked matrix products; ties: lower row id). `vectors`:
+    an array or an `EmbeddingColumn` (read one block at a time)."""
     best_scores = np.full((len(queries), 0), -np.inf, np.float32)
     best_ids = np.zeros((len(queries), 0), np.int64)
     for start in range(0, len(vectors), block):
