@@ -49,15 +49,10 @@ from modeling_knowlip import (
 )
 
 
-from ..common.collapse_guard import (
-    CHECK_EVERY,
-    DEFAULT_COSINE,
-    DEFAULT_PATIENCE,
-    CollapseGuard,
-    probe_indices,
-    probe_spread,
-)
-from ..common.checkpointing import TrainerState, load_checkpoint, resolve_checkpoint, save_checkpoint
+from ..common.checkpointing import TrainerState, load_checkpoint, resolve_checkpoint
+from ..common.collapse_guard import CHECK_EVERY, DEFAULT_COSINE, DEFAULT_PATIENCE, CollapseGuard, probe_indices, \
+    uniform_loss
+from ..common.loop import GuardedOptimizer
 from ..common.config import YamlConfig, option
 from ..common.run_banner import run_banner
 from ..common.sampling import EpochShuffleSampler
@@ -201,15 +196,10 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
         state = load_checkpoint(accelerator, checkpoint)
         guard.checkpoint_saved(checkpoint)
         accelerator.print(f"resumed from {checkpoint} after epoch {state.epoch}")
-    image_encoder = None if task.pretraining_losses else _cls_features
+    loop = GuardedOptimizer(accelerator, model, optimizer, scheduler, guard, probe,
+                            None if task.pretraining_losses else _cls_features)
     guard_logs = {}
-
-    def check() -> None:
-        spread = probe_spread(unwrapped, probe, accelerator, image_encoder) if probe is not None else ()
-        guard_logs.update(guard.check(step, *spread))
-
     model.train()
-    step = state.global_step
     for epoch in range(state.epoch, config.epochs):
         loader.set_epoch(epoch)  # the prepared loader: it also sets its own epoch counter, which would else win
         losses, skipped = [], 0
@@ -218,35 +208,29 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
             if task.pretraining_losses and batch["image_ids"].unique().numel() < 2:
                 skipped += 1  # ITM needs another image of the batch as its negative (as ScioTrainer)
                 continue
-            extra = {"return_loss": True, "alpha": alpha_at(step, alpha, steps_per_epoch)} \
+            extra = {"return_loss": True, "alpha": alpha_at(state.global_step, alpha, steps_per_epoch)} \
                 if task.pretraining_losses else {}
             with accelerator.autocast():
                 out = model(**batch, **extra)
             loss = out.loss
             accelerator.backward(loss)
-            watched = out.loss_itc if task.pretraining_losses else loss
-            summed, watched = accelerator.reduce(torch.stack([loss.detach().float(), watched.detach().float()]),
-                                                 reduction="mean").tolist()
             candidates = batch["input_ids"].shape[0] + unwrapped.config.queue_size if task.pretraining_losses \
                 else unwrapped.config.num_labels
-            guard.observe_unclipped(step + 1, watched, candidates, model, accelerator.mixed_precision,  # before the
-                                    other_losses={"summed loss": summed} if task.pretraining_losses else None)  # step
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            if task.pretraining_losses:
+                loop.step(state, out.loss_itc, uniform_loss(candidates), {"summed loss": loss})
+            else:
+                loop.step(state, loss, uniform_loss(candidates))
             losses.append(float(loss.detach()))
-            step += 1
-            if guard.check_due(step):
-                check()
-        if losses and guard.check_due(step, end_of_epoch=True):
-            check()
+            if guard.check_due(state.global_step):
+                guard_logs.update(loop.check(state.global_step))
+        if losses and guard.check_due(state.global_step, end_of_epoch=True):
+            guard_logs.update(loop.check(state.global_step))
         if accelerator.is_main_process:
             guard_text = "".join(f", {name} {value:.4f}" for name, value in guard_logs.items())
             print(f"epoch {epoch + 1}/{config.epochs}: loss {sum(losses) / max(1, len(losses)):.4f}, "
                   f"lr {scheduler.get_last_lr()[0]:.2e}, batches skipped (one image only) {skipped}{guard_text}")
-        state.epoch, state.global_step = epoch + 1, step
-        guard.checkpoint_saved(save_checkpoint(accelerator, checkpoints, state, config.keep_checkpoints,
-                                               protect=guard.protect))
+        state.epoch = epoch + 1
+        loop.save_checkpoint(checkpoints, state, config.keep_checkpoints)
     model = accelerator.unwrap_model(model)
     return model.merge_and_unload() if config.lora else model
 

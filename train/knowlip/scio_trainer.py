@@ -46,15 +46,10 @@ from torch.utils.data import DataLoader, RandomSampler
 from sar_utils.atomic import atomic_folder
 from model_cards import knowlip_model_card
 
-from ..common.checkpointing import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint
-from ..common.collapse_guard import (
-    CHECK_EVERY,
-    DEFAULT_COSINE,
-    DEFAULT_PATIENCE,
-    CollapseGuard,
-    probe_indices,
-    probe_spread,
-)
+from ..common.checkpointing import TrainerState, list_checkpoints, load_checkpoint
+from ..common.collapse_guard import CHECK_EVERY, DEFAULT_COSINE, DEFAULT_PATIENCE, CollapseGuard, probe_indices, \
+    uniform_loss
+from ..common.loop import GuardedOptimizer
 from ..common.config import check_options, option
 from ..common.run_banner import run_banner
 from .schedule import alpha_at, check_warmup, learning_rate_at, steps_per_epoch
@@ -196,6 +191,7 @@ class ScioTrainer:
         # a fixed probe batch; not the summed multi-task loss, whose ITM / MLM parts have other uniform values
         self.guard = CollapseGuard(config.collapse_patience, config.collapse_cosine, grace_steps=config.warmup_steps,
                                    loss_name="ITC loss", warn=self.accelerator.print)
+        self.loop = GuardedOptimizer(self.accelerator, self.model, self.optimizer, self.scheduler, self.guard)
         self.guard_logs: dict[str, float] = {}
 
     # ----- schedule -----
@@ -235,8 +231,7 @@ class ScioTrainer:
                 record = self._screening_pass() if kind == "screen" else self._reconstruction_pass()
                 self._load_version(self._version_after(index + 1, units))
             state.epoch = index + 1  # here: units of work done (epochs and passes)
-            self.guard.checkpoint_saved(save_checkpoint(accelerator, checkpoints, state, self.config.keep_checkpoints,
-                                                        protect=self.guard.protect))
+            self.loop.save_checkpoint(checkpoints, state, self.config.keep_checkpoints)
             self._log({"unit": index, "kind": kind, "stage": stage, "global_step": state.global_step, **record})
         if accelerator.is_main_process:
             stages = ", ".join(f"stage {i + 1}: {n} epochs" for i, n in enumerate(self.config.stage_epochs))
@@ -329,7 +324,7 @@ class ScioTrainer:
         totals = {"loss": 0.0, "loss_itc": 0.0, "loss_itm": 0.0, "loss_mlm": 0.0}
         steps = skipped = truncated = 0
         lr_trace = []
-        probe = self._collate(probe_indices(len(self.dataset)), stage) if self.guard.watching else None
+        self.loop.probe = self._collate(probe_indices(len(self.dataset)), stage) if self.guard.watching else None
         queue_size = accelerator.unwrap_model(model).config.queue_size
         for batch in tqdm(loader, desc=f"SCIO stage {stage} (unit {unit_index + 1}/{len(self.config.units())})",
                           disable=not accelerator.is_local_main_process, leave=False):
@@ -340,36 +335,26 @@ class ScioTrainer:
             with accelerator.autocast():
                 out = model(**batch, alpha=self._alpha(state.global_step), return_loss=True)
             accelerator.backward(out.loss)
-            # before the step: a non-finite loss or gradient never reaches the weights (the ITC negatives are the
-            # batch's momentum features and the queue, always full: B = batch + queue_size)
-            losses = accelerator.reduce(torch.stack([out.loss.detach().float(), out.loss_itc.detach().float()]),
-                                        reduction="mean").tolist()
-            self.guard.observe_unclipped(state.global_step + 1, losses[1], batch["image_ids"].numel() + queue_size,
-                                         model, accelerator.mixed_precision,
-                                         other_losses={"summed loss (ITC + ITM + MLM)": losses[0]})
             lr_trace.append(self.scheduler.get_last_lr()[0])
-            self.optimizer.step()
-            self.scheduler.step()
-            self.optimizer.zero_grad()
+            # the ITC negatives are the batch's momentum features and the queue, always full: B = batch + queue_size
+            self.loop.step(state, out.loss_itc, uniform_loss(batch["image_ids"].numel() + queue_size),
+                           {"summed loss (ITC + ITM + MLM)": out.loss})
             steps += 1
-            state.global_step += 1
             for name in totals:
                 value = getattr(out, name)  # None when that loss's weight is 0
                 totals[name] += 0.0 if value is None else float(value.detach())
             if self.guard.check_due(state.global_step):
-                self._check(state.global_step, probe)
+                self._check(state.global_step)
         if steps and self.guard.check_due(state.global_step, end_of_epoch=True):
-            self._check(state.global_step, probe)
+            self._check(state.global_step)
         record = {name: value / max(steps, 1) for name, value in totals.items()}
         return {**record, **self.guard_logs, "steps": steps, "skipped_batches": skipped, "truncated_texts": truncated,
                 "lr": self.scheduler.get_last_lr()[0], "lr_trace": lr_trace}
 
-    def _check(self, step: int, probe: dict | None) -> None:
+    def _check(self, step: int) -> None:
         """A collapse-guard check: the probe's feature spread and the ITC loss against ln B since the last check
         (raises `TrainingCollapsedError`); the values go to the unit's log record."""
-        model = self.accelerator.unwrap_model(self.model)
-        spread = probe_spread(model, probe, self.accelerator) if probe is not None else (None, None)
-        logs = self.guard.check(step, *spread)
+        logs = self.loop.check(step)
         self.guard_logs = {("itc_over_uniform" if name == "loss_over_uniform" else name): value
                            for name, value in logs.items()}
         logger.info("SCIO step %d: %s", step, self.guard_logs)

@@ -24,7 +24,6 @@ from ..common.collapse_guard import (
     CollapseGuard,
     TrainingCollapsedError,
     probe_indices,
-    probe_spread,
     uniform_loss,
 )
 from ..common.checkpointing import (
@@ -32,11 +31,11 @@ from ..common.checkpointing import (
     load_checkpoint,
     read_json,
     resolve_checkpoint,
-    save_checkpoint,
     write_json,
 )
 from ..common.hub import push_model_dir, write_model_card
 from ..common.lora import add_lora
+from ..common.loop import GuardedOptimizer
 from ..common.loss_curve import save_loss_curve
 from ..common.run_banner import run_banner
 from ..common.sampling import EpochShuffleSampler
@@ -228,6 +227,8 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
         uniform += prompt_weight * uniform_loss(len(collator.prompts))
     probe = training_probe(processor, config.seed, None if stream is not None else train_view,
                            shards if config.streaming else None) if guard.watching else None
+    loop = GuardedOptimizer(accelerator, model, optimizer, scheduler, guard, probe,
+                            max_grad_norm=config.max_grad_norm)
     tick, steps_since_log = time.perf_counter(), 0
 
     def stop() -> None:
@@ -251,23 +252,13 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
             if stream is not None:
                 batch = send_to_device(batch, accelerator.device, non_blocking=True)
             loss = contrastive_step(model, batch, accelerator, config.gradient_accumulation_steps, prompt_weight)
-            grad_norm = None
-            if config.max_grad_norm:
-                grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            mean_loss = accelerator.reduce(loss, reduction="mean").item()
-            try:  # before the step: a non-finite loss or gradient never reaches the weights
-                # (fp16: the grad scaler skips steps with inf gradients by design, so only the loss is checked)
-                guard.observe(state.global_step + 1, mean_loss, uniform,
-                              None if accelerator.mixed_precision == "fp16" else grad_norm)
+            try:
+                mean_loss = loop.step(state, loss, uniform)[0]
             except TrainingCollapsedError:
                 stop()
                 raise
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
             with torch.no_grad():  # open_clip clamps the temperature to at most 100
                 unwrapped.logit_scale.clamp_(0, math.log(100))
-            state.global_step += 1
             state.batches_in_epoch += 1
             losses.append(mean_loss)
             progress.update(1)
@@ -281,8 +272,7 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
                     "train/logit_scale": unwrapped.logit_scale.exp().item(),
                 }
                 try:
-                    spread = probe_spread(unwrapped, probe, accelerator) if probe is not None else (None, None)
-                    logs.update({f"train/{k}": v for k, v in guard.check(state.global_step, *spread).items()})
+                    logs.update({f"train/{k}": v for k, v in loop.check(state.global_step).items()})
                 except TrainingCollapsedError:
                     stop()
                     raise
@@ -295,9 +285,7 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
             end_of_epoch = state.batches_in_epoch == 0
             periodic = config.checkpoint_every and state.global_step % config.checkpoint_every == 0
             if periodic or (end_of_epoch and not config.checkpoint_every) or state.global_step == last_step:
-                saved = save_checkpoint(accelerator, output_dir / CHECKPOINTS, state, config.keep_checkpoints,
-                                        protect=guard.protect)
-                guard.checkpoint_saved(saved)
+                loop.save_checkpoint(output_dir / CHECKPOINTS, state, config.keep_checkpoints)
                 if accelerator.is_main_process:
                     write_json(output_dir / TRAINING_LOG, {"losses": losses})
             if state.global_step >= last_step or end_of_epoch:
