@@ -180,6 +180,7 @@ def _read_tiff(path: Path, metadata: bool, max_pixels: int | None) -> SarRaster:
             axes = series.axes
             sizes = [size for size, axis in zip(series.shape, axes) if axis != "S"][::-1]  # X first; samples: bands
             check_pixels(path, "x".join(map(str, sizes)), int(np.prod(sizes, dtype=np.int64)), max_pixels)
+            _check_declared_data(path, series)
             array = series.asarray()
             geo = nodata = None
             if metadata:
@@ -192,6 +193,22 @@ def _read_tiff(path: Path, metadata: bool, max_pixels: int | None) -> SarRaster:
     except Exception as err:  # tifffile raises many types for corrupt or truncated files
         raise _unreadable(path, err) from err
     return SarRaster(path, bands_last(array, path, axes), geo, nodata)
+
+
+def _check_declared_data(path: Path, series) -> None:
+    """Refuse, before any buffer is allocated, a TIFF whose header places image data beyond the end of the file
+    (truncated or forged), or declares fewer stored bytes than its uncompressed pixels need."""
+    size = path.stat().st_size
+    for page in series.pages:
+        if page is None or not getattr(page, "dataoffsets", None):
+            continue
+        end = max(offset + count for offset, count in zip(page.dataoffsets, page.databytecounts))
+        if end > size:
+            raise SarRasterError(path, f"truncated or corrupt TIFF: the header places image data up to byte {end}, "
+                                       f"the file has {size} bytes")
+        if page.compression == 1 and sum(page.databytecounts) < page.nbytes:
+            raise SarRasterError(path, f"corrupt TIFF: {page.nbytes} bytes of uncompressed pixels declared, "
+                                       f"{sum(page.databytecounts)} stored")
 
 
 def read_sar_raster(path: str | Path, metadata: bool = True, max_pixels: int | None = None) -> SarRaster:

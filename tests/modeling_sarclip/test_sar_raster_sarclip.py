@@ -190,7 +190,9 @@ def test_bad_files_raise_one_error_type_naming_the_file(tmp_path, sar_data_dir):
     (tmp_path / "cut.tif").write_bytes(data[:5000])
     (tmp_path / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     (tmp_path / "magic.dat").write_bytes(b"II*\x00garbage")  # TIFF magic, any name: read by tifffile
-    for name in ("cut.tif", "garbage.png", "magic.dat"):
+    with pytest.raises(SarRasterError, match=rf"^{tmp_path / 'cut.tif'}: truncated or corrupt TIFF"):
+        read_sar_raster(tmp_path / "cut.tif")
+    for name in ("garbage.png", "magic.dat"):
         with pytest.raises(SarRasterError, match=rf"^{tmp_path / name}: cannot read SAR image \(\w+"):
             read_sar_raster(tmp_path / name)
     tifffile.imwrite(tmp_path / "int32.tif", np.zeros((8, 8), np.int32))
@@ -303,3 +305,19 @@ def test_the_reader_imports_without_torch(repo_root):
     result = subprocess.run([sys.executable, "-c", code, str(repo_root / "modeling_sarclip" / "sar_raster_sarclip.py")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_tiff_whose_header_declares_more_data_than_the_file_holds_is_refused_before_reading(tmp_path):
+    """A 0.9 Gpx header in a 4 KiB file (under the 2 Gpx scene limit) is refused from its header, naming the file."""
+    import os
+
+    import tifffile
+
+    from dataset_scripts.geovl.geotiff import read_geotiff
+
+    path = tmp_path / "forged.tif"
+    tifffile.imwrite(path, shape=(30000, 30000), dtype="uint8")
+    os.truncate(path, 4096)
+    for read in (read_geotiff, lambda p: read_sar_raster(p, max_pixels=2_000_000_000)):
+        with pytest.raises(SarRasterError, match=r"forged\.tif: truncated or corrupt TIFF: .*900000256.*4096 bytes"):
+            read(path)
