@@ -165,8 +165,9 @@ def test_caption_table_of_float_geotiffs(sar_data_dir, tmp_path, load_built):
     (source / "test.tsv").write_text("filename\tcaption\na.tif\t \na.tif\tthe same tile as a test pair\n")
     report = build_dataset("csv", source, tmp_path / "out")
     assert report.counts == {"train": 1, "test": 1}
-    assert sorted(reason.split(" (")[0] for _, reason in report.skipped) == [
-        "cannot read SAR image", "row 2: empty caption for image a.tif"]
+    assert sorted(reason.split(":")[0] for _, reason in report.skipped) == [
+        "row 2", "truncated or corrupt TIFF"]
+    assert "row 2: empty caption for image a.tif" in [reason for _, reason in report.skipped]
     ds = load_built(tmp_path / "out")
     row = ds["train"][0]
     assert row["captions"] == ["an SAR image of urban zones", "urban area with dense buildings"]
