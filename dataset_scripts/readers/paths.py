@@ -1,7 +1,7 @@
 """Image paths named by annotation files (CSV/JSON tables, COCO, VOC) must stay inside the source folder.
 
-An absolute path or a ``..`` in a table could otherwise read any file on the machine (``/etc/passwd``) into a dataset
-meant for publication. Reading such files needs an explicit ``allow_outside_source`` (``--allow-outside-source``).
+An absolute path, a ``..`` in a table or a symlink in the folder could otherwise read any file on the machine
+(``/etc/passwd``) into a dataset meant for publication. Reading such files needs an explicit ``allow_outside_source`` (``--allow-outside-source``).
 """
 
 from __future__ import annotations
@@ -21,10 +21,15 @@ def source_root(data_dir: str | Path) -> Path:
 
 
 def check_inside(path: Path, root: Path | None, where: str | Path, what: str) -> Path:
-    """``path`` when it lies in ``root`` (``..`` resolved by name) or ``root`` is None; else DatasetBuildError
-    naming ``where`` (the annotation file) and ``what`` (e.g. "row 3: image 'x.png'")."""
+    """``path`` when it lies in ``root`` or ``root`` is None; else DatasetBuildError naming ``where`` (the annotation
+    file) and ``what`` (e.g. "row 3: image 'x.png'"). ``..`` and symlinks are resolved first: a link inside the
+    folder to a file outside it is outside."""
     if root is not None:
-        absolute, root_dir = os.path.abspath(path), os.path.abspath(root)
-        if os.path.commonpath([absolute, root_dir]) != root_dir:
+        root_dir = os.path.realpath(root)
+        if os.path.commonpath([os.path.abspath(path), os.path.abspath(root)]) != os.path.abspath(root):
             raise DatasetBuildError(where, f"{what} lies outside the source folder; {OUTSIDE_HINT}")
+        target = os.path.realpath(path)
+        if os.path.commonpath([target, root_dir]) != root_dir:
+            raise DatasetBuildError(where, f"{what} is a symlink to {target}, outside the source folder; "
+                                           f"{OUTSIDE_HINT}")
     return path

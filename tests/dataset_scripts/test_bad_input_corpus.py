@@ -290,6 +290,11 @@ row_case("a relative path outside", "../../x.png,a caption\n", "skipped",
          r"row 3: image '\.\./\.\./x\.png' lies outside")
 row_case("outside, allowed: not an image", "/etc/passwd,a caption\n", "skipped", r"passwd: cannot read SAR image",
          allow_outside_source=True)
+row_case("a symlink in the folder to a file outside", "link.png,a caption\n", "skipped",
+         r"row 3: image 'link\.png' is a symlink to /etc/hostname, outside the source folder",
+         {"link.png": lambda path: path.symlink_to("/etc/hostname")})
+row_case("a symlink outside, allowed: read", "link.png,a caption\n", "skipped", r"link\.png: cannot read SAR image",
+         {"link.png": lambda path: path.symlink_to("/etc/hostname")}, allow_outside_source=True)
 row_case("a missing image", "gone.png,a caption\n", "skipped", r"gone\.png: cannot read file")
 row_case("a corrupt image", "bad.png,a caption\n", "skipped", r"bad\.png: cannot read SAR image",
          {"bad.png": GOOD_PNG[:60]})
