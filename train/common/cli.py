@@ -10,11 +10,14 @@ from pathlib import Path
 
 from sar_utils.command_line import ArgumentParser, run_cli
 
+from .config import TrainingOptions
+
 def config_fields_help(config_cls: type, defaults=None) -> str:
     """One line per config field: `--name (default: value): meaning` (the meaning from the field's `help`
     metadata, when it has one); `defaults`: a config instance whose values are shown instead (e.g. a preset YAML)."""
     lines = ["run-config fields (YAML keys; each can be overridden with --field value):"]
-    for field in dataclasses.fields(config_cls):
+    shared = {field.name for field in dataclasses.fields(TrainingOptions)}  # every trainer's: listed last
+    for field in sorted(dataclasses.fields(config_cls), key=lambda field: field.name in shared):
         if defaults is not None:
             default = getattr(defaults, field.name)
         else:

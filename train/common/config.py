@@ -11,6 +11,8 @@ from typing import ClassVar
 
 import yaml
 
+from .collapse_guard import CHECK_EVERY, DEFAULT_COSINE, DEFAULT_PATIENCE
+
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
 
@@ -60,6 +62,22 @@ _NUMBER_HINTS = {float: float, float | None: float, int: int, int | None: int}
 
 def _is_sequence(hint) -> bool:
     return hint in (list, tuple) or typing.get_origin(hint) in (list, tuple)
+
+
+@dataclasses.dataclass
+class TrainingOptions:
+    """The fields every trainer has (SARCLIP `fit`, SCIO, KnowLIP `finetune`), declared once; the collapse guard acts
+    in the one optimizer step (`train/common/loop.py`)."""
+
+    mixed_precision: str = option("no", "no | bf16 | fp16 (Accelerate)")
+    collapse_patience: int = option(
+        DEFAULT_PATIENCE, "collapse guard: stop when the watched loss sits at its uniform value ln B (SARCLIP: B = the "
+        "global batch; SCIO and KnowLIP retrieval, captioning, VQA: the ITC loss, B = batch + queue_size; "
+        "classification: the cross-entropy, B = classes) or the probe features' mean pairwise cosine exceeds "
+        f"collapse_cosine for this many steps after the warm-up (checked every log_every steps, KnowLIP every "
+        f"{CHECK_EVERY}; 0: off; a non-finite loss or gradient always stops the run)", min=0)
+    collapse_cosine: float = option(DEFAULT_COSINE, "collapse guard: mean pairwise cosine of the probe batch's "
+                                    "embeddings above which features count as collapsed, in (0, 1]", gt=0, max=1)
 
 
 class YamlConfig:

@@ -50,10 +50,9 @@ from modeling_knowlip import (
 
 
 from ..common.checkpointing import TrainerState, load_checkpoint, resolve_checkpoint
-from ..common.collapse_guard import CHECK_EVERY, DEFAULT_COSINE, DEFAULT_PATIENCE, CollapseGuard, probe_indices, \
-    uniform_loss
+from ..common.collapse_guard import CollapseGuard, probe_indices, uniform_loss
 from ..common.loop import GuardedOptimizer
-from ..common.config import YamlConfig, option
+from ..common.config import TrainingOptions, YamlConfig, option
 from ..common.run_banner import run_banner
 from ..common.sampling import EpochShuffleSampler
 from ..common.hub import push_model_dir
@@ -74,7 +73,7 @@ CHECKPOINTS = "checkpoints"
 
 
 @dataclasses.dataclass
-class FinetuneConfig(YamlConfig):
+class FinetuneConfig(TrainingOptions, YamlConfig):
     """`python -m train.knowlip finetune` settings (YAML keys and `--field value` flags)."""
 
     task: str = option("classification", "classification, retrieval, captioning or vqa", choices=TASKS)
@@ -98,20 +97,12 @@ class FinetuneConfig(YamlConfig):
     lora_alpha: int = option(16, "LoRA scaling numerator", min=1)
     eval_batch_size: int = option(32, "images or texts per evaluation forward", min=1)
     retrieval_k: int = option(16, "ITC candidates re-ranked by ITM in retrieval evaluation", min=1)
-    mixed_precision: str = option("no", "no, fp16 or bf16 (Accelerate)")
     seed: int = option(0, "seed of the head initialisation and the data order", min=0)
     resume: str | None = option(None, "latest or a checkpoint folder under output_dir/checkpoints (a bare --resume is "
                                 "latest): continue exactly where that epoch ended")
     keep_checkpoints: int = option(1, "newest end-of-epoch checkpoints kept", min=1)
     push_to_hub: str | None = option(None, "Hub repo id to upload model/ to (after the evaluation, with its results)")
     hub_private: bool = option(False, "create the Hub repo private")
-    collapse_patience: int = option(DEFAULT_PATIENCE, "collapse guard: stop when the watched loss (classification: "
-                                    "cross-entropy vs ln(classes); other tasks: ITC vs ln(batch + queue_size)) sits "
-                                    "at that value or the probe features' mean pairwise cosine exceeds "
-                                    f"collapse_cosine for this many steps after the warm-up (checked every "
-                                    f"{CHECK_EVERY} steps; 0: off; a non-finite loss or gradient always stops)", min=0)
-    collapse_cosine: float = option(DEFAULT_COSINE, "collapse guard: mean pairwise cosine of the probe batch's "
-                                    "image embeddings above which features count as collapsed, in (0, 1]", gt=0, max=1)
 
     BARE_FLAG_VALUES = {"resume": "latest"}
 

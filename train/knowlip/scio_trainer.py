@@ -47,10 +47,9 @@ from sar_utils.atomic import atomic_folder
 from model_cards import knowlip_model_card
 
 from ..common.checkpointing import TrainerState, list_checkpoints, load_checkpoint
-from ..common.collapse_guard import CHECK_EVERY, DEFAULT_COSINE, DEFAULT_PATIENCE, CollapseGuard, probe_indices, \
-    uniform_loss
+from ..common.collapse_guard import CollapseGuard, probe_indices, uniform_loss
 from ..common.loop import GuardedOptimizer
-from ..common.config import check_options, option
+from ..common.config import TrainingOptions, check_options, option
 from ..common.run_banner import run_banner
 from .schedule import alpha_at, check_warmup, learning_rate_at, steps_per_epoch
 from .scio_passes import ModelTextOps, reconstruct_texts, screen_texts
@@ -72,7 +71,7 @@ TEXT_FEATURES = datasets.Features({
 
 
 @dataclasses.dataclass
-class ScioConfig:
+class ScioConfig(TrainingOptions):
     """SCIO settings; defaults are paper 4.1 (AdamW, weight decay 0.05, lr 3e-4 warmed up from 1e-6 over 3000 steps,
     then x0.9 per epoch down to 1e-6; batch 32; 12 epochs per stage; distillation alpha warmed up over the first
     epoch as in ALBEF). Schedules: `train.knowlip.schedule`."""
@@ -90,17 +89,10 @@ class ScioConfig:
     max_length: int = option(256, "tokens of a whole text (all sub-texts); longer texts are cut and counted", min=2)
     max_fragment_tokens: int = option(40, "longest fragment the decoder may write in reconstruction", min=1)
     pass_batch_size: int = option(16, "images per screening/reconstruction batch (each scored with 1 + n texts)", min=1)
-    mixed_precision: str = option("no", "no, fp16 or bf16 (Accelerate)")
     seed: int = option(0, "seed of initialisation and data order", min=0)
     image_column: str = option("image", "image column of the data")
     subtexts_column: str = option("subtexts", "sub-text list column, if the data has one (train/knowlip/subtexts.py)")
     keep_checkpoints: int = option(1, "checkpoints kept (newest)", min=1)
-    collapse_patience: int = option(DEFAULT_PATIENCE, "collapse guard: stop when the ITC loss sits at ln(batch + "
-                                    "queue_size) or the probe features' mean pairwise cosine exceeds collapse_cosine "
-                                    f"for this many steps after the warm-up (checked every {CHECK_EVERY} steps; 0: "
-                                    "off; a non-finite loss or gradient always stops the run)", min=0)
-    collapse_cosine: float = option(DEFAULT_COSINE, "collapse guard: mean pairwise cosine of the probe batch's "
-                                    "embeddings above which features count as collapsed, in (0, 1]", gt=0, max=1)
     positive_groups: str = option("auto", "what else counts as a positive in ITC, ITM negatives and screening, "
                                   "besides the own image: label (same class; needs a `label` column), caption "
                                   "(same whole text), image (nothing else), auto (label if the data has one, else "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..common.config import YamlConfig, option
+from ..common.config import TrainingOptions, YamlConfig, option
 from ..common.standardization import check_standardize
 from ..evaluation.run import TASKS as EVAL_TASKS
 from .augment import AUGMENTATIONS
@@ -17,7 +17,7 @@ MULTI_POSITIVE = ("auto", "label", "caption", "off")
 
 
 @dataclasses.dataclass
-class TrainConfig(YamlConfig):
+class TrainConfig(TrainingOptions, YamlConfig):
     """Everything a training run needs. YAML keys and CLI flags use the field names.
 
     Data (`data`, read by `dataset_scripts.loading.load_image_text_data`): "synthetic" (built-in synthetic SAR set),
@@ -84,7 +84,6 @@ class TrainConfig(YamlConfig):
                                               "starting model is confidently wrong on the training chips (the LoRA "
                                               "recipe), else 0", min=0)
     multi_positive: str = option("auto", "auto (= caption when captions repeat) | label | caption | off", choices=MULTI_POSITIVE)
-    mixed_precision: str = option("no", "no | bf16 | fp16")
     gradient_checkpointing: bool = option(False, "recompute activations in backward (less memory)")
     compile: bool = option(False, "torch.compile the model (GPU: faster steps after a one-off compile)")
     seed: int = option(0, "seed of init, data order, captions and augmentation", min=0)
@@ -111,12 +110,6 @@ class TrainConfig(YamlConfig):
                              "the start, its final/ replaced at the end); without it such a folder is refused")
     report_to: str = option("tensorboard", "tensorboard | wandb | none", choices=("tensorboard", "wandb", "none"))
     log_every: int = option(10, "steps between log lines", min=1)
-    collapse_patience: int = option(200, "collapse guard: stop when the loss sits at ln(batch) or the probe "
-                                    "features' mean pairwise cosine exceeds collapse_cosine for this many steps "
-                                    "after the warm-up (checked every log_every steps; 0: off; a non-finite loss or "
-                                    "gradient always stops the run)", min=0)
-    collapse_cosine: float = option(0.999, "collapse guard: mean pairwise cosine of the probe batch's embeddings "
-                                    "above which features count as collapsed, in (0, 1]", gt=0, max=1)
     push_to_hub: str | None = option(None, "Hub repo id to upload final/ to")
     hub_private: bool = option(False, "create the Hub repo private")
     hub_base_model: str | None = option(None, "LoRA + push_to_hub: the Hub repo of the base model, which the pushed "
