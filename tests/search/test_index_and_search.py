@@ -108,11 +108,11 @@ def test_a_killed_build_resumes_without_re_embedding_finished_chunks(tmp_path, m
     seen = []
     real_encode = build_module.encode_images
 
-    def encode_then_die(model, processor, images, batch_size):
+    def encode_then_die(model, processor, images, *args):
         if len(seen) == 2:
             raise KeyboardInterrupt  # killed while embedding the third chunk
         seen.append(len(images))
-        return real_encode(model, processor, images, batch_size)
+        return real_encode(model, processor, images, *args)
 
     monkeypatch.setattr(build_module, "encode_images", encode_then_die)
     out = tmp_path / "index"
@@ -122,9 +122,9 @@ def test_a_killed_build_resumes_without_re_embedding_finished_chunks(tmp_path, m
     assert seen == [5, 5] and not out.exists()
     assert len(list((tmp_path / ".index.partial" / "embeddings").glob("*.npy"))) == 2
 
-    def encode_counting(model, processor, images, batch_size):
+    def encode_counting(model, processor, images, *args):
         seen.append(len(images))
-        return real_encode(model, processor, images, batch_size)
+        return real_encode(model, processor, images, *args)
 
     monkeypatch.setattr(build_module, "encode_images", encode_counting)
     seen.clear()
@@ -215,6 +215,17 @@ def test_user_errors_of_the_commands(tmp_path, model_dir, chip_folder, capsys):
         err = capsys.readouterr().err
         assert err.strip().splitlines()[-1].startswith("error: ") and message in err and "Traceback" not in err, (argv, err)
     assert not any((tmp_path / name).exists() for name in "abcdef")
+
+
+def test_a_bf16_index_finds_what_the_fp32_index_finds(tmp_path, model_dir, chip_folder, chip_index):
+    index = build_index(str(model_dir), str(chip_folder), tmp_path / "bf16", IndexSettings(precision="bf16"))
+    archive, reference = ArchiveIndex(index), ArchiveIndex(chip_index)
+    assert archive.manifest["precision"] == "bf16" and reference.manifest["precision"] == "fp32"
+    low, high = EmbeddingColumn(archive.items)[:], EmbeddingColumn(reference.items)[:]
+    assert not np.array_equal(low, high) and (low * high).sum(1).min() > 0.99  # bf16 autocast, nearly the same
+    chip = archive.items[4]["path"]
+    assert archive.search(image=chip, k=1)[0]["path"] == chip  # queries are embedded in the index's precision
+    assert archive.search(image=chip, k=1)[0]["score"] == pytest.approx(1.0, abs=1e-5)
 
 
 def test_an_exported_clip_folder_indexes_like_its_sarclip_folder(tmp_path, model_dir, chip_folder, chip_index):

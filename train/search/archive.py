@@ -17,6 +17,7 @@ from PIL import Image
 
 from ..evaluation.encode import encode_images, encode_texts
 from ..sarclip.model_io import load_trained_model, resolve_model_dir
+from .build import AUTOCAST
 from .corpus import scene_tile
 from .faiss_index import EMBEDDING_COLUMN, set_nprobe
 from .manifest import FAISS_FILE, ITEMS, ArchiveIndexError, check_same_model, model_fingerprint, read_manifest
@@ -46,11 +47,11 @@ class ArchiveIndex:
         text = text.strip() if isinstance(text, str) else None
         if not text and image is None:
             raise ValueError("empty query: give a text, an image, or both")
-        parts = []
+        parts, autocast = [], AUTOCAST[self.manifest.get("precision") or "fp32"]  # as the index was embedded
         if text:
-            parts.append(encode_texts(self.model, self.processor, [text]))
+            parts.append(encode_texts(self.model, self.processor, [text], autocast_dtype=autocast))
         if image is not None:
-            parts.append(encode_images(self.model, self.processor, [image]))
+            parts.append(encode_images(self.model, self.processor, [image], autocast_dtype=autocast))
         return F.normalize(sum(parts), dim=-1).numpy().astype(np.float32)
 
     def search(self, text: str | None = None, image=None, k: int = 20, nprobe: int | None = None) -> list[dict]:

@@ -34,6 +34,9 @@ def add_search_commands(commands) -> None:
                        help="recall@10 against exact search that the tuned nprobe must reach")
     index.add_argument("--chunk-rows", type=int, default=DEFAULTS.chunk_rows,
                        help="rows per resumable embedding chunk")
+    index.add_argument("--precision", choices=("fp32", "bf16"), default=DEFAULTS.precision,
+                       help="embedding precision: bf16 autocast is about 4x faster on CPUs with bf16 units (ViT-B-32, "
+                            "bench/bench_inference_vs_open_clip.py), with the same hits on MSTAR (docs/RESULTS.md)")
     index.add_argument("--overwrite", action="store_true", help="replace an existing index at --out")
 
     search = commands.add_parser(
@@ -58,7 +61,7 @@ def run_search_command(args: argparse.Namespace) -> int:
         settings = IndexSettings(
             splits=args.split.split(",") if args.split else None, batch_size=args.batch_size,
             tile_side_m=args.tile_side_m, min_valid=args.min_valid, index_factory=args.index_factory,
-            target_recall=args.target_recall, chunk_rows=args.chunk_rows)
+            target_recall=args.target_recall, chunk_rows=args.chunk_rows, precision=args.precision)
         _check_positive(batch_size=args.batch_size, chunk_rows=args.chunk_rows, tile_side_m=args.tile_side_m)
         out = build_index(args.model, args.data, args.out, settings, overwrite=args.overwrite)
         print(f"index: {out} (python -m train search {out} \"a SAR image of a ship\")")
