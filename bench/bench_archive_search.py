@@ -4,12 +4,13 @@
     python bench/bench_archive_search.py quality INDEX_DIR [--template "a SAR image of a {}."]
 
 scale: a synthetic corpus of unit embeddings around 2,000 cluster centres in a 64-dimensional subspace (spread 1 per
-axis, centres about 8 apart) plus isotropic noise (0.2 per axis) (image embeddings are clustered and of low intrinsic dimension; uniform random vectors are not a search
-workload), indexed exactly as `python -m train index` does it (the `datasets` folder, the index kind chosen by size,
-nprobe tuned to recall@10 >= 0.95 on the corpus's own vectors). Reported per size, each in a fresh process: build
-seconds, and peak RSS next to the RSS of the process before the corpus exists (Python with torch, datasets, faiss); then, in another fresh process that only loads the saved index: its RSS, the median and 95th
-percentile latency of single queries, and recall@10 against exact search on 1,000 NEW vectors from the same
-distribution (never in the index).
+axis, centres about 8 apart) plus isotropic noise (0.2 per axis): image embeddings are clustered and of low
+intrinsic dimension, uniform random vectors are not a search workload. Indexed exactly as `python -m train index`
+does it (the `datasets` folder written chunk by chunk, the index kind chosen by size, nprobe tuned to recall@10 >=
+0.95 on the corpus's own vectors). Reported per size, each in a fresh process: build seconds, and peak RSS next to
+the RSS of the process before the corpus exists (Python with torch, datasets, faiss); then, in another fresh process
+that only loads the saved index: its RSS, the median and 95th percentile latency of single queries, and recall@10
+against exact search on 1,000 NEW vectors from the same distribution (never in the index).
 
 quality: every class of a labelled index (e.g. MSTAR 15 deg chips, OpenSARShip) as a text query (`--template`) over
 the whole index through `ArchiveIndex.search`, mean average precision and P@10 (`train.evaluation.retrieval.
@@ -119,8 +120,8 @@ def scale(args) -> None:
             queried = _child("query", rows, args.dim, folder, built["nprobe"])
             results.append({**built, **queried})
             print(json.dumps(results[-1]), flush=True)
-    header = ("rows", "factory", "nprobe", "build_seconds", "baseline_rss_mib", "build_peak_rss_mib", "index_rss_mib", "query_ms_p50",
-              "query_ms_p95", "recall_at_10_new_queries")
+    header = ("rows", "factory", "nprobe", "build_seconds", "baseline_rss_mib", "build_peak_rss_mib", "index_rss_mib",
+              "query_ms_p50", "query_ms_p95", "recall_at_10_new_queries")
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for result in results:
         print("| " + " | ".join(str(result[key]) for key in header) + " |")

@@ -92,8 +92,9 @@ def build_demo(app: SarApp) -> gr.Blocks:
                     "archive. Uploads are read with the SAR radiometry (float dB, dual-pol VV/VH, 16-bit, 8-bit).")
         with gr.Tab("Search", visible=app.archive is not None):
             if app.archive is not None:
-                gr.Markdown(f"Index: {len(app.archive)} {app.archive.manifest['kind'] == 'scenes' and 'tiles' or 'images'}"
-                            f" of `{Path(app.archive.manifest['source']).name}`", elem_id="index-info")
+                kind = "tiles" if app.archive.manifest["kind"] == "scenes" else "images"
+                gr.Markdown(f"Index: {len(app.archive)} {kind} of `{Path(app.archive.manifest['source']).name}`",
+                            elem_id="index-info")
             with gr.Row():
                 query = gr.Textbox(label="Text query", placeholder="two ships near a breakwater", elem_id="query")
                 query_image = gr.File(label="or a SAR image", file_types=FILE_TYPES, type="filepath")

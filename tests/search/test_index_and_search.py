@@ -83,7 +83,8 @@ def test_scenes_are_tiled_with_footprints_and_written_as_geojson(tmp_path, model
     lon0, lat0, lon1, lat1 = first["footprint"]
     assert 14.99 < lon0 < lon1 < 15.01 and 40.6 < lat0 < lat1 < 40.7  # UTM 33N at (500 km E, 4500 km N)
     out = tmp_path / "hits"
-    assert main(["search", str(index), "--image", str(scene_folder / "scene_1.tif"), "--k", "3", "--out", str(out)]) == 0
+    query = str(scene_folder / "scene_1.tif")
+    assert main(["search", str(index), "--image", query, "--k", "3", "--out", str(out)]) == 0
     geojson = json.loads((out / "footprints.geojson").read_text())
     assert [f["properties"]["rank"] for f in geojson["features"]] == [1, 2, 3]
     ring = geojson["features"][0]["geometry"]["coordinates"][0]
@@ -213,7 +214,8 @@ def test_user_errors_of_the_commands(tmp_path, model_dir, chip_folder, capsys):
     for argv, message in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
-        assert err.strip().splitlines()[-1].startswith("error: ") and message in err and "Traceback" not in err, (argv, err)
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("error: ") and message in err and "Traceback" not in err, (argv, err)
     assert not any((tmp_path / name).exists() for name in "abcdef")
 
 

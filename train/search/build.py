@@ -13,6 +13,7 @@ is not an index never.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -27,6 +28,7 @@ import torch
 from datasets.arrow_writer import ArrowWriter
 from tqdm.auto import tqdm
 
+from dataset_scripts.geovl.tiling import PAPER_TILE_SIDE_M
 from sar_utils.atomic import atomic_file, folder_lock, replace_folder, staging_folder, write_json
 
 from ..evaluation.encode import encode_images
@@ -40,14 +42,13 @@ from .manifest import FAISS_FILE, FORMAT, ITEMS, MANIFEST, VERSION, ArchiveIndex
 PLAN = "plan.json"
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16}
 PARTS = "embeddings"
-TILE_SIDE_M = 1024.0
 
 
 @dataclass
 class IndexSettings:
     splits: list[str] | None = None  # dataset splits to index (default: all)
     batch_size: int = 64  # images per forward pass
-    tile_side_m: float = TILE_SIDE_M  # GeoTIFF scenes: SRC tile side in metres (the SAR-GEOVL paper's 1024 m)
+    tile_side_m: float = PAPER_TILE_SIDE_M  # GeoTIFF scenes: SRC tile side in metres (the SAR-GEOVL paper's 1024 m)
     min_valid: float = DEFAULT_MIN_VALID  # GeoTIFF scenes: least fraction of valid pixels a tile must have
     index_factory: str = "auto"  # faiss index_factory string, or "auto" (by size: faiss_index.index_factory_for)
     target_recall: float = 0.95  # recall@10 against exact search that picks nprobe
@@ -119,8 +120,6 @@ def _name(value: str) -> str:
 
 
 def _ids_digest(rows: list[dict]) -> str:
-    import hashlib
-
     return hashlib.sha1("\n".join(row["id"] for row in rows).encode()).hexdigest()
 
 

@@ -47,7 +47,8 @@ def build_faiss_index(items: datasets.Dataset, factory: str, seed: int = 0) -> f
     try:
         index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as err:
-        raise ValueError(f"index factory {factory!r}: not a faiss index_factory string ({_faiss_message(err)})") from None
+        raise ValueError(f"index factory {factory!r}: not a faiss index_factory string "
+                         f"({_faiss_message(err)})") from None
     if not index.is_trained:
         sample = _train_sample(items, index, seed)
         index.train(sample)

@@ -53,7 +53,8 @@ def read_manifest(index_dir: Path) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArchiveIndexError(f"{path}: not a {FORMAT} manifest")
     if manifest.get("version") != VERSION:
-        raise ArchiveIndexError(f"{path}: index format version {manifest.get('version')}, this package reads {VERSION}; "
+        raise ArchiveIndexError(f"{path}: index format version {manifest.get('version')}, this package reads "
+                                f"{VERSION}; "
                           "rebuild the index")
     missing = [key for key in REQUIRED if key not in manifest]
     if missing:
