@@ -16,7 +16,8 @@ families' training and evaluation.
 - anything else: `datasets.load_dataset(data)`, i.e. a folder this package built (parquet shards + card) or a Hub
   dataset id.
 
-Bad input is a `DatasetBuildError` naming the file or value: a missing or unreadable image, a folder with fewer than
+Bad input is a `DatasetBuildError` naming the file or value: a missing or unreadable image or one the processor would
+refuse (NaN pixels, int16, 4 bands: checked up front with the training radiometry), a folder with fewer than
 two classes, an empty class folder, an empty label or caption. Files that are not images (a README, hidden files) are
 reported, never used silently. Labels become captions at training time (`train.sarclip.data`), through the
 SARCLIP-1M templates and the class words of `dataset_scripts.captions.class_names.class_words`.
@@ -136,13 +137,16 @@ def _labelled_splits(rows: dict[str, list[tuple[str, str]]], classes: list[str])
 
 
 def check_readable(path: str | Path) -> None:
-    """Open the file's header (TIFF) or decode it (other formats): an unreadable image is an error naming it."""
+    """Read the image and apply the SARCLIP radiometry to it, as training will: an unreadable image, or one the
+    processor refuses (NaN/inf pixels, an unsupported pixel type such as int16, 4 bands, 3-band float), is an error
+    naming it before any training, not when its batch is built (or, in a held-out split, after training)."""
+    from modeling_sarclip.radiometry_sarclip import sarclip_unit_planes
     from modeling_sarclip.sar_raster_sarclip import SarRasterError, read_sar_raster
 
     try:
-        read_sar_raster(path, metadata=False)
+        sarclip_unit_planes(read_sar_raster(path, metadata=False).array, str(path))
     except SarRasterError as err:
-        raise DatasetBuildError(path, f"unreadable image: {err.problem}") from err
+        raise DatasetBuildError(path, f"unusable image: {err.problem}") from err
 
 
 def _cell(record: dict, key: str, path: Path, line: int) -> str:

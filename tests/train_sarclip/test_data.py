@@ -2,6 +2,7 @@
 positive groups and augmentation; bad input is named."""
 
 import json
+import re
 
 import numpy as np
 
@@ -137,8 +138,25 @@ def test_label_table_and_bad_folders_are_named(tmp_path):
         load_image_text_dataset(TrainConfig(data=str(tmp_path / "empty")))
     _chip_folder(tmp_path / "broken", {"a": 2, "b": 2})
     (tmp_path / "broken" / "b" / "bad.png").write_bytes(b"not a png")
-    with pytest.raises(DatasetBuildError, match=r"bad.png: unreadable image"):
+    with pytest.raises(DatasetBuildError, match=r"bad.png: unusable image: cannot read SAR image"):
         load_image_text_dataset(TrainConfig(data=str(tmp_path / "broken")))
+
+
+@pytest.mark.parametrize("raster, problem", [
+    (np.where(np.eye(16, dtype=bool), np.nan, -12.0).astype(np.float32), "16 NaN/inf pixel values"),
+    (np.zeros((16, 16), np.int16), "unsupported pixel type int16"),
+    (np.zeros((16, 16, 4), np.uint8), "1-3 bands"),
+    (np.zeros((16, 16, 3), np.float32), "float rasters are read as dB and must have 1 band or 2 bands"),
+], ids=["nan", "int16", "4-band", "3-band float"])
+def test_chips_the_processor_would_refuse_are_named_before_training(tmp_path, raster, problem):
+    """Checked when the data is loaded, with the radiometry training applies: not when their batch is built, nor after
+    training when they sit in the held-out split."""
+    import tifffile
+
+    _chip_folder(tmp_path / "chips", {"a": 2, "b": 2})
+    tifffile.imwrite(tmp_path / "chips" / "b" / "odd.tif", raster)
+    with pytest.raises(DatasetBuildError, match=rf"odd\.tif: unusable image: .*{re.escape(problem)}"):
+        load_image_text_dataset(TrainConfig(data=str(tmp_path / "chips")))
 
 
 def test_group_ids_by_label_or_caption():
