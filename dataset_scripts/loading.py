@@ -77,6 +77,8 @@ def caption_table_dataset(path: Path, image_key: str | None = None,
     items = read_caption_table(path, BuildReport(str(path), strict=True), image_key, caption_key)
     if absent := [str(item.image_path) for item in items if not item.image_path.is_file()]:
         raise DatasetBuildError(path, f"{len(absent)} image file(s) not found, e.g. {absent[:3]}")
+    for item in items:
+        check_readable(item.image_path)
     table = datasets.Dataset.from_dict({"image": [str(item.image_path) for item in items],
                                         "captions": [item.captions for item in items]})
     return datasets.DatasetDict({"train": table.cast_column("image", datasets.Image())})

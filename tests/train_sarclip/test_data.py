@@ -157,6 +157,10 @@ def test_chips_the_processor_would_refuse_are_named_before_training(tmp_path, ra
     tifffile.imwrite(tmp_path / "chips" / "b" / "odd.tif", raster)
     with pytest.raises(DatasetBuildError, match=rf"odd\.tif: unusable image: .*{re.escape(problem)}"):
         load_image_text_dataset(TrainConfig(data=str(tmp_path / "chips")))
+    (tmp_path / "pairs.csv").write_text(f"filepath,title\n{tmp_path / 'chips' / 'a' / '0.png'},a caption\n"
+                                        f"{tmp_path / 'chips' / 'b' / 'odd.tif'},another caption\n")
+    with pytest.raises(DatasetBuildError, match=rf"odd\.tif: unusable image: .*{re.escape(problem)}"):
+        load_image_text_dataset(TrainConfig(data=str(tmp_path / "pairs.csv")))  # a caption table too
 
 
 def test_group_ids_by_label_or_caption():
