@@ -30,6 +30,23 @@ def sar_data_dir() -> Path:
     return path
 
 
+UTM_33N_KEYS = (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32633)  # projected, pixel is area, EPSG 32633
+
+
+def write_geotiff(path, data, geokeys=UTM_33N_KEYS, pixel_m=(10.0, 10.0), origin=(500000.0, 4500000.0), nodata=None,
+                  extra=()):
+    """A GeoTIFF as tifffile writes it: pixel scale, one tie point at pixel (0, 0), the GeoKeyDirectory, and
+    GDAL_NODATA when `nodata` is given."""
+    import tifffile
+
+    tags = [(33550, "d", 3, (*pixel_m, 0.0)), (33922, "d", 6, (0, 0, 0, *origin, 0)),
+            (34735, "H", len(geokeys), geokeys), *extra]
+    if nodata is not None:
+        tags.append((42113, "s", 0, str(nodata)))
+    tifffile.imwrite(path, data, extratags=tags)
+    return path
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

@@ -10,6 +10,7 @@ from dataset_scripts.geovl.dynamic_range import compress_to_uint8, to_pil
 from dataset_scripts.geovl.geotiff import GeoTiffError, read_geotiff
 from dataset_scripts.geovl.tiling import PAPER_TILE_SIDE_M, multiscale_src_tiles, src_tile_size_px, src_tiles
 from modeling_sarclip.sar_raster_sarclip import SarRasterError
+from tests.conftest import write_geotiff
 
 TIEPOINT_E, TIEPOINT_N = 611870.3605161788, 4513577.479713077
 
@@ -116,21 +117,16 @@ def test_multiscale_tiles_nest(example):
         multiscale_src_tiles(example, (500.0, 500.0, 250.0))
 
 
-def _write_geotiff(path, data, geokeys, scale=(10.0, 10.0, 0.0), tiepoint=(0, 0, 0, 500000.0, 4500000.0, 0), extra=()):
-    tags = [(33550, "d", 3, scale), (33922, "d", 6, tiepoint), (34735, "H", len(geokeys), geokeys), *extra]
-    tifffile.imwrite(path, data, extratags=tags)
-
-
 def test_pixel_is_point_geographic_crs_and_bad_files(tmp_path):
     # Projected UTM 33N, RasterPixelIsPoint: tie point at the centre of pixel (0, 0).
     keys = (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 2, 3072, 0, 1, 32633)
-    _write_geotiff(tmp_path / "point.tif", np.ones((8, 8), np.uint16), keys, extra=[(42113, "s", 0, "0")])
+    write_geotiff(tmp_path / "point.tif", np.ones((8, 8), np.uint16), keys, nodata=0)
     raster = read_geotiff(tmp_path / "point.tif")
     assert raster.epsg == 32633 and raster.nodata == 0.0
     assert (raster.transform.c, raster.transform.f) == (499995.0, 4500005.0)
     # Geographic (EPSG:4326, degrees): geo-referenced, but SRC needs metres.
     keys = (1, 1, 0, 2, 1024, 0, 1, 2, 2048, 0, 1, 4326)
-    _write_geotiff(tmp_path / "geo.tif", np.ones((8, 8), np.uint16), keys, scale=(0.001, 0.001, 0), tiepoint=(0, 0, 0, 10.0, 50.0, 0))
+    write_geotiff(tmp_path / "geo.tif", np.ones((8, 8), np.uint16), keys, pixel_m=(0.001, 0.001), origin=(10.0, 50.0))
     geo = read_geotiff(tmp_path / "geo.tif")
     assert geo.epsg == 4326 and geo.pixel_to_lonlat(8, 8) == pytest.approx((10.008, 49.992))
     with pytest.raises(ValueError, match="geo.tif: SRC tiling needs a projected CRS in metres"):
@@ -141,7 +137,7 @@ def test_pixel_is_point_geographic_crs_and_bad_files(tmp_path):
     # the raster comes from the one SAR reader: its layout rule (bands first -> bands last) and its errors
     planes = np.stack([np.full((8, 8), 1.0, np.float32), np.full((8, 8), 2.0, np.float32)])
     keys = (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32633)
-    _write_geotiff(tmp_path / "planar.tif", planes, keys)
+    write_geotiff(tmp_path / "planar.tif", planes, keys)
     planar = read_geotiff(tmp_path / "planar.tif")
     assert planar.data.shape == (8, 8, 2) and (planar.data[..., 1] == 2.0).all() and planar.epsg == 32633
     (tmp_path / "cut.tif").write_bytes((tmp_path / "planar.tif").read_bytes()[:300])

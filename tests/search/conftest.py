@@ -2,15 +2,14 @@
 
 import numpy as np
 import pytest
-import tifffile
 import torch
 
 from dataset_scripts import synthetic_dataset
 from modeling_sarclip import SarclipConfig, SarclipImageProcessor, SarclipModel, SarclipProcessor, SarclipTokenizer
 from modeling_sarclip.tokenization_sarclip import default_bpe_path
+from tests.conftest import write_geotiff
 
 IMAGE_SIZE = 32
-UTM_33N_KEYS = (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32633)  # projected, pixel is area, EPSG 32633
 
 
 def save_tiny_model(folder, seed: int = 0):
@@ -47,15 +46,6 @@ def chip_folder(tmp_path_factory):
         folder.mkdir(parents=True, exist_ok=True)
         row["image"].save(folder / f"{i:03d}.png")
     return root
-
-
-def write_geotiff(path, data, geokeys=UTM_33N_KEYS, pixel_m=10.0, origin=(500000.0, 4500000.0), nodata=None):
-    tags = [(33550, "d", 3, (pixel_m, pixel_m, 0.0)), (33922, "d", 6, (0, 0, 0, *origin, 0)),
-            (34735, "H", len(geokeys), geokeys)]
-    if nodata is not None:
-        tags.append((42113, "s", 0, str(nodata)))
-    tifffile.imwrite(path, data, extratags=tags)
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -93,7 +93,7 @@ def test_scenes_are_tiled_with_footprints_and_written_as_geojson(tmp_path, model
 
 
 def test_nodata_tiles_are_skipped_and_counted(tmp_path, model_dir):
-    from tests.search.conftest import write_geotiff
+    from tests.conftest import write_geotiff
 
     db = np.full((64, 64), -12.0, np.float32)
     db[:40] = -9999.0  # nodata over the top 40 rows: the top tiles are empty, the bottom ones 3/4 valid
@@ -190,7 +190,7 @@ def test_a_damaged_index_is_a_clear_error(tmp_path, chip_index, damage, message,
 
 
 def test_user_errors_of_the_commands(tmp_path, model_dir, chip_folder, capsys):
-    from tests.search.conftest import write_geotiff
+    from tests.conftest import write_geotiff
 
     no_crs = tmp_path / "no_crs"
     no_crs.mkdir()
@@ -208,6 +208,10 @@ def test_user_errors_of_the_commands(tmp_path, model_dir, chip_folder, capsys):
         (["index", str(model_dir), str(chip_folder), "--out", str(tmp_path / "d"), "--index-factory", "Bogus"],
          "not a faiss index_factory string"),
         (["index", str(model_dir), str(tmp_path / "missing.tif"), "--out", str(tmp_path / "f")], "no such GeoTIFF"),
+        (["index", str(model_dir), str(chip_folder), "--out", str(tmp_path / "g"), "--chunk-rows", "0"],
+         "chunk_rows: must be"),
+        (["index", str(model_dir), str(chip_folder), "--out", str(tmp_path / "h"), "--min-valid", "1.5"],
+         "min_valid: must be"),
         (["search", str(tmp_path / "nowhere"), "ship"], "no such index folder"),
         (["search", str(tmp_path), ""], "empty query"),
     ]
@@ -216,7 +220,7 @@ def test_user_errors_of_the_commands(tmp_path, model_dir, chip_folder, capsys):
         err = capsys.readouterr().err
         last = err.strip().splitlines()[-1]
         assert last.startswith("error: ") and message in err and "Traceback" not in err, (argv, err)
-    assert not any((tmp_path / name).exists() for name in "abcdef")
+    assert not any((tmp_path / name).exists() for name in "abcdefgh")
 
 
 def test_a_bf16_index_finds_what_the_fp32_index_finds(tmp_path, model_dir, chip_folder, chip_index):

@@ -75,13 +75,13 @@ class ArchiveIndex:
             return scene_tile(hit["scene"], hit["window"])
         if hit["path"] and Path(hit["path"]).is_file():
             return hit["path"]
-        return self._dataset()[hit["split"]][hit["row"]]["image"]
+        return self._dataset[hit["split"]][hit["row"]]["image"]
 
     def render(self, hit: dict, size: int = 192) -> Image.Image:
         """A hit as the model sees it (the processor's SAR radiometry, centre square), as an 8-bit RGB image."""
         return render_sar(self.processor, self.pixels(hit), size)
 
-    @functools.cache
+    @functools.cached_property
     def _dataset(self) -> datasets.DatasetDict:
         from ..sarclip.data import eval_data_config, load_image_text_dataset
 

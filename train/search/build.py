@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from dataset_scripts.geovl.tiling import PAPER_TILE_SIDE_M
 from sar_utils.atomic import atomic_file, folder_lock, replace_folder, staging_folder, write_json
 
+from ..common.config import check_options, option
 from ..evaluation.encode import encode_images
 from ..sarclip.model_io import load_trained_model, resolve_model_dir
 from .corpus import DEFAULT_MIN_VALID, GEOTIFF_SUFFIXES, Corpus, dataset_corpus, is_scene_source, scene_corpus
@@ -46,21 +47,26 @@ PARTS = "embeddings"
 
 @dataclass
 class IndexSettings:
-    splits: list[str] | None = None  # dataset splits to index (default: all)
-    batch_size: int = 64  # images per forward pass
-    tile_side_m: float = PAPER_TILE_SIDE_M  # GeoTIFF scenes: SRC tile side in metres (the SAR-GEOVL paper's 1024 m)
-    min_valid: float = DEFAULT_MIN_VALID  # GeoTIFF scenes: least fraction of valid pixels a tile must have
-    index_factory: str = "auto"  # faiss index_factory string, or "auto" (by size: faiss_index.index_factory_for)
-    target_recall: float = 0.95  # recall@10 against exact search that picks nprobe
-    chunk_rows: int = 1024  # rows per resumable embedding chunk
-    precision: str = "fp32"  # fp32, or bf16 (autocast; CPUs with bf16 units embed several times faster)
-    seed: int = 0  # sampling of the index training and tuning vectors
+    """How an archive is indexed; bounds are checked (`check_options`) before any work."""
+
+    splits: list[str] | None = option(None, "dataset splits to index (default: all)")
+    batch_size: int = option(64, "images per forward pass", min=1)
+    tile_side_m: float = option(PAPER_TILE_SIDE_M, "GeoTIFF scenes: SRC tile side in metres (SAR-GEOVL: 1024)", gt=0)
+    min_valid: float = option(DEFAULT_MIN_VALID, "GeoTIFF scenes: least fraction of valid pixels of a kept tile",
+                              min=0, max=1)
+    index_factory: str = option("auto", "faiss index_factory string, or auto (faiss_index.index_factory_for)")
+    target_recall: float = option(0.95, "recall@10 against exact search that picks nprobe", gt=0, max=1)
+    chunk_rows: int = option(1024, "rows per resumable embedding chunk", min=1)
+    precision: str = option("fp32", "fp32, or bf16 (CPU autocast: several times faster with bf16 units)",
+                            choices=tuple(AUTOCAST))
+    seed: int = option(0, "sampling of the index training and tuning vectors", min=0)
 
 
 def build_index(model: str, data: str, out: str | Path, settings: IndexSettings | None = None,
                 overwrite: bool = False) -> Path:
     """Embed `data` (anything `--data` takes, or GeoTIFF scenes) with `model` and write the index to `out`."""
     settings = settings or IndexSettings()
+    check_options(settings)
     out = Path(out)
     _check_output(out, overwrite)
     started = time.time()

@@ -62,7 +62,6 @@ def run_search_command(args: argparse.Namespace) -> int:
             splits=args.split.split(",") if args.split else None, batch_size=args.batch_size,
             tile_side_m=args.tile_side_m, min_valid=args.min_valid, index_factory=args.index_factory,
             target_recall=args.target_recall, chunk_rows=args.chunk_rows, precision=args.precision)
-        _check_positive(batch_size=args.batch_size, chunk_rows=args.chunk_rows, tile_side_m=args.tile_side_m)
         out = build_index(args.model, args.data, args.out, settings, overwrite=args.overwrite)
         print(f"index: {out} (python -m train search {out} \"a SAR image of a ship\")")
         return 0
@@ -71,7 +70,6 @@ def run_search_command(args: argparse.Namespace) -> int:
 
     if not (args.query or "").strip() and args.image is None:
         raise ValueError("empty query: give a text query, --image FILE, or both")
-    _check_positive(k=args.k)
     if args.out is not None and args.out.exists() and not args.overwrite:
         raise FileExistsError(f"{args.out}: exists; pass --overwrite to replace it, or choose another --out")
     archive = ArchiveIndex(args.index_dir, args.model)
@@ -85,8 +83,3 @@ def run_search_command(args: argparse.Namespace) -> int:
         print(f"results: {args.out}")
     return 0
 
-
-def _check_positive(**values) -> None:
-    for name, value in values.items():
-        if value <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value}")

@@ -14,6 +14,7 @@ neither breaks the processor (NaN) nor shows up as a bright or dark edge.
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,8 +42,9 @@ class Corpus:
     class_words: dict[str, str] = field(default_factory=dict)  # label -> its caption words (prompts, app labels)
 
     def pixels(self, rows: list[dict]) -> list:
-        if self.kind == "dataset":
-            return [self.dataset[row["split"]][row["row"]]["image"] for row in rows]
+        if self.kind == "dataset":  # one indexing call per run of rows of a split (chunks are contiguous)
+            return [image for split, group in itertools.groupby(rows, key=lambda row: row["split"])
+                    for image in self.dataset[split][[row["row"] for row in group]]["image"]]
         return [scene_tile(row["scene"], row["window"]) for row in rows]
 
 
@@ -117,8 +119,6 @@ def scene_files(data: str) -> list[Path]:
 
 def scene_corpus(data: str, tile_side_m: float = PAPER_TILE_SIDE_M, min_valid: float = DEFAULT_MIN_VALID) -> Corpus:
     """SRC tiles of every scene (module docstring). A scene that is not geo-referenced is an error naming it."""
-    if not 0 <= min_valid <= 1:
-        raise ValueError(f"min_valid must be in [0, 1], got {min_valid}")
     rows, skipped = [], {"border windows": 0, "tiles with too few valid pixels": 0}
     for path in scene_files(data):
         raster, valid = read_scene(str(path))

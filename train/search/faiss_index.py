@@ -113,22 +113,14 @@ def tune_nprobe(index: faiss.Index, vectors, k: int = 10, target_recall: float =
 
 
 def exact_top_k(vectors, queries: np.ndarray, k: int, block: int = 16_384) -> np.ndarray:
-    """(Q, k) row ids of the exact top-k by inner product (blocked matrix products; ties: lower row id). `vectors`:
-    an array or an `EmbeddingColumn` (read one block at a time)."""
-    best_scores = np.full((len(queries), 0), -np.inf, np.float32)
-    best_ids = np.zeros((len(queries), 0), np.int64)
+    """(Q, k) row ids of the exact top-k by inner product: faiss's brute-force kNN block by block, merged in its
+    result heap. `vectors`: an array or an `EmbeddingColumn` (read one block at a time)."""
+    heap = faiss.ResultHeap(len(queries), k, keep_max=True)
     for start in range(0, len(vectors), block):
-        scores = queries @ vectors[start : start + block].T
-        if scores.shape[1] > k:  # this block's own top-k first (partial sort), then merge with the best so far
-            ids = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-            scores = np.take_along_axis(scores, ids, 1)
-            ids += start
-        else:
-            ids = np.broadcast_to(np.arange(start, start + scores.shape[1]), scores.shape)
-        scores, ids = np.concatenate([best_scores, scores], 1), np.concatenate([best_ids, ids], 1)
-        order = np.lexsort((ids, -scores), axis=1)[:, :k]
-        best_scores, best_ids = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
-    return best_ids
+        scores, ids = faiss.knn(queries, vectors[start : start + block], k, metric=faiss.METRIC_INNER_PRODUCT)
+        heap.add_result(scores, np.where(ids < 0, -1, ids + start))
+    heap.finalize()
+    return heap.I
 
 
 def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
