@@ -31,6 +31,16 @@ def test_separable_features_reach_100_percent():
     assert results["linear_probe/weight_decay"] == 0.1  # all tie on validation: the largest weight decay wins
 
 
+def test_a_probe_leaves_the_global_random_state_as_it_was():
+    """Probes run inside seeded training runs (`standardize: auto`): drawing from the global RNG there would change
+    the run's LoRA initialisation."""
+    features, labels = _separable(5)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    train_linear_probe(features, labels.tolist(), 4)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_head_works_on_raw_features():
     """Standardisation is folded into the returned layer: logits == W_std @ ((x - mean) / std) + b."""
     features, labels = _separable(5)

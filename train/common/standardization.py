@@ -7,10 +7,15 @@ from modeling_sarclip import SarclipImageProcessor
 from modeling_sarclip.image_processing_sarclip import STANDARDIZATIONS, reference_statistics
 
 
-def check_standardize(value) -> None:
-    """The run-config rule of `standardize` (both families): one of STANDARDIZATIONS, or null."""
-    if value is not None and value not in STANDARDIZATIONS:
-        raise ValueError(f"standardize must be one of {STANDARDIZATIONS} or null, got {value!r}")
+AUTO = "auto"  # run-config only (SARCLIP fine-tuning): chosen by measurement, `train.sarclip.model_setup`
+
+
+def check_standardize(value, allow_auto: bool = False) -> None:
+    """The run-config rule of `standardize` (both families): one of STANDARDIZATIONS, or null; `auto` where the
+    trainer can measure the choice (`allow_auto`)."""
+    allowed = STANDARDIZATIONS + ((AUTO,) if allow_auto else ())
+    if value is not None and value not in allowed:
+        raise ValueError(f"standardize must be one of {allowed} or null, got {value!r}")
 
 
 def apply_standardization(image_processor: SarclipImageProcessor, mode: str | None, images=None,

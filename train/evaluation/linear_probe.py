@@ -60,7 +60,8 @@ def fit_linear_head(
 
     with torch.enable_grad():
         optimizer.step(closure)
-    head = torch.nn.Linear(features.shape[1], num_classes)
+    # no random init to overwrite: a probe must not draw from the global RNG (it runs inside seeded training runs)
+    head = torch.nn.utils.skip_init(torch.nn.Linear, features.shape[1], num_classes)
     with torch.no_grad():
         folded = weight / std  # standardisation folded into the layer: W (x - m) / s + b
         head.weight.copy_(folded)

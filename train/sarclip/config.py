@@ -50,8 +50,11 @@ class TrainConfig(TrainingOptions, YamlConfig):
     streaming: bool = option(False, "stream the train split from a dataset folder's parquet shards (bigger than RAM)")
     shuffle_buffer: int = option(2048, "streaming: examples in the shuffle buffer (per DataLoader worker)", min=1)
     standardize: str | None = option(None, "pixel standardisation after [-1, 1]: none | per_image (each chip by its "
-                                     "own mean/std) | dataset (train images' mean/std); null: the model folder's "
-                                     "processor setting, none for a new model. Saved with the processor")
+                                     "own mean/std) | dataset (train images' mean/std) | auto (fine-tuning on "
+                                     "labelled chips: the model folder's setting or per_image, whichever gives "
+                                     "the starting model the better linear probe on a validation split of the "
+                                     "train chips); null: the model folder's setting, none for a new model. "
+                                     "Saved with the processor")
     native_resolution: bool = option(False, "crop the centre image_size pixels at native resolution instead of "
                                      "resizing the chip (new processor; translate then crops real pixels)")
     augment: list = option([], "training augmentations: translate, hflip, vflip (e.g. [translate])", choices=AUGMENTATIONS)
@@ -119,7 +122,7 @@ class TrainConfig(TrainingOptions, YamlConfig):
     BARE_FLAG_VALUES = {"resume": "latest"}  # a bare --resume continues from the latest checkpoint
 
     def check(self):
-        check_standardize(self.standardize)
+        check_standardize(self.standardize, allow_auto=True)
         if self.push_to_hub and self.lora and not self.hub_base_model:
             raise ValueError("push_to_hub with lora: set hub_base_model to the Hub repo id of the base model (the "
                              f"adapters otherwise name its local folder, {self.init_from or self.model!r}), so that "

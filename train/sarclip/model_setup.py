@@ -6,6 +6,9 @@ import copy
 from collections.abc import Iterable
 from pathlib import Path
 
+import datasets
+import torch
+
 from modeling_sarclip import (
     OPEN_CLIP_PRESETS,
     SarclipConfig,
@@ -16,8 +19,11 @@ from modeling_sarclip import (
     train_sarclip_tokenizer,
 )
 
-from ..common.standardization import apply_standardization
+from ..common.standardization import AUTO, apply_standardization
 from .config import TrainConfig
+
+# `standardize: auto` fits its linear probes on at most this many training chips (seeded sample)
+AUTO_STANDARDIZATION_CHIPS = 1024
 
 
 def is_preset(name: str) -> bool:
@@ -52,13 +58,15 @@ def build_tokenizer(config: TrainConfig, captions: Iterable[str]) -> SarclipToke
 
 
 def load_model_and_processor(
-    config: TrainConfig, captions: Iterable[str] = (), images=None
+    config: TrainConfig, captions: Iterable[str] = (), train_set: datasets.Dataset | None = None
 ) -> tuple[SarclipModel, SarclipProcessor]:
     """The starting point of a run: `init_from` if set, else `model` (a preset -> random init, else from_pretrained).
 
-    `captions` feeds the tokenizer when `config.tokenizer == "trained"` and the model has no tokenizer yet; `images`
-    (the train images) give the pixel statistics when `config.standardize` is "dataset".
+    `captions` feeds the tokenizer when `config.tokenizer == "trained"` and the model has no tokenizer yet;
+    `train_set` (None when streaming) gives the pixel statistics of `standardize: dataset` and the labelled chips
+    `standardize: auto` measures on.
     """
+    images = None if train_set is None else train_set["image"]
     source = config.init_from or config.model
     if config.init_from or not is_preset(source):
         if config.init_from and not Path(config.init_from).is_dir():
@@ -72,7 +80,10 @@ def load_model_and_processor(
             processor = SarclipProcessor.from_pretrained(source)
             if config.native_resolution:
                 print(f"native_resolution: {source} brings its own processor, whose geometry is kept")
-            apply_standardization(processor.image_processor, config.standardize, images, source)
+            mode = config.standardize
+            if mode == AUTO:
+                mode = auto_standardization(model, processor, train_set, source)
+            apply_standardization(processor.image_processor, mode, images, source)
             return model, processor
         processor = new_processor(config, model.config, captions, images)
         if len(processor.tokenizer) != model.config.text_config.vocab_size:
@@ -98,6 +109,49 @@ def new_processor(config: TrainConfig, model_config: SarclipConfig, captions: It
     tokenizer.model_max_length = model_config.text_config.context_length
     image_processor = SarclipImageProcessor(size=model_config.vision_config.image_size,
                                             do_resize=not config.native_resolution)
-    apply_standardization(image_processor, config.standardize, images)
+    if config.standardize == AUTO:
+        print("standardize: auto has no starting model to measure (a new model, or a folder without a processor): "
+              "none")
+    apply_standardization(image_processor, None if config.standardize == AUTO else config.standardize, images)
     return SarclipProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
+
+
+def auto_standardization(model: SarclipModel, processor: SarclipProcessor, train_set: datasets.Dataset | None,
+                         source: str) -> str | None:
+    """`standardize: auto` for fine-tuning `source` on labelled chips: its processor's own setting, or per_image
+    (each chip mapped to the base's `pixel_reference`), whichever gives the starting model the higher linear-probe
+    accuracy on a validation split of the training chips (`train_linear_probe`, at most
+    `AUTO_STANDARDIZATION_CHIPS`, seeded; ties keep the base's setting). None (keep it) when there is nothing to
+    choose or to measure on.
+
+    Why measured, not fixed: the quickstart model gives every dark MSTAR chip one embedding as it is (validation
+    probe 28 % vs 50 % mapped; the LoRA run collapses), while on OpenSARShip chips, as dark, its own radiometry is
+    the better start (61.4 % vs 59.1 %; LoRA linear probe 64-67 % vs 58-60 % mapped): docs/EXPERIMENTS.md. The chips'
+    brightness alone does not tell the two apart (both about -0.8 in [-1, 1] against the base's -0.30).
+    """
+    from ..evaluation.encode import encode_images, eval_mode
+    from ..evaluation.linear_probe import train_linear_probe
+
+    own = processor.image_processor.standardization
+    if own == "per_image":
+        return None
+    if train_set is None or not isinstance(train_set.features.get("label"), datasets.ClassLabel):
+        print(f"standardize: auto keeps {source}'s setting ({own}): it needs labelled training chips to measure on")
+        return None
+    rows = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0))[:AUTO_STANDARDIZATION_CHIPS]
+    chips = train_set.select(sorted(rows.tolist()))
+    images, labels = chips["image"], chips["label"]
+    accuracy = {}
+    mapped = copy.deepcopy(processor)
+    apply_standardization(mapped.image_processor, "per_image", None, source)
+    for mode, candidate in ((own, processor), ("per_image", mapped)):
+        with eval_mode(model):
+            features = encode_images(model, candidate, images, 64)
+        probe = train_linear_probe(features, labels, train_set.features["label"].num_classes)
+        accuracy[mode] = max(probe.val_accuracy.values())
+    chosen = "per_image" if accuracy["per_image"] > accuracy[own] else own
+    print(f"standardize: auto chose {chosen} (the starting model's linear probe on a validation split of "
+          f"{len(chips)} training chips: {accuracy[own]:.1f} % with its own setting ({own}), "
+          f"{accuracy['per_image']:.1f} % per_image)")
+    return chosen

@@ -66,7 +66,8 @@ LOSS_CURVE = "training_loss.png"
 TOKENIZER = "tokenizer"
 BASE_MODEL = "base_model"
 # `auto_prompt_loss_weight`: a starting loss above this multiple of its uniform value means confidently wrong
-CONFIDENTLY_WRONG = 2.0
+# (measured on the quickstart model: OpenSARShip 2.00 in its own radiometry, 3.56 mapped per chip; MSTAR 1.03-1.16)
+CONFIDENTLY_WRONG = 1.5
 
 
 @dataclasses.dataclass
@@ -119,8 +120,7 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
         train_set = dataset[config.train_split]
         if config.max_train_samples:
             train_set = train_set.select(range(min(config.max_train_samples, len(train_set))))
-    model, processor = load_model_and_processor(shared_tokenizer(config, accelerator, train_set),
-                                                images=None if train_set is None else train_set["image"])
+    model, processor = load_model_and_processor(shared_tokenizer(config, accelerator, train_set), train_set=train_set)
     apply_partial_unfreezing(model, config.trainable_vision_layers, config.trainable_text_layers)
     if config.gradient_checkpointing:
         model.activation_checkpointing_enable({"use_reentrant": False})
@@ -374,8 +374,8 @@ def auto_prompt_loss_weight(model: torch.nn.Module, train_set: datasets.Dataset 
     Confidently wrong: its contrastive loss on the guard's probe batch (`PROBE_SIZE` chips spread over the train split,
     the run's positives) is above `CONFIDENTLY_WRONG` x its uniform value ln(probe size). From there in-batch InfoNCE
     alone falls fastest by giving every chip one embedding and rests at ln B (the quickstart model on OpenSARShip:
-    3.4 x ln B at the start, collapsed by step 80 at every learning rate tried), which the prompt loss does not
-    reward; on MSTAR chips (1.2 x) the prompt loss cost 6 points of linear probe (docs/EXPERIMENTS.md). Caption data
+    2.0-3.6 x ln B at the start, collapsed by step 80 at every learning rate tried), which the prompt loss does not
+    reward; on MSTAR chips (1.0-1.2 x) the prompt loss cost 6 points of linear probe (docs/EXPERIMENTS.md). Caption data
     (no ClassLabel) and streamed data: 0 (and with gradient accumulation, which the prompt loss does not support).
     """
     if train_set is None or not isinstance(train_set.features.get("label"), datasets.ClassLabel):
