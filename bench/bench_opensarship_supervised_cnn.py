@@ -43,39 +43,51 @@ def chips(split: datasets.Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return torch.stack(pixels), torch.tensor(split["label"]), torch.tensor(sides, dtype=torch.float32)
 
 
+def conv_block(cin: int, cout: int) -> nn.Sequential:
+    """Two 3x3 conv-BN-ReLU layers and a 2x2 max pool (the supervised references' building block)."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                         nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                         nn.MaxPool2d(2))
+
+
 def network(num_classes: int) -> nn.Module:
-    def block(cin: int, cout: int) -> nn.Sequential:
-        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                             nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                             nn.MaxPool2d(2))
-    return nn.Sequential(block(1, 16), block(16, 32), block(32, 64), block(64, 128), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Dropout(0.3), nn.Linear(128, num_classes))
+    return nn.Sequential(conv_block(1, 16), conv_block(16, 32), conv_block(32, 64), conv_block(64, 128),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(128, num_classes))
+
+
+def train_one_cycle(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, loss_fn, epochs: int,
+                    batch_size: int = 32, augment=None) -> nn.Module:
+    """AdamW lr 2e-3, wd 0.05, one-cycle schedule, shuffled batches (`augment(x)` applied to each); returns the
+    model in eval mode."""
+    optimizer = torch.optim.AdamW(model.parameters(), 2e-3, weight_decay=0.05)
+    steps = max(len(x_train) // batch_size, 1)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 2e-3, total_steps=epochs * steps)
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x_train))
+        for step in range(steps):
+            index = order[step * batch_size:(step + 1) * batch_size]
+            x = x_train[index] if augment is None else augment(x_train[index])
+            loss = loss_fn(model(x), y_train[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    return model.eval()
 
 
 def train_and_test(train, test, num_classes: int, epochs: int, seed: int) -> float:
     (x_train, y_train, _), (x_test, y_test, _) = train, test
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = network(num_classes)
-    optimizer = torch.optim.AdamW(model.parameters(), 2e-3, weight_decay=0.05)
-    steps = len(x_train) // 32
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 2e-3, total_steps=epochs * steps)
-    for _ in range(epochs):
-        model.train()
-        order = torch.randperm(len(x_train))
-        for step in range(steps):
-            index = order[step * 32:(step + 1) * 32]
-            x = torch.roll(x_train[index], shifts=(int(rng.integers(-6, 7)), int(rng.integers(-6, 7))), dims=(2, 3))
-            if rng.random() < 0.5:
-                x = x.flip(3)
-            if rng.random() < 0.5:
-                x = x.flip(2)
-            loss = F.cross_entropy(model(x), y_train[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-    model.eval()
+
+    def shift_and_flip(x):
+        x = torch.roll(x, shifts=(int(rng.integers(-6, 7)), int(rng.integers(-6, 7))), dims=(2, 3))
+        if rng.random() < 0.5:
+            x = x.flip(3)
+        return x.flip(2) if rng.random() < 0.5 else x
+
+    model = train_one_cycle(network(num_classes), x_train, y_train, F.cross_entropy, epochs, augment=shift_and_flip)
     with torch.no_grad():
         return (model(x_test).argmax(1) == y_test).float().mean().item() * 100
 

@@ -66,11 +66,14 @@ def _main(argv: list[str]) -> int:
     vqa.add_argument("--data-dir", type=Path, required=True, help="the shared/data folder")
     vqa.add_argument("--out", type=Path, required=True)
     vqa.add_argument("--mstar-per-class", type=int, help="keep the first N MSTAR test chips per class")
+    vqa.add_argument("--train-views", type=int, default=1, choices=range(1, 9), metavar="{1..8}",
+                     help="store each HRSID / SAR-AIRcraft train image in this many dihedral views (flips, 90-degree "
+                          "rotations), answers recomputed; test images stay as they are (default: 1)")
     vqa.add_argument("--push-to-hub", metavar="REPO", help="upload the result to this Hub dataset repo")
 
     args = parser.parse_args(argv)
     if args.command == "vqa":
-        ds = save_vqa_sets(args.data_dir, args.out, args.mstar_per_class)
+        ds = save_vqa_sets(args.data_dir, args.out, args.mstar_per_class, args.train_views)
         print(f"wrote {', '.join(f'{len(split)} {name}' for name, split in ds.items())} questions to {args.out}")
         _push(args)
         return

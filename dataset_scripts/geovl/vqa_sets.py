@@ -14,16 +14,24 @@ Table 5: 35 tokens) truncates the constant explanation, not the region asked abo
 (1 2 3 / 4 5 6 / 7 8 9); a target belongs to the region holding its box centre. When several
 targets are asked about at once, the answer lists the region numbers (or class names) in ascending,
 de-duplicated order, separated by ", ".
+
+Training views (`train_views=8`, choice): each train image of the two detection sources is also stored in its other 7
+dihedral views (rotations by 90 degrees and flips), with its boxes carried along and every answer recomputed; test
+images stay as they are. A few dozen detection images give only a few dozen position questions (49 train questions
+here), too few to learn nine region numbers from; flips and right-angle rotations are the standard geometric
+augmentation of SAR ship and aircraft detectors, and they change where targets are, not what they are.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import defaultdict
 from pathlib import Path
 
 import datasets
+from PIL import Image
 
 from ..export import write_dataset_folder
 
@@ -60,54 +68,110 @@ def region_number(box_xywh: list[float], width: int, height: int, grid: int = GR
     return row * grid + col + 1
 
 
+# dihedral views: name -> PIL transpose (None: the image as it is); the box maps below follow the same transforms
+VIEWS = {
+    "": None,
+    "flip_lr": Image.Transpose.FLIP_LEFT_RIGHT,
+    "flip_tb": Image.Transpose.FLIP_TOP_BOTTOM,
+    "rot90": Image.Transpose.ROTATE_90,
+    "rot180": Image.Transpose.ROTATE_180,
+    "rot270": Image.Transpose.ROTATE_270,
+    "transpose": Image.Transpose.TRANSPOSE,
+    "transverse": Image.Transpose.TRANSVERSE,
+}
+
+
+def view_box(box_xywh: list[float], width: int, height: int, view: str) -> list[float]:
+    """The box (x, y, w, h) of a ``width x height`` image in its dihedral `view` (PIL's transpose of that name;
+    rot90 is counter-clockwise, as PIL's ROTATE_90)."""
+    x, y, w, h = box_xywh
+    return {
+        "": [x, y, w, h],
+        "flip_lr": [width - x - w, y, w, h],
+        "flip_tb": [x, height - y - h, w, h],
+        "rot90": [y, width - x - w, h, w],
+        "rot180": [width - x - w, height - y - h, w, h],
+        "rot270": [height - y - h, x, h, w],
+        "transpose": [y, x, h, w],
+        "transverse": [height - y - h, width - x - w, h, w],
+    }[view]
+
+
+def _view_image(path: Path, view: str):
+    """The image file as it is (its path), or its dihedral view as PNG bytes."""
+    if not view:
+        return str(path)
+    with Image.open(path) as image:
+        buffer = io.BytesIO()
+        image.transpose(VIEWS[view]).save(buffer, format="PNG")
+    return {"bytes": buffer.getvalue(), "path": None}
+
+
 def _join(items) -> str:
     return ", ".join(str(i) for i in sorted(set(items)))
 
 
-def _detection_vqa(coco_json: Path, dataset: str, noun: str, plural: str, fine_grained: bool) -> datasets.Dataset:
+def test_image_ids(image_ids) -> set[str]:
+    """The test images of one detection source: every fifth of its sorted image ids (the paper's 4:1 split)."""
+    return set(sorted(set(image_ids))[4::5])
+
+
+def _detection_vqa(coco_json: Path, dataset: str, noun: str, plural: str, fine_grained: bool,
+                   train_views: int = 1) -> datasets.Dataset:
     coco = json.loads(coco_json.read_text(encoding="utf-8"))
     names = {c["id"]: c["name"] for c in coco["categories"]}
     boxes = defaultdict(list)
     for ann in coco["annotations"]:
         boxes[ann["image_id"]].append(ann)
+    image_id = {image["id"]: f"{dataset}/{Path(image['file_name']).stem}" for image in coco["images"]}
+    held_out = test_image_ids(image_id.values())
     rows = []
     for image in coco["images"]:
         path = coco_json.parent / image["file_name"]
         if not path.is_file():
             raise FileNotFoundError(f"{coco_json}: image {image['file_name']} not found at {path}")
-        anns = boxes[image["id"]]
-        base = {"image": str(path), "dataset": dataset, "image_id": f"{dataset}/{Path(image['file_name']).stem}"}
-        rows.append({**base, "task_type": TASK_COUNT, "question": f"How many {plural} are in the image?", "answer": str(len(anns))})
-        regions = defaultdict(list)  # region -> class names
-        by_class = defaultdict(list)  # class name -> regions
-        for ann in anns:
-            region = region_number(ann["bbox"], image["width"], image["height"])
-            regions[region].append(names[ann["category_id"]])
-            by_class[names[ann["category_id"]]].append(region)
-        for region in sorted(regions):
-            kind = f"type of {noun}" if fine_grained else "type of target"
-            rows.append({**base, "task_type": TASK_RECOGNITION, "answer": _join(regions[region]),
-                         "question": f"What {kind} is in region {region}? {_GRID_TEXT}"})
-        for name in sorted(by_class):
-            target = f"{name} {noun}" if fine_grained else plural
-            rows.append({**base, "task_type": TASK_POSITION, "answer": _join(by_class[name]),
-                         "question": f"In which region(s) are the {target} located? {_GRID_TEXT}"})
+        for view in list(VIEWS)[:1 if image_id[image["id"]] in held_out else train_views]:
+            rows += _image_questions(path, image, view, boxes[image["id"]], names, image_id[image["id"]], dataset,
+                                     noun, plural, fine_grained)
     return datasets.Dataset.from_list(rows, features=VQA_FEATURES)
 
 
-def hrsid_vqa(data_dir: str | Path) -> datasets.Dataset:
+def _image_questions(path, image, view, anns, names, image_id, dataset, noun, plural, fine_grained) -> list[dict]:
+    width, height = (image["height"], image["width"]) if view in ("rot90", "rot270", "transpose", "transverse") \
+        else (image["width"], image["height"])
+    base = {"image": _view_image(path, view), "dataset": dataset, "image_id": f"{image_id}@{view}" if view else image_id}
+    rows = [{**base, "task_type": TASK_COUNT, "question": f"How many {plural} are in the image?", "answer": str(len(anns))}]
+    regions = defaultdict(list)  # region -> class names
+    by_class = defaultdict(list)  # class name -> regions
+    for ann in anns:
+        region = region_number(view_box(ann["bbox"], image["width"], image["height"], view), width, height)
+        regions[region].append(names[ann["category_id"]])
+        by_class[names[ann["category_id"]]].append(region)
+    for region in sorted(regions):
+        kind = f"type of {noun}" if fine_grained else "type of target"
+        rows.append({**base, "task_type": TASK_RECOGNITION, "answer": _join(regions[region]),
+                     "question": f"What {kind} is in region {region}? {_GRID_TEXT}"})
+    for name in sorted(by_class):
+        target = f"{name} {noun}" if fine_grained else plural
+        rows.append({**base, "task_type": TASK_POSITION, "answer": _join(by_class[name]),
+                     "question": f"In which region(s) are the {target} located? {_GRID_TEXT}"})
+    return rows
+
+
+def hrsid_vqa(data_dir: str | Path, train_views: int = 1) -> datasets.Dataset:
     """HRSID ships (``<data_dir>/hrsid_samples``): count, region-wise recognition ("ship") and position.
 
     The boxes of the 36 mini_test tiles are connected components of a semantic mask, so touching ships
     count as one (see that folder's SOURCE.md).
     """
-    return _detection_vqa(Path(data_dir) / "hrsid_samples" / "annotations_coco.json", "hrsid", "ship", "ships", False)
+    return _detection_vqa(Path(data_dir) / "hrsid_samples" / "annotations_coco.json", "hrsid", "ship", "ships", False,
+                          train_views)
 
 
-def sar_aircraft_vqa(data_dir: str | Path) -> datasets.Dataset:
+def sar_aircraft_vqa(data_dir: str | Path, train_views: int = 1) -> datasets.Dataset:
     """SAR-AIRcraft-1.0 (``<data_dir>/sar_aircraft_samples``): count, fine-grained type per region, position per type."""
     coco_json = Path(data_dir) / "sar_aircraft_samples" / "annotations_coco.json"
-    return _detection_vqa(coco_json, "sar_aircraft", "aircraft", "aircraft", True)
+    return _detection_vqa(coco_json, "sar_aircraft", "aircraft", "aircraft", True, train_views)
 
 
 def mstar_recognition_vqa(data_dir: str | Path, split: str = "test", max_per_class: int | None = None) -> datasets.Dataset:
@@ -137,11 +201,14 @@ def mstar_recognition_vqa(data_dir: str | Path, split: str = "test", max_per_cla
     return datasets.Dataset.from_list(rows, features=VQA_FEATURES)
 
 
-def vqa_splits(data_dir: str | Path, mstar_per_class: int | None = None) -> datasets.DatasetDict:
-    """`train` and `test` question sets (images as file paths) of the three sources (module docstring)."""
-    detection = datasets.concatenate_datasets([hrsid_vqa(data_dir), sar_aircraft_vqa(data_dir)])
-    test_ids = {image_id for name in ("hrsid", "sar_aircraft")
-                for image_id in sorted({i for i in detection["image_id"] if i.startswith(f"{name}/")})[4::5]}
+def vqa_splits(data_dir: str | Path, mstar_per_class: int | None = None, train_views: int = 1) -> datasets.DatasetDict:
+    """`train` and `test` question sets (images as file paths, or PNG bytes for the extra training views) of the
+    three sources (module docstring); `train_views`: 1 to 8 dihedral views of each detection train image."""
+    if not 1 <= train_views <= len(VIEWS):
+        raise ValueError(f"train_views must be 1 to {len(VIEWS)} (dihedral views of a train image), got {train_views}")
+    detection = datasets.concatenate_datasets([hrsid_vqa(data_dir, train_views), sar_aircraft_vqa(data_dir, train_views)])
+    test_ids = set().union(*(test_image_ids(i for i in detection["image_id"] if i.startswith(f"{name}/") and "@" not in i)
+                             for name in ("hrsid", "sar_aircraft")))
     in_test = [image_id in test_ids for image_id in detection["image_id"]]
     return datasets.DatasetDict({
         split: datasets.concatenate_datasets([
@@ -151,14 +218,15 @@ def vqa_splits(data_dir: str | Path, mstar_per_class: int | None = None) -> data
     })
 
 
-def save_vqa_sets(data_dir: str | Path, out_dir: str | Path, mstar_per_class: int | None = None) -> datasets.DatasetDict:
+def save_vqa_sets(data_dir: str | Path, out_dir: str | Path, mstar_per_class: int | None = None,
+                  train_views: int = 1) -> datasets.DatasetDict:
     """The `train` / `test` questions and the `images` split (each image once, embedded) written to ``out_dir``
     with a dataset card; returns the question splits with their images (as `load_vqa_sets` does)."""
-    splits = vqa_splits(data_dir, mstar_per_class)
-    images = {}  # image_id -> path, first-seen order
+    splits = vqa_splits(data_dir, mstar_per_class, train_views)
+    images = {}  # image_id -> {"path", "bytes"}, first-seen order
     for split in splits.values():
         for image_id, image in zip(split["image_id"], split.cast_column("image", datasets.Image(decode=False))["image"]):
-            images.setdefault(image_id, image["path"])
+            images.setdefault(image_id, image)
     image_rows = datasets.Dataset.from_dict(
         {"image": list(images.values()), "image_id": list(images), "dataset": [i.split("/")[0] for i in images],
          "question": [None] * len(images), "answer": [None] * len(images), "task_type": [None] * len(images)},
@@ -178,6 +246,7 @@ def save_vqa_sets(data_dir: str | Path, out_dir: str | Path, mstar_per_class: in
         "Question/answer pairs from real annotations (SAR-KnowLIP Table 6 task types). " + _GRID_TEXT + "\n"
         "A target's region is the one holding its box centre; multiple answers are listed ascending, ', '-separated.\n"
         "Each image is stored once, in the split `images`; question rows (`train`, `test`) refer to it by `image_id` "
+        f"(`ID@VIEW`: a dihedral view of a train image, {train_views} view(s) per detection train image) "
         "(`dataset_scripts.geovl.load_vqa_sets` joins them). HRSID and SAR-AIRcraft are split 4:1 by image; MSTAR "
         "train/test are its 17/15 degree chips.\nResearch-only source data: see each source folder's SOURCE.md for "
         "licences.\n\n| split | dataset/task | questions |\n|---|---|---|\n" + table + "\n",

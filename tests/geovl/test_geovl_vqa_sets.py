@@ -7,12 +7,15 @@ import datasets
 import pytest
 
 from dataset_scripts.geovl.vqa_sets import (
+    VIEWS,
     hrsid_vqa,
     load_vqa_sets,
     mstar_recognition_vqa,
     region_number,
     sar_aircraft_vqa,
     save_vqa_sets,
+    view_box,
+    vqa_splits,
 )
 
 
@@ -108,3 +111,38 @@ def test_saved_sets_store_each_image_once_and_split_by_image(sar_data_dir, tmp_p
     from modeling_knowlip.configuration_knowlip import VQA_TASK_TYPES
 
     assert set(loaded["test"]["task_type"]) == set(VQA_TASK_TYPES[:3])
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_a_box_lands_where_the_pixels_of_its_view_are(view):
+    """`view_box` follows PIL's transpose of the same name: the bright box of a non-square image is found where the
+    mapped box says, in each of the 8 dihedral views."""
+    import numpy as np
+    from PIL import Image
+
+    width, height, box = 90, 60, [10, 5, 20, 7]  # x, y, w, h
+    pixels = np.zeros((height, width), dtype=np.uint8)
+    pixels[5:12, 10:30] = 255
+    image = Image.fromarray(pixels)
+    viewed = np.asarray(image if not view else image.transpose(VIEWS[view]))
+    rows, cols = np.nonzero(viewed)
+    x, y, w, h = view_box(box, width, height, view)
+    assert (cols.min(), rows.min(), cols.max() + 1 - cols.min(), rows.max() + 1 - rows.min()) == (x, y, w, h)
+
+
+def test_train_views_multiply_the_detection_train_questions_and_leave_test_alone(sar_data_dir):
+    plain, views = vqa_splits(sar_data_dir, 1), vqa_splits(sar_data_dir, 1, train_views=8)
+    assert views["test"]["image_id"] == plain["test"]["image_id"] and views["test"]["answer"] == plain["test"]["answer"]
+    detection = [i for i in plain["train"]["image_id"] if not i.startswith("mstar/")]
+    assert Counter(i.split("@")[0] for i in views["train"]["image_id"] if not i.startswith("mstar/")) == Counter(
+        {i: 8 * n for i, n in Counter(detection).items()})
+    # a view's answers are its own: a ship in region 1 of an image is in region 3 of its left-right flip
+    rows = views["train"].remove_columns("image")
+    position = {r["image_id"]: r["answer"] for r in rows if r["task_type"] == "target position" and r["dataset"] == "hrsid"}
+    flip = {1: 3, 2: 2, 3: 1, 4: 6, 5: 5, 6: 4, 7: 9, 8: 8, 9: 7}
+    for image_id, answer in position.items():
+        if "@" not in image_id:
+            flipped = sorted(flip[int(r)] for r in answer.split(", "))
+            assert position[f"{image_id}@flip_lr"] == ", ".join(map(str, flipped))
+    with pytest.raises(ValueError, match="train_views must be 1 to 8"):
+        vqa_splits(sar_data_dir, 1, train_views=9)

@@ -4,7 +4,7 @@ import pytest
 
 from dataset_scripts.geovl.vqa_sets import hrsid_vqa, mstar_recognition_vqa
 from modeling_knowlip.configuration_knowlip import VQA_TASK_TYPES
-from train.evaluation.vqa import normalize_answer, vqa_accuracy
+from train.evaluation.vqa import majority_answer_accuracy, normalize_answer, vqa_accuracy
 
 
 def test_normalisation():
@@ -38,6 +38,17 @@ def test_accuracy_per_task_type_by_hand():
     assert acc.questions == {"target count": 3, "target recognition": 2, "target position": 2, "main landform": 1,
                              "all landforms": 1}
     assert acc.overall == pytest.approx(600 / 9)
+
+
+def test_the_majority_answer_prior_per_task_type():
+    count, recognition, position = VQA_TASK_TYPES[:3]
+    train = [("3", count), ("three", count), ("2", count), ("5", position), ("4", position), ("1, 5", position)]
+    test = [("3", count), ("2", count), ("4", position), ("4", position), ("5", position), ("ship", recognition)]
+    prior = majority_answer_accuracy(*zip(*train), *zip(*test), VQA_TASK_TYPES)
+    # count: "3" (twice, "three" normalised) is right once in 2; position: "5" and "4" tie, and "4" scores 2 in 3;
+    # recognition: no training answer, nothing scores
+    assert prior.per_task == {count: 50.0, recognition: 0.0, position: pytest.approx(200 / 3)}
+    assert prior.questions == {count: 2, recognition: 1, position: 3}
 
 
 def test_bad_inputs_are_named():

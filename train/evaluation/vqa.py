@@ -78,3 +78,26 @@ def vqa_accuracy(
         questions={t: total[t] for t in present},
         overall=100.0 * sum(correct.values()) / len(predictions),
     )
+
+
+def majority_answer_accuracy(
+    train_answers: Sequence[str],
+    train_task_types: Sequence[str],
+    references: Sequence[str],
+    task_types: Sequence[str],
+    task_order: Sequence[str] | None = None,
+) -> VqaAccuracy:
+    """The class-prior level a VQA model must beat: per task type, the accuracy of giving every test question the
+    most frequent training answer of its type (normalised as `vqa_accuracy` does). When several answers tie for most
+    frequent, the best of them on the test questions counts (the prior is never under-stated); a type without
+    training questions scores 0."""
+    counts: dict[str, Counter] = {}
+    for answer, task in zip(train_answers, train_task_types, strict=True):
+        counts.setdefault(task, Counter())[normalize_answer(answer)] += 1
+    predictions = []
+    for task in task_types:
+        top = counts.get(task, Counter()).most_common(1)
+        tied = [a for a, n in counts[task].items() if n == top[0][1]] if top else []
+        hits = {a: sum(normalize_answer(r) == a for r, t in zip(references, task_types) if t == task) for a in tied}
+        predictions.append(", ".join(sorted(max(tied, key=lambda a: (hits[a], sorted(a))))) if tied else "")
+    return vqa_accuracy(predictions, references, task_types, task_order)  # "" (no training answer) never matches

@@ -46,6 +46,7 @@ from modeling_knowlip import (
     SarKnowlipForImageTextRetrieval,
     SarKnowlipForQuestionAnswering,
     SarKnowlipProcessor,
+    VQA_TASK_TYPES,
 )
 
 
@@ -59,6 +60,7 @@ from ..common.hub import push_model_dir
 from ..common.lora import add_lora
 from ..evaluation.metrics import load_metric
 from ..evaluation.retrieval import unique_captions
+from ..evaluation.vqa import majority_answer_accuracy
 from ..evaluation.zero_shot import flat_classification_metrics
 from .evaluate import RESULTS_FILE, evaluate_knowlip, load_image_texts, load_vqa_data
 from .schedule import alpha_at
@@ -323,7 +325,9 @@ def _vqa(config: FinetuneConfig, processor: SarKnowlipProcessor) -> TaskSetup:
     def evaluate(model, out: Path) -> dict:
         results = evaluate_knowlip(model, processor, ["vqa"], out / "eval", vqa_data=test,
                                    batch_size=config.eval_batch_size)
-        return {**results, "test_questions": len(test)}
+        prior = majority_answer_accuracy(train["answer"], train["task_type"], test["answer"], test["task_type"],
+                                         VQA_TASK_TYPES)
+        return {**results, "vqa_majority_answer": dataclasses.asdict(prior), "test_questions": len(test)}
 
     return TaskSetup(model, len(train), collate, evaluate, pretraining_losses=True)
 
