@@ -143,6 +143,21 @@ def build_vision_model(config: SarKnowlipConfig) -> ViTModel:
     return vision
 
 
+def interpolate_position_embeddings(position_embeddings: torch.Tensor, grid: int) -> torch.Tensor:
+    """(1, 1 + g * g, D) ViT position embeddings -> (1, 1 + grid * grid, D): the class token's position kept, the
+    g x g patch positions resized bicubically to grid x grid (as BLIP's `interpolate_pos_embed`)."""
+    cls_position, patches = position_embeddings[:, :1], position_embeddings[:, 1:]
+    side = round(patches.shape[1] ** 0.5)
+    if side * side != patches.shape[1]:
+        raise ValueError(f"position embeddings of {patches.shape[1]} patches are not a square grid")
+    if side == grid:
+        return position_embeddings.clone()
+    patches = patches.reshape(1, side, side, -1).permute(0, 3, 1, 2)
+    patches = F.interpolate(patches.float(), size=(grid, grid), mode="bicubic", align_corners=False)
+    patches = patches.to(position_embeddings.dtype).permute(0, 2, 3, 1).reshape(1, grid * grid, -1)
+    return torch.cat([cls_position, patches], dim=1)
+
+
 def pool_tokens(hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
     """(B, L, D) token states -> (B, D): the first ([CLS]) state, or the mean over the attended tokens."""
     if pooling == "cls":
@@ -182,6 +197,22 @@ class SarKnowlipPreTrainedModel(PreTrainedModel):
         self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}),
                                 **{auto: f"{module}.{name}" for auto, name in AUTO_CLASSES.items()}}
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def with_image_size(self, image_size: int) -> "SarKnowlipPreTrainedModel":
+        """A copy of this model for `image_size`-pixel inputs: the position embeddings of every ViT tower (momentum
+        tower included) interpolated to the new patch grid, `config.vision_config.image_size` updated. BLIP fine-tunes
+        VQA at 480 px what it pre-trained at 224 px the same way (its `interpolate_pos_embed`)."""
+        patch = self.config.vision_config.patch_size
+        if image_size < patch or image_size % patch:
+            raise ValueError(f"image_size must be a positive multiple of the ViT patch size {patch}, got {image_size}")
+        config = copy.deepcopy(self.config)
+        config.vision_config.image_size = image_size
+        state = {name: interpolate_position_embeddings(tensor, image_size // patch)
+                 if name.endswith("embeddings.position_embeddings") and tensor.ndim == 3 else tensor
+                 for name, tensor in self.state_dict().items()}
+        model = type(self)(config)
+        model.load_state_dict(state)
+        return model
 
     @torch.no_grad()
     def _init_weights(self, module):

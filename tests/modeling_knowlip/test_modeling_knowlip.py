@@ -11,6 +11,7 @@ from modeling_knowlip import (
     SarKnowlipForQuestionAnswering,
     SarKnowlipModel,
 )
+from modeling_knowlip.modeling_knowlip import interpolate_position_embeddings
 
 
 def _model(tiny_config, cls=SarKnowlipModel, seed=0, **overrides):
@@ -290,6 +291,38 @@ def test_image_classification_head_fine_tunes_from_a_knowlip_checkpoint(tiny_con
     assert out.logits.shape == (4, 3) and torch.isfinite(out.loss)
     out.loss.backward()
     assert _grad_norm(classifier.vision_model) > 0 and _grad_norm(classifier.classifier) > 0
+
+
+def test_position_embeddings_are_interpolated_on_the_patch_grid():
+    """A plane a*row + b*col over the 4 x 4 grid stays that plane (rescaled) on 8 x 8; the class position is kept."""
+    rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")
+    plane = torch.stack([rows, cols], dim=-1).reshape(1, 16, 2)
+    embeddings = torch.cat([torch.tensor([[[7.0, -7.0]]]), plane], dim=1)
+    resized = interpolate_position_embeddings(embeddings, 8)
+    assert resized.shape == (1, 65, 2) and torch.equal(resized[:, 0], embeddings[:, 0])
+    grid = resized[0, 1:].reshape(8, 8, 2)
+    assert torch.all(grid[1:, :, 0] >= grid[:-1, :, 0]) and torch.all(grid[:, 1:, 1] >= grid[:, :-1, 1])
+    assert torch.allclose(grid[:, :, 0], grid[:, :1, 0].expand(8, 8)) and grid[0, 0, 0] < 0.5 < 2.5 < grid[-1, 0, 0]
+    assert torch.equal(interpolate_position_embeddings(embeddings, 4), embeddings)
+
+
+@pytest.mark.parametrize("cls", [SarKnowlipModel, SarKnowlipForQuestionAnswering])
+def test_a_model_takes_a_larger_image_size_and_reloads_with_it(tiny_config, processor, images, cls, tmp_path):
+    model = _model(tiny_config, cls).eval()
+    side = model.config.vision_config.image_size
+    assert torch.equal(model.with_image_size(side).state_dict()["vision_model.embeddings.position_embeddings"],
+                       model.state_dict()["vision_model.embeddings.position_embeddings"])
+    larger = model.with_image_size(2 * side).eval()
+    assert larger.config.vision_config.image_size == 2 * side and model.config.vision_config.image_size == side
+    pixels = processor.image_processor(images(2), size=2 * side, return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        tokens = larger.vision_model(pixel_values=pixels).last_hidden_state
+        assert tokens.shape[1] == 1 + (2 * side // model.config.vision_config.patch_size) ** 2
+        larger.save_pretrained(tmp_path)
+        again = cls.from_pretrained(tmp_path).eval()
+        assert torch.equal(again.vision_model(pixel_values=pixels).last_hidden_state, tokens)
+    with pytest.raises(ValueError, match="multiple of the ViT patch size"):
+        model.with_image_size(side + 1)
 
 
 def test_activation_checkpointing_gives_the_same_gradients(tiny_config, batch):

@@ -86,9 +86,16 @@ def test_retrieval_and_captioning_on_an_opensarship_build(model_dir, real_data, 
 
 
 def test_vqa_on_the_real_vqa_sets(model_dir, real_data, tmp_path):
+    side = 2 * SarKnowlipConfig.from_pretrained(model_dir).vision_config.image_size
     results = _finetune("vqa", model_dir, real_data / "vqa", tmp_path / "run", "--max_train_samples", "12",
-                        "--max_eval_samples", "12")
+                        "--max_eval_samples", "12", "--image_size", str(side))
     assert sum(results["vqa"]["questions"].values()) == 12 == results["test_questions"]
+    # the class-prior level beside it, per task type, on the same questions
+    assert results["vqa_majority_answer"]["questions"] == results["vqa"]["questions"]
+    # fine-tuned at twice the side: the saved model and processor both take the new size
+    tuned = tmp_path / "run" / "model"
+    assert SarKnowlipConfig.from_pretrained(tuned).vision_config.image_size == side
+    assert SarKnowlipProcessor.from_pretrained(tuned).image_processor.size == side
     assert set(results["vqa"]["per_task"]) <= {"target count", "target recognition", "target position"}
     answers = (tmp_path / "run" / "eval" / "vqa_answers.jsonl").read_text().splitlines()
     assert len(answers) == 12

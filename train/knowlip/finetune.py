@@ -94,6 +94,9 @@ class FinetuneConfig(TrainingOptions, YamlConfig):
     max_length: int | None = option(None, "text tokens (default: Table 5, 35 / 100 for captions)", min=1)
     max_train_samples: int | None = option(None, "a seeded random N training images (vqa: questions)", min=1)
     max_eval_samples: int | None = option(None, "a seeded random N evaluation images (vqa: questions)", min=1)
+    image_size: int | None = option(None, "input side in pixels; other than the model's, its ViT position embeddings "
+                                    "are interpolated to the new patch grid (BLIP fine-tunes VQA at 480 px after "
+                                    "224 px pre-training); null: the model's", min=1)
     lora: bool = option(False, "classification: LoRA adapters on the ViT instead of full fine-tuning")
     lora_r: int = option(8, "LoRA rank", min=1)
     lora_alpha: int = option(16, "LoRA scaling numerator", min=1)
@@ -125,6 +128,8 @@ def finetune(config: FinetuneConfig, accelerator: Accelerator | None = None) -> 
     set_seed(config.seed)
     out = Path(config.output_dir)
     processor = SarKnowlipProcessor.from_pretrained(config.model)
+    if config.image_size:
+        processor.image_processor.size = config.image_size
     task = TASK_SETUPS[config.task](config, processor)
     start = time.perf_counter()
     model = _train(task, config, accelerator)
@@ -254,6 +259,14 @@ def _subset(data: datasets.Dataset, limit: int | None, seed: int) -> datasets.Da
     return data.shuffle(seed=seed).select(range(min(limit, len(data)))) if limit else data
 
 
+def _load_model(model_class, config: FinetuneConfig, **kwargs):
+    """`model_class.from_pretrained(config.model, **kwargs)`, for `config.image_size` inputs when that is set."""
+    model = model_class.from_pretrained(config.model, **kwargs)
+    if config.image_size and config.image_size != model.config.vision_config.image_size:
+        model = model.with_image_size(config.image_size)
+    return model
+
+
 def _classification(config: FinetuneConfig, processor: SarKnowlipProcessor) -> TaskSetup:
     train, test = _splits(config)
     label = train.features.get("label")
@@ -261,8 +274,8 @@ def _classification(config: FinetuneConfig, processor: SarKnowlipProcessor) -> T
         raise ValueError(f"{config.data}: classification needs a ClassLabel `label` column (columns: "
                          f"{train.column_names})")
     names = label.names
-    model = SarKnowlipForImageClassification.from_pretrained(
-        config.model, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+    model = _load_model(SarKnowlipForImageClassification, config, num_labels=len(names), id2label=dict(enumerate(names)),
+                        label2id={n: i for i, n in enumerate(names)})
     if config.lora:
         model = add_lora(model, VIT_LORA_TARGETS, config.lora_r, config.lora_alpha, towers=("vision_model",))
         model.base_model.model.classifier.requires_grad_(True)  # the new head always trains (merged at the end)
@@ -289,7 +302,7 @@ def _classification(config: FinetuneConfig, processor: SarKnowlipProcessor) -> T
 def _image_text(config: FinetuneConfig, processor: SarKnowlipProcessor) -> TaskSetup:
     model_class = SarKnowlipForImageTextRetrieval if config.task == "retrieval" else SarKnowlipForConditionalGeneration
     weights = {"mlm_weight": 0.0} if config.task == "retrieval" else {}  # Table 5: retrieval trains ITC + ITM
-    model = model_class.from_pretrained(config.model, **weights)
+    model = _load_model(model_class, config, **weights)
     image_size = model.config.vision_config.image_size
     train, test = _splits(config)
     images, texts = load_image_texts(train, image_size)
@@ -311,7 +324,7 @@ def _image_text(config: FinetuneConfig, processor: SarKnowlipProcessor) -> TaskS
 
 
 def _vqa(config: FinetuneConfig, processor: SarKnowlipProcessor) -> TaskSetup:
-    model = SarKnowlipForQuestionAnswering.from_pretrained(config.model)
+    model = _load_model(SarKnowlipForQuestionAnswering, config)
     train, test = (load_vqa_data(config.data, split) for split in (config.train_split, config.eval_split))
     train, test = _subset(train, config.max_train_samples, config.seed), _subset(test, config.max_eval_samples, config.seed)
     image_index = {image_id: i for i, image_id in enumerate(dict.fromkeys(train["image_id"]))}
