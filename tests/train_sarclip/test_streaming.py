@@ -87,6 +87,20 @@ def test_too_few_examples_for_a_batch_is_an_error(corpus):
         StreamingPairs(corpus, 64, world_size=2)
 
 
+def test_a_shard_with_other_columns_is_named_before_training(corpus, tmp_path):
+    """Every shard's footer is read up front: one that lacks a column, or has no images, fails here, not mid-epoch."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(corpus[0])
+    odd = tmp_path / "odd.parquet"
+    pq.write_table(table.drop_columns(["captions"]), odd)
+    with pytest.raises(ValueError, match=rf"{odd}: its columns differ from .*captions"):
+        StreamingPairs([*corpus, str(odd)], BATCH)
+    pq.write_table(table.drop_columns(["image"]), odd)
+    with pytest.raises(ValueError, match=rf"{odd}: no 'image' column"):
+        StreamingPairs([str(odd), *corpus], BATCH)
+
+
 def test_batches_feed_the_training_collator(corpus, synthetic_tokenizer_dir):
     from modeling_sarclip import SarclipImageProcessor, SarclipProcessor, SarclipTokenizer
     from train.sarclip.data import ImageTextCollator

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from datasets.distributed import split_dataset_by_node
@@ -52,6 +53,23 @@ def parquet_shards(data: str | Path, split: str = "train") -> list[str]:
                                     f"{' ...' if len(missing) > 5 else ''} ({len(missing)} of {max(totals)}); "
                                     "restore them or rebuild the dataset")
     return files
+
+
+def shard_schema(data_files: Sequence[str]) -> pa.Schema:
+    """The schema every shard shares, read from their footers before any training: a shard without an `image` column
+    or with other columns or types than the first would otherwise fail (or feed other data) in the middle of an
+    epoch; the error names it."""
+    first = pq.read_schema(data_files[0])
+    if "image" not in first.names:
+        raise ValueError(f"{data_files[0]}: no 'image' column (columns: {first.names}); streaming trains on image "
+                         "shards as `python -m dataset_scripts build` writes them")
+    for path in data_files[1:]:
+        schema = pq.read_schema(path)
+        if not schema.remove_metadata().equals(first.remove_metadata()):
+            differ = sorted(set(map(str, schema)) ^ set(map(str, first)))
+            raise ValueError(f"{path}: its columns differ from {Path(data_files[0]).name}'s ({'; '.join(differ[:4])}); "
+                             "the shards of one split must share one schema: rebuild or remove the odd shard")
+    return first
 
 
 def rows_per_process(shard_rows: Sequence[int], world_size: int) -> int:
@@ -88,7 +106,7 @@ class StreamingPairs(torch.utils.data.IterableDataset):
         self.collate_fn = collate_fn
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.shuffle_buffer = shuffle_buffer
-        schema = pq.read_schema(self.data_files[0])
+        schema = shard_schema(self.data_files)
         self.columns = [c for c in columns if c in schema.names]
         # the datasets features (Image, ClassLabel) stored in the shards: decoding, and e.g. the loss's grouping
         self.features = datasets.Features({c: datasets.Features.from_arrow_schema(schema)[c] for c in self.columns})
