@@ -2,7 +2,8 @@
 nine region labels reaches on the same images, split and CPU, beside SAR-KnowLIP's VQA numbers (docs/RESULTS.md).
 
     python -m dataset_scripts.geovl vqa --data-dir ../shared/data --out /tmp/vqa8 --mstar-per-class 20 --train-views 8
-    python bench/bench_vqa_position_reference.py --data /tmp/vqa8 [--size 128] [--epochs 60] [--seeds 3]
+    python bench/bench_vqa_position_reference.py --data /tmp/vqa8 [--size 64] [--epochs 60] [--seeds 3]
+        [--knowlip-model MODEL_DIR]
 
 Each HRSID image has one position question ("In which region(s) are the ships located?"); its answer, the set of
 3 x 3 grid regions holding a ship's box centre, becomes nine binary labels. The images are resized to --size pixels
@@ -10,6 +11,9 @@ and standardised each by its own mean and std; four conv-BN-ReLU blocks keep the
 the 3 x 3 grid and scored per region (binary cross-entropy); AdamW lr 2e-3, wd 0.05, one-cycle, batch 16, one
 thread. A region counts as predicted at probability > 0.5. Prints the share of test questions answered exactly
 (the VQA metric), the per-region F1, and the majority-answer prior of the same questions.
+
+--knowlip-model also asks whether a SAR-KnowLIP image tower holds the answer: its frozen patch tokens, max-pooled per
+grid region (and standardised), are scored by one linear layer shared by the nine regions, trained the same way.
 """
 
 from __future__ import annotations
@@ -54,11 +58,25 @@ def network() -> nn.Module:
                          nn.AdaptiveMaxPool2d(3), nn.Conv2d(64, 1, 1), nn.Flatten())
 
 
+def knowlip_region_tokens(model_dir: Path, split) -> torch.Tensor:
+    """(N, 9, D) a SAR-KnowLIP ViT's patch tokens of the HRSID position images, max-pooled per 3 x 3 grid region."""
+    from modeling_knowlip import SarKnowlipModel, SarKnowlipProcessor
+
+    model, processor = SarKnowlipModel.from_pretrained(model_dir).eval(), SarKnowlipProcessor.from_pretrained(model_dir)
+    rows = split.filter(lambda r: r["task_type"] == TASK_POSITION and r["dataset"] == "hrsid")
+    pixels = processor.image_processor(list(rows["image"]), return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        tokens = model.vision_model(pixel_values=pixels).last_hidden_state[:, 1:]
+    side = round(tokens.shape[1] ** 0.5)
+    grid = tokens.reshape(len(rows), side, side, -1).permute(0, 3, 1, 2)
+    return F.adaptive_max_pool2d(grid, 3).flatten(2).transpose(1, 2)
+
+
 def answers_of(regions: torch.Tensor) -> list[str]:
     return [", ".join(str(i + 1) for i in np.flatnonzero(row)) for row in regions.numpy()]
 
 
-def train_and_test(train, test, epochs: int, seed: int) -> tuple[float, float]:
+def train_and_test(train, test, epochs: int, seed: int, network=network) -> tuple[float, float]:
     (x_train, y_train, _), (x_test, y_test, test_answers) = train, test
     torch.manual_seed(seed)
     model = train_one_cycle(network(), x_train, y_train, F.binary_cross_entropy_with_logits, epochs, batch_size=16)
@@ -76,6 +94,7 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=128, help="image side in pixels fed to the CNN")
     parser.add_argument("--epochs", type=int, default=60, help="passes over the train images")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
+    parser.add_argument("--knowlip-model", type=Path, help="also probe this SAR-KnowLIP model's frozen image tower")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         parser.error(f"--data {args.data}: not a folder (python -m dataset_scripts.geovl vqa ...)")
@@ -87,6 +106,15 @@ def main(argv=None) -> int:
     for seed in range(args.seeds):
         exact, f1 = train_and_test(train, test, args.epochs, seed)
         print(f"seed {seed}: exact answer {exact:.1f} %, region F1 {f1:.1f} %", flush=True)
+    if args.knowlip_model:
+        tokens = [knowlip_region_tokens(args.knowlip_model, splits[name]) for name in ("train", "test")]
+        mean, std = tokens[0].mean(dim=(0, 1)), tokens[0].std(dim=(0, 1)) + 1e-6
+        train, test = ((((t - mean) / std), *rest[1:]) for t, rest in zip(tokens, (train, test)))
+        for seed in range(args.seeds):
+            exact, f1 = train_and_test(train, test, args.epochs, seed,
+                                       lambda: nn.Sequential(nn.Linear(len(mean), 1), nn.Flatten()))
+            print(f"{args.knowlip_model} frozen tokens, seed {seed}: exact answer {exact:.1f} %, region F1 {f1:.1f} %",
+                  flush=True)
     return 0
 
 
