@@ -111,7 +111,7 @@ def _join(items) -> str:
     return ", ".join(str(i) for i in sorted(set(items)))
 
 
-def test_image_ids(image_ids) -> set[str]:
+def held_out_image_ids(image_ids) -> set[str]:
     """The test images of one detection source: every fifth of its sorted image ids (the paper's 4:1 split)."""
     return set(sorted(set(image_ids))[4::5])
 
@@ -124,7 +124,7 @@ def _detection_vqa(coco_json: Path, dataset: str, noun: str, plural: str, fine_g
     for ann in coco["annotations"]:
         boxes[ann["image_id"]].append(ann)
     image_id = {image["id"]: f"{dataset}/{Path(image['file_name']).stem}" for image in coco["images"]}
-    held_out = test_image_ids(image_id.values())
+    held_out = held_out_image_ids(image_id.values())
     rows = []
     for image in coco["images"]:
         path = coco_json.parent / image["file_name"]
@@ -207,7 +207,7 @@ def vqa_splits(data_dir: str | Path, mstar_per_class: int | None = None, train_v
     if not 1 <= train_views <= len(VIEWS):
         raise ValueError(f"train_views must be 1 to {len(VIEWS)} (dihedral views of a train image), got {train_views}")
     detection = datasets.concatenate_datasets([hrsid_vqa(data_dir, train_views), sar_aircraft_vqa(data_dir, train_views)])
-    test_ids = set().union(*(test_image_ids(i for i in detection["image_id"] if i.startswith(f"{name}/") and "@" not in i)
+    test_ids = set().union(*(held_out_image_ids(i for i in detection["image_id"] if i.startswith(f"{name}/") and "@" not in i)
                              for name in ("hrsid", "sar_aircraft")))
     in_test = [image_id in test_ids for image_id in detection["image_id"]]
     return datasets.DatasetDict({
@@ -246,8 +246,8 @@ def save_vqa_sets(data_dir: str | Path, out_dir: str | Path, mstar_per_class: in
         "Question/answer pairs from real annotations (SAR-KnowLIP Table 6 task types). " + _GRID_TEXT + "\n"
         "A target's region is the one holding its box centre; multiple answers are listed ascending, ', '-separated.\n"
         "Each image is stored once, in the split `images`; question rows (`train`, `test`) refer to it by `image_id` "
-        f"(`ID@VIEW`: a dihedral view of a train image, {train_views} view(s) per detection train image) "
-        "(`dataset_scripts.geovl.load_vqa_sets` joins them). HRSID and SAR-AIRcraft are split 4:1 by image; MSTAR "
+        "(`dataset_scripts.geovl.load_vqa_sets` joins them); an id `ID@VIEW` is a dihedral view of a train image "
+        f"({train_views} view(s) per detection train image). HRSID and SAR-AIRcraft are split 4:1 by image; MSTAR "
         "train/test are its 17/15 degree chips.\nResearch-only source data: see each source folder's SOURCE.md for "
         "licences.\n\n| split | dataset/task | questions |\n|---|---|---|\n" + table + "\n",
     )
