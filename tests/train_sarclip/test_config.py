@@ -38,6 +38,9 @@ def test_min_steps_adds_epochs_on_small_data_only(tiny_train_config):
     assert epochs_for(TrainConfig(num_epochs=30, min_steps=420), steps_per_epoch=7) == 60  # 250 chips, batch 32
     assert epochs_for(TrainConfig(num_epochs=30, min_steps=420), steps_per_epoch=85) == 30  # 2,746 chips
     assert epochs_for(TrainConfig(num_epochs=3), steps_per_epoch=1) == 3
+    recipe = TrainConfig(num_epochs=30, min_steps=840, prompt_loss_min_steps=420)  # the LoRA recipe's two counts
+    assert epochs_for(recipe, steps_per_epoch=7) == 120 and epochs_for(recipe, steps_per_epoch=7, prompt_loss=True) == 60
+    assert epochs_for(TrainConfig(num_epochs=30, min_steps=840), steps_per_epoch=7, prompt_loss=True) == 120
     result = fit(tiny_train_config(num_epochs=1, min_steps=10))  # 48 chips, batch 8: 6 steps per epoch
     assert result.state.global_step == 12 and result.state.epoch == 2
     with pytest.raises(ValueError, match="min_steps: must be >= 1, got 0"):

@@ -80,6 +80,8 @@ class TrainConfig(TrainingOptions, YamlConfig):
     num_epochs: int = option(1, "epochs (>= 1)", min=1)
     min_steps: int | None = option(None, "train at least this many optimizer steps: more epochs on small data "
                                    "(null: num_epochs as given)", min=1)
+    prompt_loss_min_steps: int | None = option(None, "min_steps when the prompt loss is on (it trains the zero-shot "
+                                               "classifier directly and over-fits sooner); null: min_steps", min=1)
     max_steps: int | None = option(None, "stop after this many steps; the schedule still spans all epochs", min=1)
     prompt_loss_weight: float | None = option(0.0, "adds this times the cross-entropy of each image against one "
                                               "prompt of every class (the zero-shot classifier trained directly, as "

@@ -182,10 +182,10 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
     accelerator.print(f"contrastive loss: {'multi-positive by ' + group_by if group_by else 'InfoNCE'}"
                       + (f" + {prompt_weight} x prompt loss over {len(collator.prompts)} classes"
                          if collator.prompts is not None else ""))
-    num_epochs = epochs_for(config, steps_per_epoch)
+    num_epochs = epochs_for(config, steps_per_epoch, bool(prompt_weight))
     if num_epochs != config.num_epochs:
-        accelerator.print(f"min_steps {config.min_steps}: {num_epochs} epochs of {steps_per_epoch} steps instead of "
-                          f"{config.num_epochs}")
+        accelerator.print(f"min_steps {min_steps_for(config, bool(prompt_weight))}: {num_epochs} epochs of "
+                          f"{steps_per_epoch} steps instead of {config.num_epochs}")
     total_steps = steps_per_epoch * num_epochs
     warmup = config.warmup_steps if config.warmup_steps is not None else int(config.warmup_ratio * total_steps)
     if warmup >= total_steps:
@@ -393,12 +393,19 @@ def auto_prompt_loss_weight(model: torch.nn.Module, train_set: datasets.Dataset 
     return weight
 
 
-def epochs_for(config: TrainConfig, steps_per_epoch: int) -> int:
-    """`num_epochs`, raised so that the run makes at least `min_steps` optimizer steps (a recipe that adapts to the
-    size of the data: the LoRA recipe needs ~400 steps whether the user has 250 chips or 2,500)."""
-    if not config.min_steps:
+def min_steps_for(config: TrainConfig, prompt_loss: bool) -> int | None:
+    """`prompt_loss_min_steps` when the prompt loss is on and it is set, else `min_steps`."""
+    return config.prompt_loss_min_steps if prompt_loss and config.prompt_loss_min_steps else config.min_steps
+
+
+def epochs_for(config: TrainConfig, steps_per_epoch: int, prompt_loss: bool = False) -> int:
+    """`num_epochs`, raised so that the run makes at least `min_steps_for` optimizer steps (a recipe that adapts to
+    the data: the LoRA recipe needs ~800 contrastive steps whether the user has 250 chips or 2,500, and ~400 when the
+    prompt loss trains the classifier directly)."""
+    min_steps = min_steps_for(config, prompt_loss)
+    if not min_steps:
         return config.num_epochs
-    return max(config.num_epochs, math.ceil(config.min_steps / steps_per_epoch))
+    return max(config.num_epochs, math.ceil(min_steps / steps_per_epoch))
 
 
 def shared_tokenizer(config: TrainConfig, accelerator: Accelerator, train_set: datasets.Dataset) -> TrainConfig:
