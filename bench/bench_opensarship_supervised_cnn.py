@@ -27,6 +27,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.reference_cnn import conv_block, train_one_cycle  # noqa: E402
 from sar_utils.command_line import ArgumentParser, run_cli  # noqa: E402
 
 SIZE = 64
@@ -43,37 +44,9 @@ def chips(split: datasets.Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return torch.stack(pixels), torch.tensor(split["label"]), torch.tensor(sides, dtype=torch.float32)
 
 
-def conv_block(cin: int, cout: int) -> nn.Sequential:
-    """Two 3x3 conv-BN-ReLU layers and a 2x2 max pool (the supervised references' building block)."""
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                         nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                         nn.MaxPool2d(2))
-
-
 def network(num_classes: int) -> nn.Module:
     return nn.Sequential(conv_block(1, 16), conv_block(16, 32), conv_block(32, 64), conv_block(64, 128),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(128, num_classes))
-
-
-def train_one_cycle(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, loss_fn, epochs: int,
-                    batch_size: int = 32, augment=None) -> nn.Module:
-    """AdamW lr 2e-3, wd 0.05, one-cycle schedule, shuffled batches (`augment(x)` applied to each); returns the
-    model in eval mode."""
-    optimizer = torch.optim.AdamW(model.parameters(), 2e-3, weight_decay=0.05)
-    steps = max(len(x_train) // batch_size, 1)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 2e-3, total_steps=epochs * steps)
-    for _ in range(epochs):
-        model.train()
-        order = torch.randperm(len(x_train))
-        for step in range(steps):
-            index = order[step * batch_size:(step + 1) * batch_size]
-            x = x_train[index] if augment is None else augment(x_train[index])
-            loss = loss_fn(model(x), y_train[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-    return model.eval()
 
 
 def train_and_test(train, test, num_classes: int, epochs: int, seed: int) -> float:

@@ -32,7 +32,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.bench_opensarship_supervised_cnn import conv_block, train_one_cycle  # noqa: E402
+from bench.reference_cnn import conv_block, train_one_cycle  # noqa: E402
 from dataset_scripts.geovl.vqa_sets import TASK_POSITION, load_vqa_sets  # noqa: E402
 from sar_utils.command_line import ArgumentParser, run_cli  # noqa: E402
 from train.evaluation.vqa import majority_answer_accuracy  # noqa: E402

@@ -94,10 +94,11 @@ def majority_answer_accuracy(
     counts: dict[str, Counter] = {}
     for answer, task in zip(train_answers, train_task_types, strict=True):
         counts.setdefault(task, Counter())[normalize_answer(answer)] += 1
-    predictions = []
-    for task in task_types:
-        top = counts.get(task, Counter()).most_common(1)
-        tied = [a for a, n in counts[task].items() if n == top[0][1]] if top else []
-        hits = {a: sum(normalize_answer(r) == a for r, t in zip(references, task_types) if t == task) for a in tied}
-        predictions.append(", ".join(sorted(max(tied, key=lambda a: (hits[a], sorted(a))))) if tied else "")
+    test_answers = Counter((task, normalize_answer(r)) for r, task in zip(references, task_types))
+    prior = {}  # task type -> its answer
+    for task, answers in counts.items():
+        most = max(answers.values())
+        tied = [a for a, n in answers.items() if n == most]
+        prior[task] = ", ".join(sorted(max(tied, key=lambda a: (test_answers[task, a], sorted(a)))))
+    predictions = [prior.get(task, "") for task in task_types]
     return vqa_accuracy(predictions, references, task_types, task_order)  # "" (no training answer) never matches
