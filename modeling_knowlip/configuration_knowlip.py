@@ -93,6 +93,12 @@ class SarKnowlipConfig(PreTrainedConfig):
     vision_ln_pre: an open_clip-style LayerNorm (`ln_pre`) on the ViT's token embeddings (patches + class token +
         positions) before the first block. Off in the paper's HF ViT; SARCLIP's ViT has it. It lets the tower learn
         on dark SAR chips in the official [-1, 1] range, where the first block otherwise sees one common offset.
+    vqa_region_weight: weight of an auxiliary grounding loss in VQA fine-tuning (`SarKnowlipForQuestionAnswering`,
+        `region_labels`): one linear scorer on the ViT's patch tokens, max-pooled to a `vqa_region_grid` x
+        `vqa_region_grid` grid, says which regions hold a target (binary cross-entropy). 0 (default, the paper's
+        recipe) builds no scorer. Our addition: the answer loss alone does not teach a tower pre-trained on centred
+        chips where targets are (docs/EXPERIMENTS.md, VQA position).
+    vqa_region_grid: side of that grid; the VQA sets number their 3 x 3 regions 1-9 row by row.
     """
 
     model_type = "sar_knowlip"
@@ -126,6 +132,8 @@ class SarKnowlipConfig(PreTrainedConfig):
     itm_pooling: str = "mean"
     vision_ln_pre: bool = False
     cross_attention_init: str = "fan_in"
+    vqa_region_weight: float = 0.0
+    vqa_region_grid: int = 3
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -152,6 +160,9 @@ class SarKnowlipConfig(PreTrainedConfig):
         for name in ("text_pooling", "itm_pooling"):
             if getattr(self, name) not in ("mean", "cls"):
                 raise ValueError(f"{name} must be 'mean' or 'cls', got {getattr(self, name)!r}")
+        if self.vqa_region_weight < 0 or self.vqa_region_grid < 1:
+            raise ValueError(f"vqa_region_weight must be >= 0 and vqa_region_grid >= 1, got {self.vqa_region_weight} "
+                             f"and {self.vqa_region_grid}")
         if not 0.0 < self.mlm_span_fraction <= 1.0:
             raise ValueError(f"mlm_span_fraction must be in (0, 1], got {self.mlm_span_fraction}")
 

@@ -6,6 +6,7 @@ ITC uses ALBEF's momentum encoders, feature queues and momentum distillation (pa
 """
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -40,7 +41,8 @@ logger = logging.get_logger(__name__)
 
 @dataclass
 class SarKnowlipOutput(ModelOutput):
-    """Pre-training output. Losses are present with `return_loss=True` (a loss whose weight is 0 is not computed).
+    """Pre-training output. Losses are present with `return_loss=True` (a loss whose weight is 0 is not computed);
+    `loss_region` only in VQA fine-tuning with region labels (`SarKnowlipForQuestionAnswering`).
 
     sim_i2t / sim_t2i: ITC logits s/tau of each image (text) against the batch's momentum texts (images) followed by
     the queue, (B, B + queue_size); without losses they are the in-batch (B, B) logits of the online features.
@@ -53,6 +55,7 @@ class SarKnowlipOutput(ModelOutput):
     loss_itc: torch.Tensor | None = None
     loss_itm: torch.Tensor | None = None
     loss_mlm: torch.Tensor | None = None
+    loss_region: torch.Tensor | None = None
     sim_i2t: torch.Tensor | None = None
     sim_t2i: torch.Tensor | None = None
     itm_logits: torch.Tensor | None = None
@@ -743,9 +746,45 @@ class SarKnowlipForQuestionAnswering(SarKnowlipModel):
     the [MASK] in "task type: question [SEP] [MASK]".
     """
 
+    def __init__(self, config: SarKnowlipConfig):
+        super().__init__(config)
+        # the grounding scorer exists only where its loss is on (config.vqa_region_weight > 0)
+        self.region_head = nn.Linear(config.vision_config.hidden_size, 1) if config.vqa_region_weight > 0 else None
+        self.post_init()  # initialises only what the parent's post_init has not: the scorer
+
     def default_mlm_mask(self, content: torch.Tensor, mlm_exclude_mask: torch.Tensor | None) -> torch.Tensor:
         raise ValueError("VQA fine-tuning needs mlm_mask marking the answer tokens; SarKnowlipProcessor returns it "
                          "when called with answers=...")
+
+    def region_logits(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        """(B, grid * grid) logits that each region of the `config.vqa_region_grid` grid (row by row from the top-left)
+        holds a target, from the ViT's patch tokens (B, 1 + patches, D_v) max-pooled per region."""
+        if self.region_head is None:
+            raise ValueError("this model has no region scorer: load it with vqa_region_weight > 0")
+        patches = image_embeds[:, 1:]
+        side = math.isqrt(patches.shape[1])
+        grid = patches.reshape(len(patches), side, side, -1).permute(0, 3, 1, 2)
+        pooled = F.adaptive_max_pool2d(grid, self.config.vqa_region_grid).flatten(2).transpose(1, 2)
+        return self.region_head(pooled).squeeze(-1)
+
+    def forward(self, *args, region_labels: torch.Tensor | None = None, **kwargs) -> SarKnowlipOutput:
+        r"""`SarKnowlipModel.forward`, and with `return_loss` and `region_labels` the grounding loss
+        (`config.vqa_region_weight`) added to `loss`.
+
+        region_labels (`(B, grid * grid)` float, optional): 1 where a region holds a target, 0 where it holds none;
+            a row of -1 marks an image without region labels (e.g. a centred chip), which adds no grounding loss.
+        """
+        out = super().forward(*args, **kwargs)
+        if out.loss is None or region_labels is None or self.config.vqa_region_weight == 0:
+            return out
+        labelled = region_labels.ge(0).all(dim=1)
+        if labelled.any():
+            logits = self.region_logits(out.image_embeds[labelled])
+            out.loss_region = F.binary_cross_entropy_with_logits(logits, region_labels[labelled].to(logits.dtype))
+        else:  # keeps the scorer in the graph, so every process of a distributed run reduces the same gradients
+            out.loss_region = self.region_head.weight.sum() * 0.0
+        out.loss = out.loss + self.config.vqa_region_weight * out.loss_region
+        return out
 
 
 class SarKnowlipForImageClassification(SarKnowlipPreTrainedModel):

@@ -158,6 +158,22 @@ def _image_questions(path, image, view, anns, names, image_id, dataset, noun, pl
     return rows
 
 
+def target_regions(task_types, answers, image_ids) -> dict[str, set[int]]:
+    """The regions holding a target, per detection image (`image_id`): the union of its position answers; an image
+    whose count question is its only one holds no target. Images without a count question (MSTAR's centred chips)
+    are not in the result: their rows say nothing about regions."""
+    regions = {}
+    for task, answer, image_id in zip(task_types, answers, image_ids):
+        if task == TASK_COUNT:
+            regions.setdefault(image_id, set())
+    for task, answer, image_id in zip(task_types, answers, image_ids):
+        if task == TASK_POSITION:
+            if image_id not in regions:
+                raise ValueError(f"image {image_id} has a position question but no count question")
+            regions[image_id] |= {int(region) for region in answer.split(", ")}
+    return regions
+
+
 def hrsid_vqa(data_dir: str | Path, train_views: int = 1) -> datasets.Dataset:
     """HRSID ships (``<data_dir>/hrsid_samples``): count, region-wise recognition ("ship") and position.
 

@@ -14,6 +14,7 @@ from dataset_scripts.geovl.vqa_sets import (
     region_number,
     sar_aircraft_vqa,
     save_vqa_sets,
+    target_regions,
     view_box,
     vqa_splits,
 )
@@ -76,6 +77,19 @@ def test_sar_aircraft_questions_match_annotations(sar_data_dir):
     answered = Counter(n for r in recognition for n in r["answer"].split(", "))
     assert set(answered) == set(expected)
     assert all("What type of aircraft is in region" in r["question"] for r in recognition)
+
+
+def test_target_regions_are_the_regions_of_every_box_of_an_image(sar_data_dir):
+    ds = datasets.concatenate_datasets([sar_aircraft_vqa(sar_data_dir), mstar_recognition_vqa(sar_data_dir, "test", 1)])
+    regions = target_regions(ds["task_type"], ds["answer"], ds["image_id"])
+    coco = json.loads((sar_data_dir / "sar_aircraft_samples" / "annotations_coco.json").read_text())
+    expected = {f"sar_aircraft/{image['file_name'].rsplit('.', 1)[0].rsplit('/', 1)[-1]}": {
+        region_number(a["bbox"], image["width"], image["height"]) for a in coco["annotations"]
+        if a["image_id"] == image["id"]} for image in coco["images"]}
+    assert regions == expected  # every class's boxes; MSTAR's centred chips say nothing about regions
+    assert target_regions(["target count"], ["0"], ["empty"]) == {"empty": set()}  # no target: every region is empty
+    with pytest.raises(ValueError, match="image x has a position question but no count question"):
+        target_regions(["target position"], ["3"], ["x"])
 
 
 def test_mstar_recognition(sar_data_dir):

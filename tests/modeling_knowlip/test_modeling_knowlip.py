@@ -336,3 +336,44 @@ def test_activation_checkpointing_gives_the_same_gradients(tiny_config, batch):
         model(**inputs, return_loss=True).loss.backward()
         grads.append(model.vision_model.embeddings.patch_embeddings.projection.weight.grad.clone())
     assert torch.allclose(grads[0], grads[1], atol=1e-5)
+
+
+def test_the_vqa_region_scorer_reads_the_grid_row_by_row(tiny_config):
+    """A target feature in one patch of a 6 x 6 grid lights up exactly the 3 x 3 region holding that patch."""
+    model = _model(tiny_config, cls=SarKnowlipForQuestionAnswering, vqa_region_weight=1.0,
+                   vision_config={"image_size": 96})
+    width = model.config.vision_config.hidden_size
+    with torch.no_grad():
+        model.region_head.weight.copy_(torch.eye(width)[:1])
+        model.region_head.bias.zero_()
+    for row, col, region in [(0, 5, 3), (3, 0, 4), (5, 5, 9)]:
+        tokens = torch.zeros(1, 1 + 36, width)
+        tokens[0, 1 + row * 6 + col, 0] = 5.0
+        logits = model.region_logits(tokens)[0]
+        assert logits.argmax() == region - 1 and logits[region - 1] == 5.0 and logits.count_nonzero() == 1
+
+
+def test_the_vqa_region_loss_adds_only_for_labelled_images(tiny_config, processor, images, tmp_path):
+    model = _model(tiny_config, cls=SarKnowlipForQuestionAnswering, vqa_region_weight=0.5).eval()
+    inputs = processor.vqa_inputs(["where are the ships", "where are the ships", "what type of target"],
+                                  ["target position", "target position", "target recognition"], images=images(3),
+                                  answers=["1, 5", "9", "BMP2"])
+    labels = torch.tensor([[1.0, 0, 0, 0, 1, 0, 0, 0, 0], [0.0] * 8 + [1.0], [-1.0] * 9])  # the chip has no regions
+
+    def losses(**extra):
+        torch.manual_seed(1)  # the same ITM hard negatives; eval mode leaves momentum encoders and queue alone
+        return model(**inputs, return_loss=True, **extra)
+
+    with torch.no_grad():
+        grounded, plain = losses(region_labels=labels), losses()
+        logits = model.region_logits(model.vision_model(pixel_values=inputs["pixel_values"][:2]).last_hidden_state)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[:2])
+    assert torch.allclose(grounded.loss_region, expected) and plain.loss_region is None
+    assert torch.allclose(grounded.loss, plain.loss + 0.5 * expected)
+    grounded = losses(region_labels=labels)
+    grounded.loss.backward()
+    assert _grad_norm(model.region_head) > 0 and _grad_norm(model.vision_model) > 0
+    model.save_pretrained(tmp_path)
+    again = SarKnowlipForQuestionAnswering.from_pretrained(tmp_path)
+    assert torch.equal(again.region_head.weight, model.region_head.weight)
+    assert _model(tiny_config, cls=SarKnowlipForQuestionAnswering).region_head is None  # off by default (the paper)

@@ -6,11 +6,13 @@ import json
 import datasets
 import pytest
 import torch
+from accelerate.utils import set_seed
 from transformers import AutoModelForImageClassification
 
 from dataset_scripts.export import build_dataset
 from dataset_scripts.geovl.vqa_sets import save_vqa_sets
-from modeling_knowlip import SarKnowlipConfig, SarKnowlipModel, SarKnowlipProcessor, train_wordpiece_tokenizer
+from modeling_knowlip import (SarKnowlipConfig, SarKnowlipForQuestionAnswering, SarKnowlipModel, SarKnowlipProcessor,
+                              train_wordpiece_tokenizer)
 from modeling_sarclip import SarclipImageProcessor
 from train.knowlip.__main__ import main
 from train.knowlip.finetune import FinetuneConfig
@@ -104,6 +106,34 @@ def test_vqa_on_the_real_vqa_sets(model_dir, real_data, tmp_path):
     question = next(q for q in datasets.load_dataset(str(real_data / "vqa"), split="train")["question"] if "region 5" in q)
     ids = processor.vqa_inputs([question], "target recognition", answers=["ship"], max_length=35)["input_ids"][0]
     assert "region 5" in processor.tokenizer.decode(ids)
+
+
+def test_vqa_with_the_region_loss_labels_each_detection_image_by_its_boxes(model_dir, real_data, tmp_path):
+    from train.knowlip.finetune import _vqa
+
+    config = FinetuneConfig(task="vqa", model=str(model_dir), data=str(real_data / "vqa"), region_loss_weight=1.0)
+    set_seed(config.seed)  # as `finetune` does: the scorer starts where the run's starts
+    task = _vqa(config, SarKnowlipProcessor.from_pretrained(model_dir))
+    assert task.model.config.vqa_region_weight == 1.0 and task.model.region_head is not None
+    train = datasets.load_dataset(str(real_data / "vqa"), split="train")
+    position = [i for i, t in enumerate(train["task_type"]) if t == "target position"][:3]
+    chip = train["dataset"].index("mstar")
+    labels = task.collate(position + [chip])["region_labels"]
+    for row, index in zip(labels, position):  # one for each region its image's position answers name
+        regions = {int(r) for r in train[index]["answer"].split(", ")}
+        if train[index]["dataset"] == "hrsid":  # one class: its one position answer names every ship region
+            assert row.tolist() == [float(r in regions) for r in range(1, 10)]
+        assert all(row[r - 1] == 1 for r in regions)
+    assert labels[-1].tolist() == [-1.0] * 9  # an MSTAR chip: no region labels
+    results = _finetune("vqa", model_dir, real_data / "vqa", tmp_path / "run", "--max_train_samples", "12",
+                        "--max_eval_samples", "4", "--region_loss_weight", "1",
+                        "--weight_decay", "0")  # so only a gradient moves the scorer
+    assert results["test_questions"] == 4
+    tuned = SarKnowlipForQuestionAnswering.from_pretrained(tmp_path / "run" / "model")
+    assert tuned.config.vqa_region_weight == 1.0
+    assert not torch.equal(tuned.region_head.weight, task.model.region_head.weight)  # the scorer trained
+    with pytest.raises(ValueError, match="region_loss_weight applies to the vqa task only"):
+        FinetuneConfig(task="captioning", model=str(model_dir), data="x", region_loss_weight=1.0)
 
 
 def test_bad_finetune_configs_are_named(model_dir, tmp_path):

@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from sar_utils.atomic import atomic_folder, write_json
+from dataset_scripts.geovl.vqa_sets import GRID, target_regions
 from dataset_scripts.loading import load_image_text_data
 from modeling_knowlip import (
     SarKnowlipForConditionalGeneration,
@@ -97,6 +98,9 @@ class FinetuneConfig(TrainingOptions, YamlConfig):
     image_size: int | None = option(None, "input side in pixels; other than the model's, its ViT position embeddings "
                                     "are interpolated to the new patch grid (BLIP fine-tunes VQA at 480 px after "
                                     "224 px pre-training); null: the model's", min=1)
+    region_loss_weight: float = option(0.0, "vqa: weight of the grounding loss that teaches the ViT which 3 x 3 "
+                                       "regions hold a target, from the position answers (SarKnowlipConfig."
+                                       "vqa_region_weight; 0: off, the paper's recipe)", min=0)
     lora: bool = option(False, "classification: LoRA adapters on the ViT instead of full fine-tuning")
     lora_r: int = option(8, "LoRA rank", min=1)
     lora_alpha: int = option(16, "LoRA scaling numerator", min=1)
@@ -116,6 +120,8 @@ class FinetuneConfig(TrainingOptions, YamlConfig):
             raise ValueError(f"model must be a SAR-KnowLIP folder with its processor; {self.model!r} is not")
         if not self.data:
             raise ValueError("data is required (a dataset folder, image folder or table; vqa: a VQA folder)")
+        if self.region_loss_weight and self.task != "vqa":
+            raise ValueError("region_loss_weight applies to the vqa task only")
         if self.lora and self.task != "classification":
             raise ValueError("lora applies to the classification task only")
         self.learning_rate = self.learning_rate or DEFAULT_LR[self.task]
@@ -324,16 +330,27 @@ def _image_text(config: FinetuneConfig, processor: SarKnowlipProcessor) -> TaskS
 
 
 def _vqa(config: FinetuneConfig, processor: SarKnowlipProcessor) -> TaskSetup:
-    model = _load_model(SarKnowlipForQuestionAnswering, config)
+    model = _load_model(SarKnowlipForQuestionAnswering, config, vqa_region_weight=config.region_loss_weight,
+                        vqa_region_grid=GRID)
     train, test = (load_vqa_data(config.data, split) for split in (config.train_split, config.eval_split))
+    # the regions of every train image, before subsetting: a question kept without its image's others still knows them
+    regions = target_regions(train["task_type"], train["answer"], train["image_id"]) if config.region_loss_weight else {}
     train, test = _subset(train, config.max_train_samples, config.seed), _subset(test, config.max_eval_samples, config.seed)
     image_index = {image_id: i for i, image_id in enumerate(dict.fromkeys(train["image_id"]))}
+
+    def region_labels(image_id: str) -> list[float]:
+        if image_id not in regions:
+            return [-1.0] * GRID * GRID  # no region labels (a centred chip)
+        return [float(region in regions[image_id]) for region in range(1, GRID * GRID + 1)]
 
     def collate(indices):
         rows = train[indices]
         encoded = processor.vqa_inputs(rows["question"], rows["task_type"], images=rows["image"],
                                        answers=rows["answer"], max_length=config.max_length)
-        return {**encoded, "image_ids": torch.tensor([image_index[i] for i in rows["image_id"]])}
+        batch = {**encoded, "image_ids": torch.tensor([image_index[i] for i in rows["image_id"]])}
+        if config.region_loss_weight:
+            batch["region_labels"] = torch.tensor([region_labels(i) for i in rows["image_id"]])
+        return batch
 
     def evaluate(model, out: Path) -> dict:
         results = evaluate_knowlip(model, processor, ["vqa"], out / "eval", vqa_data=test,
