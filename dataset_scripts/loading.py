@@ -51,7 +51,8 @@ def load_image_text_data(
     columns (default: detected from the header)."""
     if data == "synthetic":
         if synthetic is None:
-            raise ValueError("data 'synthetic' needs the caller's synthetic-set builder")
+            raise ValueError("data 'synthetic' is the training commands' built-in set; this command needs it on disk: "
+                             "python -m dataset_scripts build synthetic --out DIR, then give --data DIR")
         return synthetic()
     path = Path(data)
     if path.suffix.lower() in CAPTION_TABLE_SUFFIXES:

@@ -20,6 +20,9 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryErro
 USER_ERROR_NAMES = frozenset({"YAMLError", "SafetensorError", "DatasetGenerationError", "CRSError", "UnpicklingError"})
 # OSErrors of the machine, not of this package: a read-only file system, a quota, too many open files
 USER_OS_ERRNOS = frozenset({errno.EROFS, errno.EDQUOT, errno.EMFILE, errno.EACCES})
+# transformers and huggingface_hub report a folder without the files `from_pretrained` needs as a bare OSError
+MISSING_MODEL_FILE_MESSAGES = ("Can't load", "does not appear to have a file named", "is not a local folder and is not "
+                               "a valid model identifier")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -66,7 +69,8 @@ def run_cli(main: Callable[[list[str]], int], argv: list[str] | None = None) -> 
         return 130
     except OSError as err:
         if debug or err.errno != errno.ENOSPC:
-            if debug or not (isinstance(err, USER_ERRORS) or err.errno in USER_OS_ERRNOS):
+            if debug or not (isinstance(err, USER_ERRORS) or err.errno in USER_OS_ERRNOS
+                             or any(message in str(err) for message in MISSING_MODEL_FILE_MESSAGES)):
                 raise
             return _report(err)
         print(f"error: no space left on device while writing {err.filename or 'the output'}; free some space "

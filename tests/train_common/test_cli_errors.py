@@ -48,3 +48,29 @@ def test_a_malformed_yaml_config_is_an_error_line(tmp_path, capsys):
     assert sarclip_main(["fit", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {config}: not a readable YAML config") and "Traceback" not in err
+
+
+def test_a_folder_that_is_not_a_model_is_named(tmp_path, capsys):
+    assert sarclip_main(["eval", str(tmp_path), "--data", "synthetic"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path}: not a model folder (no config.json")
+    (tmp_path / "config.json").write_text('{"model_type": "sarclip"}')  # weights and processor missing
+    assert sarclip_main(["eval", str(tmp_path), "--data", "synthetic"]) == 2  # transformers' own missing-file error
+    err = capsys.readouterr().err
+    assert err.startswith("error: Can't load") and str(tmp_path) in err and "Traceback" not in err
+
+
+def test_vqa_data_without_questions_names_the_folder(tmp_path, sar_data_dir):
+    from train.knowlip.evaluate import load_vqa_data
+
+    chips = tmp_path / "chips" / "train" / "BMP2"
+    chips.mkdir(parents=True)
+    (chips / "a.jpeg").write_bytes(next((sar_data_dir / "mstar_soc" / "train" / "BMP2").glob("*.jpeg")).read_bytes())
+    with pytest.raises(ValueError, match=f"{tmp_path / 'chips'}: VQA data lacks the columns .*dataset_scripts.geovl vqa"):
+        load_vqa_data(tmp_path / "chips", "train")
+
+
+def test_the_built_in_synthetic_set_outside_training_says_how_to_build_it():
+    from dataset_scripts.loading import load_image_text_data
+
+    with pytest.raises(ValueError, match="python -m dataset_scripts build synthetic --out DIR, then give --data DIR"):
+        load_image_text_data("synthetic")

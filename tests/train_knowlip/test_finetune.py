@@ -143,4 +143,8 @@ def test_bad_finetune_configs_are_named(model_dir, tmp_path):
         FinetuneConfig(task="vqa", model=str(model_dir), data="x", lora=True)
     with pytest.raises(ValueError, match="model must be a SAR-KnowLIP folder with its processor"):
         FinetuneConfig(model=str(tmp_path), data="x")
+    (tmp_path / "processor_config.json").write_text("{}")
+    (tmp_path / "config.json").write_text('{"model_type": "sarclip"}')  # a SARCLIP run's final/
+    with pytest.raises(ValueError, match=f"model: {tmp_path} holds a sarclip model, not SAR-KnowLIP"):
+        FinetuneConfig(model=str(tmp_path), data="x")
     assert FinetuneConfig(task="captioning", model=str(model_dir), data="x").max_length == 100  # Table 5

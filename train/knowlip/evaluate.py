@@ -148,6 +148,7 @@ def load_image_texts(data: datasets.Dataset | str | Path, image_size: int) -> tu
 
 def load_vqa_data(vqa_data: datasets.Dataset | str | Path, split: str = "test") -> datasets.Dataset:
     """A VQA dataset, or split `split` of a `python -m dataset_scripts.geovl vqa` folder with its images joined."""
+    source = f"{vqa_data}: " if isinstance(vqa_data, (str, Path)) else ""
     if isinstance(vqa_data, (str, Path)):
         if not Path(vqa_data).is_dir():
             raise FileNotFoundError(f"{vqa_data}: no VQA folder (write one with `python -m dataset_scripts.geovl vqa`)")
@@ -156,7 +157,8 @@ def load_vqa_data(vqa_data: datasets.Dataset | str | Path, split: str = "test") 
             raise ValueError(f"{vqa_data}: no `{split}` split (splits: {list(splits)})")
         vqa_data = splits[split]
     if missing := sorted({"image", "question", "answer", "task_type"} - set(vqa_data.column_names)):
-        raise ValueError(f"VQA data lacks the columns {missing} (columns: {vqa_data.column_names})")
+        raise ValueError(f"{source}VQA data lacks the columns {missing} (columns: {vqa_data.column_names}); build a "
+                         "VQA folder with `python -m dataset_scripts.geovl vqa`")
     return vqa_data
 
 

@@ -27,6 +27,7 @@ LoRA trains well at 3e-3 (61 %). Give `--learning_rate` for full fine-tuning of 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from pathlib import Path
@@ -118,6 +119,11 @@ class FinetuneConfig(TrainingOptions, YamlConfig):
     def check(self) -> None:
         if not self.model or not Path(self.model, "processor_config.json").is_file():
             raise ValueError(f"model must be a SAR-KnowLIP folder with its processor; {self.model!r} is not")
+        model_type = json.loads(Path(self.model, "config.json").read_text(encoding="utf-8")).get("model_type") \
+            if Path(self.model, "config.json").is_file() else None
+        if model_type != "sar_knowlip":
+            raise ValueError(f"model: {self.model} holds a {model_type or 'config-less'} model, not SAR-KnowLIP; give a "
+                             "SCIO run's model/ folder (a SARCLIP tower starts SCIO: train.knowlip fit --model towers)")
         if not self.data:
             raise ValueError("data is required (a dataset folder, image folder or table; vqa: a VQA folder)")
         if self.region_loss_weight and self.task != "vqa":

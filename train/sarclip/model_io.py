@@ -34,6 +34,9 @@ def load_trained_model(model_dir: str | Path, merge: bool = True) -> tuple[Sarcl
     and, by default, merged."""
     model_dir = resolve_model_dir(model_dir)
     config_file = model_dir / "config.json"
+    if not (config_file.is_file() or (model_dir / ADAPTER_CONFIG).is_file()):
+        raise FileNotFoundError(f"{model_dir}: not a model folder (no config.json or {ADAPTER_CONFIG}); give a run's "
+                                "final/ folder, a converted or exported model folder, or a Hub repo id")
     if config_file.is_file() and json.loads(config_file.read_text(encoding="utf-8")).get("model_type") == "clip":
         from modeling_sarclip.convert_sarclip_to_clip import load_clip_as_sarclip
 
