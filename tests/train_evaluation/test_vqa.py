@@ -38,6 +38,11 @@ def test_accuracy_per_task_type_by_hand():
     assert acc.questions == {"target count": 3, "target recognition": 2, "target position": 2, "main landform": 1,
                              "all landforms": 1}
     assert acc.overall == pytest.approx(600 / 9)
+    # items: position "1, 5" vs "1, 5, 9" shares 2 of 2 + 3, "9, 1 and 5" 3 of 3 + 3 -> F1 2 * 5 / 11;
+    # all landforms 2 of 2 + 3; count "4" vs "5" shares none
+    assert acc.item_f1 == pytest.approx(
+        {"target count": 2 * 2 / 6 * 100, "target recognition": 100.0, "target position": 1000 / 11,
+         "main landform": 100.0, "all landforms": 80.0})
 
 
 def test_the_majority_answer_prior_per_task_type():

@@ -6,6 +6,10 @@ simplified for single short reference answers): lower-case; split into items at 
 "and" (multi-item answers such as region lists "1, 5, 9" or "all landforms" match in any order and without
 duplicates); in each item drop the punctuation except ``/`` (aircraft names such as "A320/321") and ``-``,
 drop the articles a / an / the, and write number words zero..twenty as digits.
+
+Beside it, `item_f1`: the micro F1 of the answers' items per task type (our addition, partial credit that exact match
+does not give: "6" for the regions "5, 6" is one of two items right). It shows whether list answers (region numbers)
+depend on the image before they are exactly right.
 """
 
 from __future__ import annotations
@@ -39,12 +43,13 @@ def normalize_answer(answer: str) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class VqaAccuracy:
-    """Accuracy in percent per task type (in `task_order`, only the types present), question counts, and the
-    accuracy over all questions."""
+    """Accuracy in percent per task type (in `task_order`, only the types present), question counts, the accuracy
+    over all questions, and the answer items' micro F1 in percent per task type (module docstring)."""
 
     per_task: dict[str, float]
     questions: dict[str, int]
     overall: float
+    item_f1: dict[str, float]
 
 
 def vqa_accuracy(
@@ -69,14 +74,18 @@ def vqa_accuracy(
         raise ValueError(f"unknown VQA task types {unknown}; expected some of {order}")
     if empty := [i for i, r in enumerate(references) if not normalize_answer(r)]:
         raise ValueError(f"references {empty[:10]} are empty after normalisation ({len(empty)} in all)")
-    correct, total = Counter(), Counter(task_types)
+    correct, total, shared, items = Counter(), Counter(task_types), Counter(), Counter()
     for prediction, reference, task in zip(predictions, references, task_types):
-        correct[task] += normalize_answer(prediction) == normalize_answer(reference)
+        predicted, expected = normalize_answer(prediction), normalize_answer(reference)
+        correct[task] += predicted == expected
+        shared[task] += len(predicted & expected)
+        items[task] += len(predicted) + len(expected)
     present = [t for t in order if t in total]
     return VqaAccuracy(
         per_task={t: 100.0 * correct[t] / total[t] for t in present},
         questions={t: total[t] for t in present},
         overall=100.0 * sum(correct.values()) / len(predictions),
+        item_f1={t: 200.0 * shared[t] / items[t] for t in present},
     )
 
 

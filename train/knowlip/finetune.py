@@ -11,7 +11,9 @@
   captions are each other's positives (`image_ids`); test Recall@1/5/10 after ITM re-ranking, SARCLIP's keys.
 - captioning: ITC + ITM + LM on the whole caption (Table 5); test BLEU / METEOR / ROUGE-L / CIDEr.
 - vqa: ITC + ITM + LM on the answer of "task type: question [SEP] answer" (Table 5) on the `train` split of a
-  `python -m dataset_scripts.geovl vqa` folder; test accuracy per task type.
+  `python -m dataset_scripts.geovl vqa` folder; test accuracy (and answer-item F1) per task type beside the
+  majority-answer prior. `--region_loss_weight W` adds a grounding loss that teaches the ViT which grid regions hold a
+  target (`SarKnowlipConfig.vqa_region_weight`; our addition, off by default).
 The evaluation is `train.knowlip.evaluate` (the same code as `python -m train.knowlip eval`). Results:
 `output_dir/eval_results.json` (with the config and the training time), the model in `output_dir/model`.
 
