@@ -10,12 +10,12 @@ from accelerate.utils import set_seed
 from transformers import AutoModelForImageClassification
 
 from dataset_scripts.export import build_dataset
-from dataset_scripts.geovl.vqa_sets import save_vqa_sets
+from dataset_scripts.geovl.vqa_sets import load_vqa_sets, save_vqa_sets, target_regions
 from modeling_knowlip import (SarKnowlipConfig, SarKnowlipForQuestionAnswering, SarKnowlipModel, SarKnowlipProcessor,
                               train_wordpiece_tokenizer)
 from modeling_sarclip import SarclipImageProcessor
 from train.knowlip.__main__ import main
-from train.knowlip.finetune import FinetuneConfig
+from train.knowlip.finetune import FinetuneConfig, region_scorer_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -128,12 +128,31 @@ def test_vqa_with_the_region_loss_labels_each_detection_image_by_its_boxes(model
     results = _finetune("vqa", model_dir, real_data / "vqa", tmp_path / "run", "--max_train_samples", "12",
                         "--max_eval_samples", "4", "--region_loss_weight", "1",
                         "--weight_decay", "0")  # so only a gradient moves the scorer
-    assert results["test_questions"] == 4
+    assert results["test_questions"] == 4 and results["vqa_region_scorer"]["images"] <= 4
     tuned = SarKnowlipForQuestionAnswering.from_pretrained(tmp_path / "run" / "model")
     assert tuned.config.vqa_region_weight == 1.0
     assert not torch.equal(tuned.region_head.weight, task.model.region_head.weight)  # the scorer trained
     with pytest.raises(ValueError, match="region_loss_weight applies to the vqa task only"):
         FinetuneConfig(task="captioning", model=str(model_dir), data="x", region_loss_weight=1.0)
+
+
+@pytest.mark.parametrize("bias", [10.0, -10.0])
+def test_the_region_scorer_is_scored_against_each_image_regions(model_dir, real_data, bias):
+    model = SarKnowlipForQuestionAnswering.from_pretrained(model_dir, vqa_region_weight=1.0).eval()
+    with torch.no_grad():  # a scorer that says "target" (or "none") for every region of every image
+        model.region_head.weight.zero_()
+        model.region_head.bias.fill_(bias)
+    test = load_vqa_sets(real_data / "vqa")["test"]
+    by_image = target_regions(test["task_type"], test["answer"], test["image_id"])
+    scores = region_scorer_accuracy(model, SarKnowlipProcessor.from_pretrained(model_dir), test, by_image, batch_size=4)
+    regions = list(by_image.values())
+    held = sum(len(r) for r in regions)
+    assert scores["images"] == len(regions) == 9
+    if bias > 0:
+        assert scores["region_f1"] == pytest.approx(200 * held / (9 * len(regions) + held))
+        assert scores["exact"] == pytest.approx(100 * sum(len(r) == 9 for r in regions) / len(regions))
+    else:
+        assert scores["region_f1"] == 0 and scores["exact"] == pytest.approx(100 * sum(not r for r in regions) / 9)
 
 
 def test_bad_finetune_configs_are_named(model_dir, tmp_path):

@@ -341,8 +341,9 @@ def _vqa(config: FinetuneConfig, processor: SarKnowlipProcessor) -> TaskSetup:
     model = _load_model(SarKnowlipForQuestionAnswering, config, vqa_region_weight=config.region_loss_weight,
                         vqa_region_grid=GRID)
     train, test = (load_vqa_data(config.data, split) for split in (config.train_split, config.eval_split))
-    # the regions of every train image, before subsetting: a question kept without its image's others still knows them
-    regions = target_regions(train["task_type"], train["answer"], train["image_id"]) if config.region_loss_weight else {}
+    # the regions of every image, before subsetting: a question kept without its image's others still knows them
+    regions, test_regions = [target_regions(split["task_type"], split["answer"], split["image_id"])
+                             if config.region_loss_weight else {} for split in (train, test)]
     train, test = _subset(train, config.max_train_samples, config.seed), _subset(test, config.max_eval_samples, config.seed)
     image_index = {image_id: i for i, image_id in enumerate(dict.fromkeys(train["image_id"]))}
 
@@ -365,9 +366,33 @@ def _vqa(config: FinetuneConfig, processor: SarKnowlipProcessor) -> TaskSetup:
                                    batch_size=config.eval_batch_size)
         prior = majority_answer_accuracy(train["answer"], train["task_type"], test["answer"], test["task_type"],
                                          VQA_TASK_TYPES)
+        if model.region_head is not None:
+            results["vqa_region_scorer"] = region_scorer_accuracy(model, processor, test, test_regions,
+                                                                   config.eval_batch_size)
         return {**results, "vqa_majority_answer": dataclasses.asdict(prior), "test_questions": len(test)}
 
     return TaskSetup(model, len(train), collate, evaluate, pretraining_losses=True)
+
+
+@torch.no_grad()
+def region_scorer_accuracy(model: SarKnowlipForQuestionAnswering, processor: SarKnowlipProcessor,
+                           vqa: datasets.Dataset, regions: dict[str, set[int]], batch_size: int = 32) -> dict:
+    """How well the grounding scorer finds targets on the detection images of `vqa`: its regions (probability > 0.5)
+    against each image's `regions` (`target_regions` of the whole split), as the micro F1 over regions and the share
+    of images with every region right (the exact-match rule of a position answer), in percent."""
+    first_row = {image_id: row for row, image_id in reversed(list(enumerate(vqa["image_id"])))}
+    image_ids = [image_id for image_id in regions if image_id in first_row]
+    if not image_ids:
+        return {"region_f1": None, "exact": None, "images": 0}
+    device, predicted = next(model.parameters()).device, []
+    for start in range(0, len(image_ids), batch_size):
+        rows = [first_row[i] for i in image_ids[start:start + batch_size]]
+        pixels = processor.image_processor(vqa[rows]["image"], return_tensors="pt")["pixel_values"].to(device)
+        predicted.append(model.region_logits(model.vision_model(pixel_values=pixels).last_hidden_state).gt(0).cpu())
+    predicted = torch.cat(predicted).float()
+    truth = torch.tensor([[float(r in regions[i]) for r in range(1, GRID * GRID + 1)] for i in image_ids])
+    return {"region_f1": 200.0 * float((predicted * truth).sum() / (predicted.sum() + truth.sum()).clamp(min=1)),
+            "exact": 100.0 * float(predicted.eq(truth).all(dim=1).float().mean()), "images": len(image_ids)}
 
 
 TASK_SETUPS = {"classification": _classification, "retrieval": _image_text, "captioning": _image_text, "vqa": _vqa}
