@@ -60,6 +60,20 @@ def test_classification_on_opensarship_ships(model_dir, real_data, tmp_path, lor
     assert not torch.equal(model.vision_model.layers[0].attention.q_proj.weight, base)  # the ViT was trained
 
 
+def test_a_finished_run_folder_is_refused_unless_overwritten(model_dir, real_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    _finetune("classification", model_dir, real_data / "oss", out)
+    weights = (out / "model" / "model.safetensors").read_bytes()
+    argv = ["finetune", "--task", "classification", "--model", str(model_dir), "--data", str(real_data / "oss"),
+            "--output_dir", str(out), "--epochs", "1", "--batch_size", "4", "--seed", "1"]
+    assert main(argv) == 2
+    assert f"error: {out}: holds a run (model/, checkpoints/); pass --resume" in capsys.readouterr().err
+    assert (out / "model" / "model.safetensors").read_bytes() == weights  # untouched
+    assert main([*argv, "--overwrite"]) == 0
+    assert (out / "model" / "model.safetensors").read_bytes() != weights  # the seed-1 run replaced it
+    assert json.loads((out / "eval_results.json").read_text())["config"]["seed"] == 1
+
+
 def test_classification_on_a_folder_without_a_test_split_holds_out_as_sarclip_does(model_dir, sar_data_dir, tmp_path,
                                                                                     capsys):
     import shutil

@@ -114,3 +114,22 @@ def load_checkpoint(accelerator: Accelerator, path: Path) -> TrainerState:
                          "checkpoint is inconsistent (resume from another one, or restore the file)")
     accelerator.load_state(str(path))
     return state
+
+
+def claim_run_folder(output_dir: Path, outputs: tuple[str, ...], resume: bool, overwrite: bool,
+                     accelerator: Accelerator, stale: tuple[str, ...] = ()) -> None:
+    """Refuse an `output_dir` that holds a run (any of `outputs`, e.g. its model and checkpoints folders) unless the
+    run is resumed or overwritten: a second run into a used folder would replace its model, and the old checkpoints
+    would prune (or later resume in place of) the new run's. With `overwrite` the `stale` files and folders (the old
+    checkpoints, logs...) are deleted now; the model is replaced when the new one is complete."""
+    used = [name for name in outputs if (output_dir / name).exists()]
+    if not used or resume:
+        return
+    if not overwrite:
+        raise ValueError(f"{output_dir}: holds a run ({', '.join(f'{name}/' for name in used)}); pass --resume to "
+                         "continue it, --overwrite to replace it, or choose another output_dir")
+    if accelerator.is_main_process:
+        for name in stale:
+            path = output_dir / name
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    accelerator.wait_for_everyone()

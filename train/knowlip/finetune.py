@@ -54,7 +54,7 @@ from modeling_knowlip import (
 )
 
 
-from ..common.checkpointing import TrainerState, load_checkpoint, resolve_checkpoint
+from ..common.checkpointing import TrainerState, claim_run_folder, load_checkpoint, resolve_checkpoint
 from ..common.collapse_guard import CollapseGuard, probe_indices, uniform_loss
 from ..common.loop import GuardedOptimizer
 from ..common.config import TrainingOptions, YamlConfig, option
@@ -112,6 +112,8 @@ class FinetuneConfig(TrainingOptions, YamlConfig):
     seed: int = option(0, "seed of the head initialisation and the data order", min=0)
     resume: str | None = option(None, "latest or a checkpoint folder under output_dir/checkpoints (a bare --resume is "
                                 "latest): continue exactly where that epoch ended")
+    overwrite: bool = option(False, "start a new run in an output_dir that holds one (its checkpoints are deleted at "
+                             "the start, its model/ replaced at the end); without it such a folder is refused")
     keep_checkpoints: int = option(1, "newest end-of-epoch checkpoints kept", min=1)
     push_to_hub: str | None = option(None, "Hub repo id to upload model/ to (after the evaluation, with its results)")
     hub_private: bool = option(False, "create the Hub repo private")
@@ -128,6 +130,9 @@ class FinetuneConfig(TrainingOptions, YamlConfig):
                              "SCIO run's model/ folder (a SARCLIP tower starts SCIO: train.knowlip fit --model towers)")
         if not self.data:
             raise ValueError("data is required (a dataset folder, image folder or table; vqa: a VQA folder)")
+        if self.resume and self.overwrite:
+            raise ValueError("resume and overwrite contradict each other: --resume continues the run in output_dir, "
+                             "--overwrite replaces it")
         if self.region_loss_weight and self.task != "vqa":
             raise ValueError("region_loss_weight applies to the vqa task only")
         if self.lora and self.task != "classification":
@@ -141,6 +146,8 @@ def finetune(config: FinetuneConfig, accelerator: Accelerator | None = None) -> 
     accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision)
     set_seed(config.seed)
     out = Path(config.output_dir)
+    claim_run_folder(out, ("model", CHECKPOINTS), bool(config.resume), config.overwrite, accelerator,
+                     stale=(CHECKPOINTS, "eval", RESULTS_FILE))
     processor = SarKnowlipProcessor.from_pretrained(config.model)
     if config.image_size:
         processor.image_processor.size = config.image_size

@@ -28,6 +28,7 @@ from ..common.collapse_guard import (
 )
 from ..common.checkpointing import (
     TrainerState,
+    claim_run_folder,
     load_checkpoint,
     read_json,
     resolve_checkpoint,
@@ -109,7 +110,8 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
         step_scheduler_with_optimizer=False,  # the schedule counts optimizer steps, whatever the process count
     )
     set_seed(config.seed)
-    claim_run_folder(output_dir, config, accelerator)
+    claim_run_folder(output_dir, (FINAL, CHECKPOINTS), bool(config.resume), config.overwrite, accelerator,
+                     stale=(CHECKPOINTS, TOKENIZER, LOGS, TRAINING_LOG))
     if config.streaming:  # nothing read into memory; a missing split is an error before any training
         shards = parquet_shards(config.data, config.train_split)
         if config.eval_split and config.eval_tasks:
@@ -333,24 +335,6 @@ def check_resumed_config(output_dir: Path, config: TrainConfig) -> None:
         details = ", ".join(f"{name}: {saved.get(name)!r} -> {now[name]!r}" for name in changed)
         raise ValueError(f"{saved_file}: --resume continues that run, whose settings differ ({details}); resume with "
                          "the saved settings, or start a new run (--overwrite or another output_dir)")
-
-
-def claim_run_folder(output_dir: Path, config: TrainConfig, accelerator: Accelerator) -> None:
-    """Refuse an `output_dir` that holds a run (its `final/` or `checkpoints/`) unless the config resumes it or
-    overwrites it: a second `fit` into a used folder would replace its model, and the old checkpoints would prune the
-    new run's. With `overwrite` the old checkpoints, log and tokenizer are deleted now; `final/` is replaced when the
-    new one is complete."""
-    used = [name for name in (FINAL, CHECKPOINTS) if (output_dir / name).exists()]
-    if not used or config.resume:
-        return
-    if not config.overwrite:
-        raise ValueError(f"{output_dir}: holds a run ({', '.join(f'{name}/' for name in used)}); pass --resume to "
-                         "continue it, --overwrite to replace it, or choose another output_dir")
-    if accelerator.is_main_process:
-        for name in (CHECKPOINTS, TOKENIZER, LOGS):
-            shutil.rmtree(output_dir / name, ignore_errors=True)
-        (output_dir / TRAINING_LOG).unlink(missing_ok=True)
-    accelerator.wait_for_everyone()
 
 
 def training_probe(processor, seed: int, train_view: datasets.Dataset | None, shards: list[str] | None,
