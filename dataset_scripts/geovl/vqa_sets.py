@@ -174,6 +174,11 @@ def target_regions(task_types, answers, image_ids) -> dict[str, set[int]]:
     return regions
 
 
+def region_indicator(regions: set[int], grid: int = GRID) -> list[float]:
+    """1.0 for each of the ``grid x grid`` regions (numbered 1.. row by row) in `regions`, else 0.0."""
+    return [float(region in regions) for region in range(1, grid * grid + 1)]
+
+
 def hrsid_vqa(data_dir: str | Path, train_views: int = 1) -> datasets.Dataset:
     """HRSID ships (``<data_dir>/hrsid_samples``): count, region-wise recognition ("ship") and position.
 

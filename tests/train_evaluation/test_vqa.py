@@ -4,7 +4,7 @@ import pytest
 
 from dataset_scripts.geovl.vqa_sets import hrsid_vqa, mstar_recognition_vqa
 from modeling_knowlip.configuration_knowlip import VQA_TASK_TYPES
-from train.evaluation.vqa import majority_answer_accuracy, normalize_answer, vqa_accuracy
+from train.evaluation.vqa import majority_answer_accuracy, normalize_answer, set_match, vqa_accuracy
 
 
 def test_normalisation():
@@ -81,3 +81,12 @@ def test_real_hrsid_reordered_answers_are_right(sar_data_dir):
     assert acc.questions["target count"] == 40
     off_by_one = [str(int(a) + 1) if t == "target count" else a for a, t in zip(ds["answer"], ds["task_type"])]
     assert vqa_accuracy(off_by_one, ds["answer"], ds["task_type"]).per_task["target count"] == 0.0
+
+
+def test_set_match_scores_exact_sets_and_shared_items():
+    exact, f1 = set_match([frozenset({1, 4}), frozenset(), frozenset({6})],
+                          [frozenset({1, 4}), frozenset(), frozenset({5, 6})])
+    assert exact == pytest.approx(200 / 3) and f1 == pytest.approx(200 * 3 / 7)  # 3 shared of 3 + 4 items
+    assert set_match([frozenset()], [frozenset()]) == (100.0, 0.0)  # nothing to find: exact, but no item to score
+    with pytest.raises(ValueError, match="got 1 predicted and 2 expected item sets"):
+        set_match([frozenset()], [frozenset(), frozenset()])

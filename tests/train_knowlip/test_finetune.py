@@ -15,7 +15,8 @@ from modeling_knowlip import (SarKnowlipConfig, SarKnowlipForQuestionAnswering, 
                               train_wordpiece_tokenizer)
 from modeling_sarclip import SarclipImageProcessor
 from train.knowlip.__main__ import main
-from train.knowlip.finetune import FinetuneConfig, region_scorer_accuracy
+from train.knowlip.evaluate import evaluate_region_scorer
+from train.knowlip.finetune import FinetuneConfig
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +159,7 @@ def test_the_region_scorer_is_scored_against_each_image_regions(model_dir, real_
         model.region_head.bias.fill_(bias)
     test = load_vqa_sets(real_data / "vqa")["test"]
     by_image = target_regions(test["task_type"], test["answer"], test["image_id"])
-    scores = region_scorer_accuracy(model, SarKnowlipProcessor.from_pretrained(model_dir), test, by_image, batch_size=4)
+    scores = evaluate_region_scorer(model, SarKnowlipProcessor.from_pretrained(model_dir), test, by_image, batch_size=4)
     regions = list(by_image.values())
     held = sum(len(r) for r in regions)
     assert scores["images"] == len(regions) == 9

@@ -41,6 +41,17 @@ def normalize_answer(answer: str) -> frozenset[str]:
     return frozenset(items)
 
 
+def set_match(predicted: Sequence[frozenset], expected: Sequence[frozenset]) -> tuple[float, float]:
+    """Exact-match share and micro F1 of the items (0 where neither side has one), in percent, of paired item sets:
+    normalised answers here, a grounding scorer's regions in `train.knowlip.evaluate.evaluate_region_scorer`."""
+    if len(predicted) != len(expected) or not predicted:
+        raise ValueError(f"got {len(predicted)} predicted and {len(expected)} expected item sets")
+    exact = sum(p == e for p, e in zip(predicted, expected))
+    shared, items = sum(len(p & e) for p, e in zip(predicted, expected)), sum(len(p) + len(e) for p, e in
+                                                                            zip(predicted, expected))
+    return 100.0 * exact / len(predicted), 200.0 * shared / items if items else 0.0
+
+
 @dataclass(frozen=True)
 class VqaAccuracy:
     """Accuracy in percent per task type (in `task_order`, only the types present), question counts, the accuracy
@@ -74,18 +85,17 @@ def vqa_accuracy(
         raise ValueError(f"unknown VQA task types {unknown}; expected some of {order}")
     if empty := [i for i, r in enumerate(references) if not normalize_answer(r)]:
         raise ValueError(f"references {empty[:10]} are empty after normalisation ({len(empty)} in all)")
-    correct, total, shared, items = Counter(), Counter(task_types), Counter(), Counter()
+    pairs: dict[str, tuple[list, list]] = {}  # task type -> (predicted, expected) item sets
     for prediction, reference, task in zip(predictions, references, task_types):
-        predicted, expected = normalize_answer(prediction), normalize_answer(reference)
-        correct[task] += predicted == expected
-        shared[task] += len(predicted & expected)
-        items[task] += len(predicted) + len(expected)
-    present = [t for t in order if t in total]
+        predicted, expected = pairs.setdefault(task, ([], []))
+        predicted.append(normalize_answer(prediction))
+        expected.append(normalize_answer(reference))
+    scores = {task: set_match(*pairs[task]) for task in order if task in pairs}
     return VqaAccuracy(
-        per_task={t: 100.0 * correct[t] / total[t] for t in present},
-        questions={t: total[t] for t in present},
-        overall=100.0 * sum(correct.values()) / len(predictions),
-        item_f1={t: 200.0 * shared[t] / items[t] for t in present},
+        per_task={task: exact for task, (exact, _) in scores.items()},
+        questions={task: len(pairs[task][0]) for task in scores},
+        overall=sum(exact * len(pairs[task][0]) for task, (exact, _) in scores.items()) / len(predictions),
+        item_f1={task: f1 for task, (_, f1) in scores.items()},
     )
 
 

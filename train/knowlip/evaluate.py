@@ -38,7 +38,7 @@ from sar_utils.atomic import write_json
 
 from ..evaluation.captioning import caption_metrics
 from ..evaluation.retrieval import retrieval_recalls, unique_captions
-from ..evaluation.vqa import vqa_accuracy
+from ..evaluation.vqa import set_match, vqa_accuracy
 
 from .synthetic_texts import synthetic_scio_dataset
 
@@ -221,6 +221,27 @@ def evaluate_vqa(model: SarKnowlipModel, processor: SarKnowlipProcessor,
         answers += processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
     accuracy = vqa_accuracy(answers, vqa["answer"], vqa["task_type"], task_order=VQA_TASK_TYPES)
     return dataclasses.asdict(accuracy), answers
+
+
+@torch.no_grad()
+def evaluate_region_scorer(model: SarKnowlipForQuestionAnswering, processor: SarKnowlipProcessor,
+                           vqa: datasets.Dataset, regions: dict[str, set[int]], batch_size: int = 32) -> dict:
+    """How well a VQA model's grounding scorer (`region_logits`) finds targets on the detection images of `vqa`: its
+    regions (probability > 0.5) against each image's `regions` (`target_regions` of the whole split), as the share
+    of images with every region right (the exact-match rule of a position answer) and the micro F1 over regions,
+    in percent (`train.evaluation.vqa.set_match`)."""
+    first_row = {image_id: row for row, image_id in reversed(list(enumerate(vqa["image_id"])))}
+    image_ids = [image_id for image_id in regions if image_id in first_row]
+    if not image_ids:
+        return {"exact": None, "region_f1": None, "images": 0}
+    device, predicted = next(model.parameters()).device, []
+    for start in range(0, len(image_ids), batch_size):
+        rows = [first_row[i] for i in image_ids[start:start + batch_size]]
+        pixels = processor.image_processor(vqa[rows]["image"], return_tensors="pt")["pixel_values"].to(device)
+        logits = model.region_logits(model.vision_model(pixel_values=pixels).last_hidden_state)
+        predicted += [frozenset((row.nonzero().flatten() + 1).tolist()) for row in logits.gt(0).cpu()]
+    exact, f1 = set_match(predicted, [frozenset(regions[i]) for i in image_ids])
+    return {"exact": exact, "region_f1": f1, "images": len(image_ids)}
 
 
 def _unwritable_tokens(processor: SarKnowlipProcessor) -> list[int]:

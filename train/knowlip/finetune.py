@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from sar_utils.atomic import atomic_folder, write_json
-from dataset_scripts.geovl.vqa_sets import GRID, target_regions
+from dataset_scripts.geovl.vqa_sets import GRID, region_indicator, target_regions
 from dataset_scripts.loading import load_image_text_data
 from modeling_knowlip import (
     SarKnowlipForConditionalGeneration,
@@ -66,7 +66,7 @@ from ..evaluation.metrics import load_metric
 from ..evaluation.retrieval import unique_captions
 from ..evaluation.vqa import majority_answer_accuracy
 from ..evaluation.zero_shot import flat_classification_metrics
-from .evaluate import RESULTS_FILE, evaluate_knowlip, load_image_texts, load_vqa_data
+from .evaluate import RESULTS_FILE, evaluate_knowlip, evaluate_region_scorer, load_image_texts, load_vqa_data
 from .schedule import alpha_at
 
 TASKS = ("classification", "retrieval", "captioning", "vqa")
@@ -123,8 +123,8 @@ class FinetuneConfig(TrainingOptions, YamlConfig):
     def check(self) -> None:
         if not self.model or not Path(self.model, "processor_config.json").is_file():
             raise ValueError(f"model must be a SAR-KnowLIP folder with its processor; {self.model!r} is not")
-        model_type = json.loads(Path(self.model, "config.json").read_text(encoding="utf-8")).get("model_type") \
-            if Path(self.model, "config.json").is_file() else None
+        config_file = Path(self.model, "config.json")
+        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type") if config_file.is_file() else None
         if model_type != "sar_knowlip":
             raise ValueError(f"model: {self.model} holds a {model_type or 'config-less'} model, not SAR-KnowLIP; give a "
                              "SCIO run's model/ folder (a SARCLIP tower starts SCIO: train.knowlip fit --model towers)")
@@ -354,10 +354,8 @@ def _vqa(config: FinetuneConfig, processor: SarKnowlipProcessor) -> TaskSetup:
     train, test = _subset(train, config.max_train_samples, config.seed), _subset(test, config.max_eval_samples, config.seed)
     image_index = {image_id: i for i, image_id in enumerate(dict.fromkeys(train["image_id"]))}
 
-    def region_labels(image_id: str) -> list[float]:
-        if image_id not in regions:
-            return [-1.0] * GRID * GRID  # no region labels (a centred chip)
-        return [float(region in regions[image_id]) for region in range(1, GRID * GRID + 1)]
+    def region_labels(image_id: str) -> list[float]:  # a row of -1: no region labels (a centred chip)
+        return region_indicator(regions[image_id]) if image_id in regions else [-1.0] * GRID * GRID
 
     def collate(indices):
         rows = train[indices]
@@ -374,32 +372,11 @@ def _vqa(config: FinetuneConfig, processor: SarKnowlipProcessor) -> TaskSetup:
         prior = majority_answer_accuracy(train["answer"], train["task_type"], test["answer"], test["task_type"],
                                          VQA_TASK_TYPES)
         if model.region_head is not None:
-            results["vqa_region_scorer"] = region_scorer_accuracy(model, processor, test, test_regions,
-                                                                   config.eval_batch_size)
+            results["vqa_region_scorer"] = evaluate_region_scorer(model, processor, test, test_regions,
+                                                                  config.eval_batch_size)
         return {**results, "vqa_majority_answer": dataclasses.asdict(prior), "test_questions": len(test)}
 
     return TaskSetup(model, len(train), collate, evaluate, pretraining_losses=True)
-
-
-@torch.no_grad()
-def region_scorer_accuracy(model: SarKnowlipForQuestionAnswering, processor: SarKnowlipProcessor,
-                           vqa: datasets.Dataset, regions: dict[str, set[int]], batch_size: int = 32) -> dict:
-    """How well the grounding scorer finds targets on the detection images of `vqa`: its regions (probability > 0.5)
-    against each image's `regions` (`target_regions` of the whole split), as the micro F1 over regions and the share
-    of images with every region right (the exact-match rule of a position answer), in percent."""
-    first_row = {image_id: row for row, image_id in reversed(list(enumerate(vqa["image_id"])))}
-    image_ids = [image_id for image_id in regions if image_id in first_row]
-    if not image_ids:
-        return {"region_f1": None, "exact": None, "images": 0}
-    device, predicted = next(model.parameters()).device, []
-    for start in range(0, len(image_ids), batch_size):
-        rows = [first_row[i] for i in image_ids[start:start + batch_size]]
-        pixels = processor.image_processor(vqa[rows]["image"], return_tensors="pt")["pixel_values"].to(device)
-        predicted.append(model.region_logits(model.vision_model(pixel_values=pixels).last_hidden_state).gt(0).cpu())
-    predicted = torch.cat(predicted).float()
-    truth = torch.tensor([[float(r in regions[i]) for r in range(1, GRID * GRID + 1)] for i in image_ids])
-    return {"region_f1": 200.0 * float((predicted * truth).sum() / (predicted.sum() + truth.sum()).clamp(min=1)),
-            "exact": 100.0 * float(predicted.eq(truth).all(dim=1).float().mean()), "images": len(image_ids)}
 
 
 TASK_SETUPS = {"classification": _classification, "retrieval": _image_text, "captioning": _image_text, "vqa": _vqa}
