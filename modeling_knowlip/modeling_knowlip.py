@@ -743,7 +743,9 @@ class SarKnowlipForQuestionAnswering(SarKnowlipModel):
 
     Text = "task type: question [SEP] answer" (built by `SarKnowlipProcessor(..., answers=...)`, which also returns
     `mlm_mask` marking the answer). Fine-tuning (Table 5: ITC + ITM + MLM) regenerates the answer; `generate` fills
-    the [MASK] in "task type: question [SEP] [MASK]".
+    the [MASK] in "task type: question [SEP] [MASK]". A model fine-tuned with the grounding loss
+    (`config.vqa_region_weight` > 0) also answers "target position" questions from its region scorer
+    (`answer_regions`); `train.knowlip.evaluate.evaluate_vqa` does so.
     """
 
     def __init__(self, config: SarKnowlipConfig):
@@ -766,6 +768,22 @@ class SarKnowlipForQuestionAnswering(SarKnowlipModel):
         grid = patches.reshape(len(patches), side, side, -1).permute(0, 3, 1, 2)
         pooled = F.adaptive_max_pool2d(grid, self.config.vqa_region_grid).flatten(2).transpose(1, 2)
         return self.region_head(pooled).squeeze(-1)
+
+    @torch.no_grad()
+    def answer_regions(self, pixel_values: torch.Tensor | None = None,
+                       image_embeds: torch.Tensor | None = None) -> list[str]:
+        """Answers to "In which region(s) are the targets located?" from the region scorer: the regions whose logit is
+        above 0, ascending and joined by ", " (the VQA sets' answer format, e.g. "1, 4"). Where no region is, the
+        highest-scoring one (our choice: a position question presumes a target). The scorer finds every target, so
+        a question about one class of several in the image is answered with the regions of all of them."""
+        if image_embeds is None:
+            image_embeds = self.vision_model(pixel_values=pixel_values).last_hidden_state
+        logits = self.region_logits(image_embeds)
+        answers = []
+        for row in logits:
+            regions = (row > 0).nonzero().flatten().tolist() or [int(row.argmax())]
+            answers.append(", ".join(str(region + 1) for region in regions))
+        return answers
 
     def forward(self, *args, region_labels: torch.Tensor | None = None, **kwargs) -> SarKnowlipOutput:
         r"""`SarKnowlipModel.forward`, and with `return_loss` and `region_labels` the grounding loss

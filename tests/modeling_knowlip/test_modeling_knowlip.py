@@ -353,6 +353,21 @@ def test_the_vqa_region_scorer_reads_the_grid_row_by_row(tiny_config):
         assert logits.argmax() == region - 1 and logits[region - 1] == 5.0 and logits.count_nonzero() == 1
 
 
+def test_position_answers_list_the_scored_regions_or_the_best_one(tiny_config):
+    """Regions above logit 0, ascending, in the VQA sets' format; the best region where none is above 0."""
+    model = _model(tiny_config, cls=SarKnowlipForQuestionAnswering, vqa_region_weight=1.0,
+                   vision_config={"image_size": 96})
+    width = model.config.vision_config.hidden_size
+    with torch.no_grad():
+        model.region_head.weight.copy_(torch.eye(width)[:1])
+        model.region_head.bias.fill_(-1.0)
+    tokens = torch.zeros(2, 1 + 36, width)
+    tokens[0, 1 + 5 * 6 + 5, 0] = 5.0  # region 9
+    tokens[0, 1 + 0 * 6 + 0, 0] = 3.0  # region 1
+    tokens[1, 1 + 3 * 6 + 0, 0] = 0.5  # region 4, below the bias: no region is above 0
+    assert model.answer_regions(image_embeds=tokens) == ["1, 9", "4"]
+
+
 def test_the_vqa_region_loss_adds_only_for_labelled_images(tiny_config, processor, images, tmp_path):
     model = _model(tiny_config, cls=SarKnowlipForQuestionAnswering, vqa_region_weight=0.5).eval()
     inputs = processor.vqa_inputs(["where are the ships", "where are the ships", "what type of target"],

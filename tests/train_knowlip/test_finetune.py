@@ -15,7 +15,7 @@ from modeling_knowlip import (SarKnowlipConfig, SarKnowlipForQuestionAnswering, 
                               train_wordpiece_tokenizer)
 from modeling_sarclip import SarclipImageProcessor
 from train.knowlip.__main__ import main
-from train.knowlip.evaluate import evaluate_region_scorer
+from train.knowlip.evaluate import evaluate_region_scorer, evaluate_vqa
 from train.knowlip.finetune import FinetuneConfig
 
 
@@ -168,6 +168,27 @@ def test_the_region_scorer_is_scored_against_each_image_regions(model_dir, real_
         assert scores["exact"] == pytest.approx(100 * sum(len(r) == 9 for r in regions) / len(regions))
     else:
         assert scores["region_f1"] == 0 and scores["exact"] == pytest.approx(100 * sum(not r for r in regions) / 9)
+
+
+def test_a_grounded_model_answers_position_questions_from_its_scorer(model_dir, real_data):
+    model = SarKnowlipForQuestionAnswering.from_pretrained(model_dir, vqa_region_weight=1.0).eval()
+    with torch.no_grad():  # every region "holds a target": each position answer is "1, 2, ..., 9"
+        model.region_head.weight.zero_()
+        model.region_head.bias.fill_(10.0)
+    processor = SarKnowlipProcessor.from_pretrained(model_dir)
+    test = load_vqa_sets(real_data / "vqa")["test"]
+    test = test.select([i for i, t in enumerate(test["task_type"]) if t != "target recognition"][:6])
+    results, answers = evaluate_vqa(model, processor, test, batch_size=4)
+    plain, plain_answers = evaluate_vqa(SarKnowlipForQuestionAnswering.from_pretrained(model_dir), processor, test,
+                                        batch_size=4)
+    position = [t == "target position" for t in test["task_type"]]
+    assert any(position) and not all(position)
+    everywhere = ", ".join(str(r) for r in range(1, 10))
+    assert [a == everywhere for a in answers] == position  # the scorer answers position questions, only them
+    assert [a for a, p in zip(answers, position) if not p] == [a for a, p in zip(plain_answers, position) if not p]
+    assert results["position_answers"] == "region scorer" and plain["position_answers"] == "answer decoder"
+    assert results["per_task"]["target position"] == pytest.approx(
+        100 * sum(a == everywhere for a, p in zip(test["answer"], position) if p) / sum(position))
 
 
 def test_bad_finetune_configs_are_named(model_dir, tmp_path):

@@ -4,7 +4,8 @@
   logit (`SarKnowlipForImageTextRetrieval.retrieve`), Recall@1/5/10 both ways (`train.evaluation.retrieval`, the
   function and keys SARCLIP's evaluation uses; identical texts are one text whose images are all correct);
 - captioning: one generated caption per image against its reference texts (BLEU-4, METEOR, ROUGE-L, CIDEr);
-- vqa: generated answers to "task type: question [SEP] [MASK]", accuracy per task type.
+- vqa: generated answers to "task type: question [SEP] [MASK]" (position questions answered by the region scorer
+  when the model has one), accuracy per task type.
 
 Image-text data has an `image` column and, per image, reference texts from the first of these columns present:
 `captions` (a list of captions; each is a retrieval text), `caption` (one string) or `subtexts` (the 8 sub-texts of
@@ -30,7 +31,7 @@ from modeling_knowlip import (
     SarKnowlipModel,
     SarKnowlipProcessor,
 )
-from dataset_scripts.geovl.vqa_sets import load_vqa_sets
+from dataset_scripts.geovl.vqa_sets import TASK_POSITION, load_vqa_sets
 from dataset_scripts.loading import load_image_text_data
 from modeling_knowlip.configuration_knowlip import VQA_TASK_TYPES
 
@@ -208,19 +209,32 @@ def evaluate_captioning(model: SarKnowlipModel, processor: SarKnowlipProcessor, 
 
 def evaluate_vqa(model: SarKnowlipModel, processor: SarKnowlipProcessor,
                  vqa: datasets.Dataset, batch_size: int) -> tuple[dict, list[str]]:
-    """Accuracy per task type (x 100, `train.evaluation.vqa.vqa_accuracy`) of generated answers, and the answers."""
+    """Accuracy per task type (x 100, `train.evaluation.vqa.vqa_accuracy`) of the model's answers, and the answers.
+    Answers are generated, except that a model with a region scorer answers position questions from it
+    (`SarKnowlipForQuestionAnswering.answer_regions`); `position_answers` names which answered them."""
     model = _task_model(model, SarKnowlipForQuestionAnswering)
-    answers = []
+    grounded = model.region_head is not None
+    answers = [""] * len(vqa)
+    by_scorer = [i for i, task in enumerate(vqa["task_type"]) if grounded and task == TASK_POSITION]
+    by_decoder = sorted(set(range(len(vqa))) - set(by_scorer))
     max_length = model.config.text_config.max_position_embeddings
-    for start in range(0, len(vqa), batch_size):
-        batch = vqa[start:start + batch_size]
+    for start in range(0, len(by_decoder), batch_size):
+        rows = by_decoder[start:start + batch_size]
+        batch = vqa[rows]
         inputs = processor.vqa_inputs(batch["question"], batch["task_type"], images=batch["image"],
                                       max_length=max_length)
         ids = model.generate(inputs["pixel_values"], inputs["input_ids"], inputs["attention_mask"],
                              suppress_tokens=_unwritable_tokens(processor), **VQA_GENERATION)
-        answers += processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
+        for row, answer in zip(rows, processor.tokenizer.batch_decode(ids, skip_special_tokens=True)):
+            answers[row] = answer
+    for start in range(0, len(by_scorer), batch_size):
+        rows = by_scorer[start:start + batch_size]
+        pixel_values = processor.image_processor(vqa[rows]["image"], return_tensors="pt")["pixel_values"]
+        for row, answer in zip(rows, model.answer_regions(pixel_values.to(model.device))):
+            answers[row] = answer
     accuracy = vqa_accuracy(answers, vqa["answer"], vqa["task_type"], task_order=VQA_TASK_TYPES)
-    return dataclasses.asdict(accuracy), answers
+    return {**dataclasses.asdict(accuracy),
+            "position_answers": "region scorer" if grounded else "answer decoder"}, answers
 
 
 @torch.no_grad()
