@@ -117,17 +117,20 @@ def load_checkpoint(accelerator: Accelerator, path: Path) -> TrainerState:
 
 
 def claim_run_folder(output_dir: Path, outputs: tuple[str, ...], resume: bool, overwrite: bool,
-                     accelerator: Accelerator, stale: tuple[str, ...] = ()) -> None:
+                     accelerator: Accelerator, stale: tuple[str, ...] = (), resumable: bool = True) -> None:
     """Refuse an `output_dir` that holds a run (any of `outputs`, e.g. its model and checkpoints folders) unless the
     run is resumed or overwritten: a second run into a used folder would replace its model, and the old checkpoints
     would prune (or later resume in place of) the new run's. With `overwrite` the `stale` files and folders (the old
-    checkpoints, logs...) are deleted now; the model is replaced when the new one is complete."""
+    checkpoints, logs...) are deleted now; the model is replaced when the new one is complete. `resumable`: whether
+    the command has a --resume to offer."""
     used = [name for name in outputs if (output_dir / name).exists()]
     if not used or resume:
         return
     if not overwrite:
-        raise ValueError(f"{output_dir}: holds a run ({', '.join(f'{name}/' for name in used)}); pass --resume to "
-                         "continue it, --overwrite to replace it, or choose another output_dir")
+        held = ", ".join(f"{name}/" if (output_dir / name).is_dir() else name for name in used)
+        resume_hint = "pass --resume to continue it, " if resumable else ""
+        raise ValueError(f"{output_dir}: holds a run ({held}); {resume_hint}pass --overwrite to replace it, or choose "
+                         "another output folder")
     if accelerator.is_main_process:
         for name in stale:
             path = output_dir / name

@@ -22,12 +22,16 @@ import time
 from pathlib import Path
 
 import datasets
+from accelerate import PartialState
 
 from dataset_scripts.export import write_dataset_folder
 from dataset_scripts.geovl.hcot import HCoTTask
 from dataset_scripts.geovl.label_captions import FactCaptioner
 from dataset_scripts.geovl.llm import CachedLLM, OpenAIChatBackend, ResponseCache, TransformersTextBackend
 from dataset_scripts.geovl.pipeline import build_geovl_dataset
+from sar_utils.atomic import write_json
+
+from ..common.checkpointing import claim_run_folder
 
 from .evaluate import evaluate_knowlip
 from .fit import fit_scio
@@ -35,6 +39,7 @@ from .run_config import ScioRunConfig
 
 TINY_CONFIG = Path(__file__).with_name("configs") / "tiny_synthetic.yaml"
 REPORT_FILE = "chain_report.json"
+RUN_OUTPUTS = ("geovl", "tiles", "scio", "eval")
 
 
 def add_chain_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,12 +52,15 @@ def add_chain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scales", default="1000,500,250", help="large,medium,small tile sides in metres")
     parser.add_argument("--scio-config", type=Path, default=TINY_CONFIG, help="SCIO run config (YAML)")
     parser.add_argument("--stage-epochs", default="2,1,1", help="SCIO epochs of stages 1, 2, 3")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the chain run in --out (each of its folders is replaced when the new one is "
+                             "complete); without it a folder that holds one is refused before anything is written")
 
 
 def run_chain_cli(args: argparse.Namespace) -> int:
     report = run_chain(args.geotiffs, args.out, args.backend, args.local_model, HCoTTask(args.task),
                        tuple(float(v) for v in args.scales.split(",")), args.scio_config,
-                       tuple(int(v) for v in args.stage_epochs.split(",")))
+                       tuple(int(v) for v in args.stage_epochs.split(",")), args.overwrite)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -69,8 +77,14 @@ def caption_backend(backend: str, local_model: Path | None, cache: Path):
 
 def run_chain(geotiffs: list[Path], out: Path, backend: str = "facts", local_model: Path | None = None,
               task: HCoTTask = HCoTTask.TERRAIN, scales: tuple[float, float, float] = (1000.0, 500.0, 250.0),
-              scio_config: Path = TINY_CONFIG, stage_epochs: tuple[int, int, int] = (2, 1, 1)) -> dict:
+              scio_config: Path = TINY_CONFIG, stage_epochs: tuple[int, int, int] = (2, 1, 1),
+              overwrite: bool = False) -> dict:
     out = Path(out)
+    # before the tiles are rewritten: a used folder is refused, or (overwrite) its old SCIO run is cleared except
+    # its model, which the new one replaces when complete (SCIO would otherwise resume or refuse it)
+    scio_leftovers = [f"scio/{entry.name}" for entry in sorted((out / "scio").glob("*")) if entry.name != "model"]
+    claim_run_folder(out, (*RUN_OUTPUTS, REPORT_FILE), False, overwrite, PartialState(),
+                     stale=tuple(scio_leftovers), resumable=False)
     seconds, start = {}, time.perf_counter()
     captioner = caption_backend(backend, local_model, out / "llm_cache")
     captioning = build_geovl_dataset(geotiffs, out / "geovl", captioner, task, scale_sides_m=scales)
@@ -102,7 +116,7 @@ def run_chain(geotiffs: list[Path], out: Path, backend: str = "facts", local_mod
         "seconds": {name: round(value, 1) for name, value in seconds.items()},
         "total_seconds": round(time.perf_counter() - start, 1),
     }
-    (out / REPORT_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    write_json(out / REPORT_FILE, report, indent=2)
     return report
 
 
