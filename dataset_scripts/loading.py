@@ -16,6 +16,10 @@ families' training and evaluation.
 - anything else: `datasets.load_dataset(data)`, i.e. a folder this package built (parquet shards + card) or a Hub
   dataset id.
 
+A table or image folder names images inside its own folder: an absolute path, a `..` or a symlink that leads out of
+it is refused (the builders' rule, `readers.paths.check_inside`) unless `allow_outside_data` (a trainer's
+`--allow_outside_data`) says it is meant.
+
 Bad input is a `DatasetBuildError` naming the file or value: a missing or unreadable image or one the processor would
 refuse (NaN pixels, int16, 4 bands: checked up front with the training radiometry), a folder with fewer than
 two classes, an empty class folder, an empty label or caption. Files that are not images (a README, hidden files) are
@@ -32,6 +36,7 @@ import datasets
 
 from .errors import DatasetBuildError
 from .readers.caption_table import IMAGE_KEYS, read_caption_table, read_table_records
+from .readers.paths import DATA_OUTSIDE_HINT, check_inside
 from .report import BuildReport
 
 CAPTION_TABLE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl")
@@ -46,9 +51,11 @@ def load_image_text_data(
     synthetic: Callable[[], datasets.DatasetDict] | None = None,
     image_key: str | None = None,
     caption_key: str | None = None,
+    allow_outside_data: bool = False,
 ) -> datasets.DatasetDict:
     """`data` (see the module docstring) -> `DatasetDict`. `image_key` / `caption_key` name a caption table's
-    columns (default: detected from the header)."""
+    columns (default: detected from the header). `allow_outside_data`: let a table or image folder name images
+    outside its folder (see the module docstring)."""
     if data == "synthetic":
         if synthetic is None:
             raise ValueError("data 'synthetic' is the training commands' built-in set; this command needs it on disk: "
@@ -60,22 +67,24 @@ def load_image_text_data(
             records = read_table_records(path)
             label_key = next((key for key in LABEL_KEYS if records and key in records[0]), None)
             if label_key is not None:
-                return label_table_dataset(path, records, label_key, image_key)
-        return caption_table_dataset(path, image_key, caption_key)
+                return label_table_dataset(path, records, label_key, image_key, allow_outside_data)
+        return caption_table_dataset(path, image_key, caption_key, allow_outside_data)
     if path.is_dir() and is_image_folder(path):
-        return image_folder_dataset(path)
+        return image_folder_dataset(path, allow_outside_data)
     if path.is_file():
         raise DatasetBuildError(path, f"not a caption table (expected one of {CAPTION_TABLE_SUFFIXES}) nor a "
                                       "dataset folder")
     return datasets.load_dataset(data)
 
 
-def caption_table_dataset(path: Path, image_key: str | None = None,
-                          caption_key: str | None = None) -> datasets.DatasetDict:
+def caption_table_dataset(path: Path, image_key: str | None = None, caption_key: str | None = None,
+                          allow_outside_data: bool = False) -> datasets.DatasetDict:
     """A caption table as a `train` split (`image` feature, `captions` list); strict: nothing is skipped silently."""
     if not path.is_file():
         raise DatasetBuildError(path, "no such caption table")
     items = read_caption_table(path, BuildReport(str(path), strict=True), image_key, caption_key)
+    for item in items:
+        _check_inside(item.image_path, path.parent, path, f"image {str(item.image_path)!r}", allow_outside_data)
     if absent := [str(item.image_path) for item in items if not item.image_path.is_file()]:
         raise DatasetBuildError(path, f"{len(absent)} image file(s) not found, e.g. {absent[:3]}")
     for item in items:
@@ -93,14 +102,19 @@ def is_image_folder(root: Path) -> bool:
         p.suffix.lower() in IMAGE_SUFFIXES for p in root.glob("*/*/*"))
 
 
-def image_folder_dataset(root: Path) -> datasets.DatasetDict:
-    """`<split>/<class>/<file>` or `<class>/<file>` -> `DatasetDict` with `image` (path) and `label` columns."""
+def image_folder_dataset(root: Path, allow_outside_data: bool = False) -> datasets.DatasetDict:
+    """`<split>/<class>/<file>` or `<class>/<file>` -> `DatasetDict` with `image` (path) and `label` columns; a
+    symlinked class folder or file that leads outside `root` is an error unless `allow_outside_data`."""
     subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     split_folders = {_SPLIT_ALIASES.get(p.name.lower(), p.name.lower()): p for p in subfolders}
     if subfolders and set(split_folders) <= set(SPLIT_NAMES):
         layout = {split: _class_files(folder) for split, folder in split_folders.items()}
     else:
         layout = {"train": _class_files(root)}
+    for files in layout.values():
+        for paths in files.values():
+            for file in paths:
+                _check_inside(file, root, file, "image", allow_outside_data)
     classes = sorted({name for files in layout.values() for name in files})
     if len(classes) < 2:
         raise DatasetBuildError(root, f"an image folder needs at least 2 class folders, found {classes or 'none'}")
@@ -152,6 +166,10 @@ def check_readable(path: str | Path) -> None:
         raise DatasetBuildError(path, f"unusable image: {err.problem}") from err
 
 
+def _check_inside(file: Path, root: Path, where: Path, what: str, allow_outside_data: bool) -> None:
+    check_inside(file, None if allow_outside_data else root, where, what, DATA_OUTSIDE_HINT, "data folder")
+
+
 def _cell(record: dict, key: str, path: Path, line: int) -> str:
     """A table cell as text: strings stripped, numbers (JSON labels such as 3) as their text; lists or objects are
     an error that names the row."""
@@ -164,10 +182,11 @@ def _cell(record: dict, key: str, path: Path, line: int) -> str:
                                   "or a number")
 
 
-def label_table_dataset(path: Path, records: list[dict], label_key: str,
-                        image_key: str | None = None) -> datasets.DatasetDict:
+def label_table_dataset(path: Path, records: list[dict], label_key: str, image_key: str | None = None,
+                        allow_outside_data: bool = False) -> datasets.DatasetDict:
     """The `records` of a table of `image,label` rows (CSV/TSV/JSON/JSONL; optional `split` column:
-    train/validation/test, default train); relative image paths resolve against the table's folder."""
+    train/validation/test, default train); relative image paths resolve against the table's folder, and must stay
+    in it unless `allow_outside_data`."""
     if not records:
         raise DatasetBuildError(path, "the table has no rows")
     image_key = image_key or next((k for k in IMAGE_KEYS if k in records[0]), None)
@@ -185,6 +204,7 @@ def label_table_dataset(path: Path, records: list[dict], label_key: str,
         file = Path(image) if Path(image).is_absolute() else path.parent / image
         if not file.is_file():
             raise DatasetBuildError(path, f"row {line}: image file {image} not found")
+        _check_inside(file, path.parent, path, f"row {line}: image {image!r}", allow_outside_data)
         rows.setdefault(split, []).append((str(file), label))
     classes = sorted({label for split_rows in rows.values() for _, label in split_rows})
     if len(classes) < 2:

@@ -164,8 +164,10 @@ LOCK_FILE = ".lock"
 def folder_lock(folder: str | Path) -> Iterator[None]:
     """Hold ``folder/.lock`` (this process's pid) while writing ``folder``: a second writer gets an error that names
     the holder instead of interleaving its files with ours. A lock left by a process that is gone (killed) is taken
-    over. Processes on other machines sharing the folder are not seen (the pid is local)."""
+    over. Processes on other machines sharing the folder are not seen (the pid is local). A folder the lock created
+    is removed again if the writer left nothing in it (a run refused before it wrote anything)."""
     folder = Path(folder)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
     while True:
@@ -188,3 +190,6 @@ def folder_lock(folder: str | Path) -> Iterator[None]:
         yield
     finally:
         path.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):  # not empty: the writer's output stays
+                folder.rmdir()

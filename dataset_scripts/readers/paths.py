@@ -12,6 +12,8 @@ from pathlib import Path
 from ..errors import DatasetBuildError
 
 OUTSIDE_HINT = "pass allow_outside_source=True (--allow-outside-source) to read it"
+# the same rule where training and evaluation read a --data table or image folder (`dataset_scripts.loading`)
+DATA_OUTSIDE_HINT = "pass --allow_outside_data (allow_outside_data: true) to read it"
 
 
 def source_root(data_dir: str | Path) -> Path:
@@ -20,16 +22,16 @@ def source_root(data_dir: str | Path) -> Path:
     return data_dir if data_dir.is_dir() else data_dir.parent
 
 
-def check_inside(path: Path, root: Path | None, where: str | Path, what: str) -> Path:
+def check_inside(path: Path, root: Path | None, where: str | Path, what: str, hint: str = OUTSIDE_HINT,
+                 folder: str = "source folder") -> Path:
     """``path`` when it lies in ``root`` or ``root`` is None; else DatasetBuildError naming ``where`` (the annotation
-    file) and ``what`` (e.g. "row 3: image 'x.png'"). ``..`` and symlinks are resolved first: a link inside the
-    folder to a file outside it is outside."""
+    file) and ``what`` (e.g. "row 3: image 'x.png'"), and ``hint`` (how to allow it). ``..`` and symlinks are
+    resolved first: a link inside the folder to a file outside it is outside."""
     if root is not None:
         root_dir = os.path.realpath(root)
         if os.path.commonpath([os.path.abspath(path), os.path.abspath(root)]) != os.path.abspath(root):
-            raise DatasetBuildError(where, f"{what} lies outside the source folder; {OUTSIDE_HINT}")
+            raise DatasetBuildError(where, f"{what} lies outside the {folder}; {hint}")
         target = os.path.realpath(path)
         if os.path.commonpath([target, root_dir]) != root_dir:
-            raise DatasetBuildError(where, f"{what} is a symlink to {target}, outside the source folder; "
-                                           f"{OUTSIDE_HINT}")
+            raise DatasetBuildError(where, f"{what} is a symlink to {target}, outside the {folder}; {hint}")
     return path

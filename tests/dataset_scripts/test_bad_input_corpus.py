@@ -24,6 +24,7 @@ from PIL import Image
 
 from dataset_scripts import build_dataset
 from dataset_scripts.__main__ import main
+from dataset_scripts.loading import load_image_text_data
 from sar_utils.command_line import USER_ERRORS
 from dataset_scripts.readers import read_image_file, read_tiff
 
@@ -661,6 +662,43 @@ mix_case("a bad chip in a component", [("mstar", "chips", {})],
          Entry("skipped", r"bad\.png: .*cannot read SAR image"), {"chips/train/T72/bad.png": b"\x89PNG"})
 
 
+# --- the training loader (`--data` of the trainers and eval commands) ----------------------------------------------
+def loader_case(name: str, files: dict, data: str, pattern: str) -> None:
+    """`load_image_text_data(tmp/data)` on ``files`` (below tmp; {tmp} in a text is the folder) fails with
+    ``pattern``: a table or image folder names images only inside its own folder, as a builder's source does."""
+    def run(tmp):
+        (tmp / "private").mkdir()
+        (tmp / "private" / "secret.png").write_bytes(GOOD_PNG)
+        write(tmp, {name: (content.format(tmp=tmp) if isinstance(content, str) else content)
+                    for name, content in files.items()})
+        for link, target in LINKS.get(data, {}).items():
+            (tmp / link).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / link).symlink_to(tmp / target)
+        return load_image_text_data(str(tmp / data))
+    case("loader", name, run, Error(pattern))
+
+
+LINKS = {"chips": {"chips/T72": "private"},
+         "linked": {"linked/BMP2/in.png": "private/secret.png"}}
+OUTSIDE = r"lies outside the data folder; pass --allow_outside_data"
+loader_case("a label table row with ..", {"data/labels.csv": "image,label\na.png,T72\n../private/secret.png,BMP2\n",
+                                          "data/a.png": GOOD_PNG}, "data/labels.csv",
+            r"labels\.csv: row 3: image '\.\./private/secret\.png' " + OUTSIDE)
+loader_case("a label table row with an absolute path",
+            {"data/labels.csv": "image,label\na.png,T72\n{tmp}/private/secret.png,BMP2\n", "data/a.png": GOOD_PNG},
+            "data/labels.csv", r"labels\.csv: row 3: image '/.*/private/secret\.png' " + OUTSIDE)
+loader_case("a JSON label table row with ..",
+            {"data/labels.json": '[{{"image": "a.png", "label": 1}}, {{"image": "../private/secret.png", "label": 2}}]',
+             "data/a.png": GOOD_PNG}, "data/labels.json", r"labels\.json: row 3: image .*" + OUTSIDE)
+loader_case("a caption table row with ..",
+            {"data/captions.csv": "filepath,title\na.png,a tank\n../private/secret.png,a truck\n",
+             "data/a.png": GOOD_PNG}, "data/captions.csv", r"captions\.csv: image '.*secret\.png' " + OUTSIDE)
+loader_case("a symlinked class folder", {"chips/BMP2/b.png": GOOD_PNG}, "chips",
+            r"T72/secret\.png: image is a symlink to .*private/secret\.png, outside the data folder")
+loader_case("a symlinked image", {"linked/T72/a.png": GOOD_PNG}, "linked",
+            r"BMP2/in\.png: image is a symlink to .*private/secret\.png, outside the data folder")
+
+
 # --- command-line options --------------------------------------------------------------------------------------------
 def cli_case(name: str, argv, pattern: str, files=None) -> None:
     """``argv`` with {src} (a small MSTAR chip folder), {tmp} and {file} (an existing file) filled in."""
@@ -773,7 +811,7 @@ def test_the_corpus_is_large_and_covers_every_group():
     groups = {param.id.split(":")[0] for param in CASES}
     assert len(CASES) >= 200
     assert groups == {"image", "tiff", "csv", "coco", "voc", "mstar_raw", "mstar", "opensarship", "sarclip_mix",
-                      "options"}
+                      "loader", "options"}
 
 
 # --- exit codes and tracebacks of the real command -------------------------------------------------------------------

@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", required=True, help="folder for eval_results.json and the generated texts")
     evaluate.add_argument("--batch-size", type=int, default=32, help="images or texts per forward")
     evaluate.add_argument("--k", type=int, default=16, help="ITC candidates per query re-ranked by ITM")
+    evaluate.add_argument("--allow-outside-data", action="store_true",
+                          help="let a --data table or image folder name images outside its folder")
     add_push_command(commands, "model", "org/sar-knowlip-base")
     return parser
 
@@ -49,7 +51,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     tasks = [task.strip() for task in args.tasks.split(",") if task.strip()]
     results = evaluate_knowlip(args.model_dir, None, tasks, args.out, data=args.data, vqa_data=args.vqa_data,
-                               batch_size=args.batch_size, k=args.k)
+                               batch_size=args.batch_size, k=args.k, allow_outside_data=args.allow_outside_data)
     print(json.dumps(results, indent=2))
     print(f"results: {args.out}/{RESULTS_FILE}")
     return 0

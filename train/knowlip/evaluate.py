@@ -63,6 +63,7 @@ def evaluate_knowlip(
     vqa_data: datasets.Dataset | str | Path | None = None,
     batch_size: int = 32,
     k: int = 16,
+    allow_outside_data: bool = False,
 ) -> dict:
     """Run the `tasks` (some of "retrieval", "captioning", "vqa", "zero_shot", "linear_probe") and write
     `out_dir/eval_results.json`.
@@ -71,7 +72,8 @@ def evaluate_knowlip(
     are the same). processor: None loads it from the model folder. data (retrieval, captioning): a `datasets.Dataset`,
     a `load_dataset` folder (split "test") or "synthetic" (16 synthetic chips with template sub-texts). vqa_data: a
     `datasets.Dataset` or a folder written by `python -m dataset_scripts.geovl vqa`. k: the ITC candidates per
-    query that ITM re-ranks. Returns the results dict that the JSON file holds; generated captions and answers go to
+    query that ITM re-ranks. allow_outside_data: let a `data` table or image folder name images outside its folder
+    (`dataset_scripts.loading`). Returns the results dict that the JSON file holds; generated captions and answers go to
     `captions.jsonl` and `vqa_answers.jsonl` beside it. zero_shot and linear_probe run SARCLIP's evaluation
     (`train.evaluation.dataset_eval.evaluate_model` on `get_image_features` / `get_text_features`, the same prompts and
     result keys, so the two families' numbers compare) on `data` as `python -m train eval` loads it: a labelled
@@ -97,7 +99,7 @@ def evaluate_knowlip(
     if {"retrieval", "captioning"} & set(tasks):
         config = SarKnowlipConfig.from_pretrained(model) if isinstance(model, (str, Path)) else model.config
         image_size = config.vision_config.image_size
-        images, texts = load_image_texts(data, image_size)
+        images, texts = load_image_texts(data, image_size, allow_outside_data)
     if "retrieval" in tasks:
         results["retrieval"] = evaluate_retrieval(
             _task_model(model, SarKnowlipForImageTextRetrieval), processor, images, texts, k, batch_size)
@@ -119,18 +121,19 @@ def evaluate_knowlip(
         from ..sarclip.data import load_image_text_dataset
 
         encoder = SarKnowlipModel.from_pretrained(model) if isinstance(model, (str, Path)) else model
-        dataset = load_image_text_dataset(TrainConfig(data=str(data)))
+        dataset = load_image_text_dataset(TrainConfig(data=str(data), allow_outside_data=allow_outside_data))
         results.update(evaluate_model(encoder.eval(), processor, dataset, "train", "test", classification, out_dir,
                                       batch_size))
     write_json(out_dir / RESULTS_FILE, results, indent=2)
     return results
 
 
-def load_image_texts(data: datasets.Dataset | str | Path, image_size: int) -> tuple[list, list[list[str]]]:
+def load_image_texts(data: datasets.Dataset | str | Path, image_size: int,
+                     allow_outside_data: bool = False) -> tuple[list, list[list[str]]]:
     """The images and, per image, its reference texts (see the module docstring for the columns)."""
     if isinstance(data, (str, Path)):
         data = _load_split(data, lambda: datasets.DatasetDict(
-            {"test": synthetic_scio_dataset(num_images=16, image_size=image_size, seed=0)}))
+            {"test": synthetic_scio_dataset(num_images=16, image_size=image_size, seed=0)}), allow_outside_data)
     if "image" not in data.column_names:
         raise ValueError(f"image-text data has no `image` column (columns: {data.column_names})")
     if "captions" in data.column_names:
@@ -284,9 +287,9 @@ def _task_model(model: str | Path | SarKnowlipModel, task_class: type[SarKnowlip
     return loaded.eval()
 
 
-def _load_split(data: str | Path, synthetic=None) -> datasets.Dataset:
+def _load_split(data: str | Path, synthetic=None, allow_outside_data: bool = False) -> datasets.Dataset:
     """The `test` split of `data` (`dataset_scripts.loading.load_image_text_data`)."""
-    loaded = load_image_text_data(str(data), synthetic)
+    loaded = load_image_text_data(str(data), synthetic, allow_outside_data=allow_outside_data)
     if "test" not in loaded:
         raise ValueError(f"{data}: no `test` split (splits: {list(loaded)})")
     return loaded["test"]

@@ -264,7 +264,7 @@ def _splits(config: FinetuneConfig) -> tuple[datasets.Dataset, datasets.Dataset]
     `fit` and `eval` use (`train.sarclip.data.with_held_out_split`: seeded, whole groups, stratified by label)."""
     from ..sarclip.data import with_held_out_split
 
-    loaded = load_image_text_data(config.data)
+    loaded = load_image_text_data(config.data, allow_outside_data=config.allow_outside_data)
     if config.eval_split not in loaded and set(loaded) == {config.train_split}:
         loaded = with_held_out_split(loaded, config.train_split, config.eval_split, config.held_out_fraction,
                                      config.seed, config.data)

@@ -48,7 +48,7 @@ def load_scio_dataset(config: ScioRunConfig) -> datasets.Dataset:
         return datasets.DatasetDict({config.split: synthetic_scio_dataset(
             config.synthetic_num_images, config.synthetic_image_size, config.seed)})
 
-    loaded = load_image_text_data(config.data, synthetic)
+    loaded = load_image_text_data(config.data, synthetic, allow_outside_data=config.allow_outside_data)
     if config.split not in loaded:
         raise ValueError(f"{config.data}: no split {config.split!r} (splits: {list(loaded)})")
     dataset = loaded[config.split]

@@ -29,7 +29,8 @@ def load_image_text_dataset(config: TrainConfig) -> datasets.DatasetDict:
         return synthetic_dataset(num_train=config.synthetic_num_train, num_test=config.synthetic_num_test,
                                  image_size=config.synthetic_image_size, seed=config.seed)
 
-    dataset = load_image_text_data(config.data, synthetic, config.csv_image_key, config.csv_caption_key)
+    dataset = load_image_text_data(config.data, synthetic, config.csv_image_key, config.csv_caption_key,
+                                   config.allow_outside_data)
     if config.train_split not in dataset:
         raise ValueError(f"{config.data}: no split {config.train_split!r} (splits: {list(dataset)})")
     if config.eval_split and config.eval_split not in dataset:
@@ -270,10 +271,11 @@ def training_view(dataset: datasets.Dataset) -> datasets.Dataset:
     return dataset.add_column("__index__", list(range(len(dataset))))
 
 
-def eval_data_config(model_dir: Path, data: str, seed: int | None) -> TrainConfig:
+def eval_data_config(model_dir: Path, data: str, seed: int | None, allow_outside_data: bool = False) -> TrainConfig:
     """What `eval` loads: `data` with the held-out split and class words of the run that wrote `model_dir` (its
     `train_config.yaml`) when that run trained on the same data, so that a held-out split holds exactly the chips the
-    run never saw; `seed` (when given) overrides the run's."""
+    run never saw; `seed` (when given) overrides the run's. Images outside the data's folder are read when
+    `allow_outside_data` is given or the run allowed them."""
     saved = Path(model_dir) / "train_config.yaml"
     run = TrainConfig.from_yaml(saved) if saved.is_file() else None
     if run is not None and _same_data(run.data, data):
@@ -282,8 +284,9 @@ def eval_data_config(model_dir: Path, data: str, seed: int | None) -> TrainConfi
         return TrainConfig(data=data, seed=run.seed if seed is None else seed, held_out_fraction=run.held_out_fraction,
                            class_words=run.class_words, csv_image_key=run.csv_image_key,
                            csv_caption_key=run.csv_caption_key, synthetic_num_train=run.synthetic_num_train,
-                           synthetic_num_test=run.synthetic_num_test, synthetic_image_size=run.synthetic_image_size)
-    return TrainConfig(data=data, seed=0 if seed is None else seed)
+                           synthetic_num_test=run.synthetic_num_test, synthetic_image_size=run.synthetic_image_size,
+                           allow_outside_data=allow_outside_data or run.allow_outside_data)
+    return TrainConfig(data=data, seed=0 if seed is None else seed, allow_outside_data=allow_outside_data)
 
 
 def _same_data(a: str, b: str) -> bool:
