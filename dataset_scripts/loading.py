@@ -74,7 +74,10 @@ def load_image_text_data(
     if path.is_file():
         raise DatasetBuildError(path, f"not a caption table (expected one of {CAPTION_TABLE_SUFFIXES}) nor a "
                                       "dataset folder")
-    return datasets.load_dataset(data)
+    loaded = datasets.load_dataset(data)
+    for split, rows in loaded.items():
+        check_split_images(rows, f"{data}: split {split!r}")
+    return loaded
 
 
 def caption_table_dataset(path: Path, image_key: str | None = None, caption_key: str | None = None,
@@ -168,6 +171,28 @@ def check_readable(path: str | Path) -> None:
 
 def _check_inside(file: Path, root: Path, where: Path, what: str, allow_outside_data: bool) -> None:
     check_inside(file, None if allow_outside_data else root, where, what, DATA_OUTSIDE_HINT, "data folder")
+
+
+def check_split_images(rows: datasets.Dataset, where: str) -> None:
+    """Every image of a loaded split (`image` column of `datasets.Image` cells), decoded and put through the SARCLIP
+    radiometry as training will: a bad one (NaN/inf pixels, 4 bands, an unsupported type) is an error naming
+    `where`, the row and the file name stored with it, before any training (not when its batch is built or, in an
+    evaluation split, after training). It costs one decoding pass (MSTAR's 2746 train chips: 0.4 s)."""
+    if not isinstance(rows.features.get("image"), datasets.Image):
+        return
+    from modeling_sarclip.image_processing_sarclip import SarclipImageProcessor
+    from modeling_sarclip.radiometry_sarclip import sarclip_unit_planes
+    from modeling_sarclip.sar_raster_sarclip import SarRasterError
+
+    processor, feature = SarclipImageProcessor(), rows.features["image"]
+    stored = rows.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
+    for row, example in enumerate(stored):
+        try:
+            sarclip_unit_planes(processor.load(feature.decode_example(example["image"]), "image"))
+        except (SarRasterError, OSError) as err:  # OSError: PIL cannot decode the bytes
+            name = f" ({example['image']['path']})" if example["image"].get("path") else ""
+            problem = err.problem if isinstance(err, SarRasterError) else f"cannot decode it ({err})"
+            raise DatasetBuildError(where, f"row {row}{name}: unusable image: {problem}; fix or remove it") from err
 
 
 def _cell(record: dict, key: str, path: Path, line: int) -> str:

@@ -17,6 +17,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 import tifffile
@@ -676,6 +677,35 @@ def loader_case(name: str, files: dict, data: str, pattern: str) -> None:
             (tmp / link).symlink_to(tmp / target)
         return load_image_text_data(str(tmp / data))
     case("loader", name, run, Error(pattern))
+
+
+def dataset_folder_case(name: str, bad: np.ndarray, split: str, pattern: str) -> None:
+    """A dataset folder (parquet shards, as `load_dataset` reads it) with one bad image in ``split``: refused when
+    loaded, before any training, naming the split, the row and the stored file name."""
+    def run(tmp):
+        def image(array, name):  # None: bytes that are no image
+            buffer = io.BytesIO()
+            tifffile.imwrite(buffer, array) if array is not None else buffer.write(b"II*\x00 truncated")
+            return {"bytes": buffer.getvalue(), "path": name}
+
+        features = datasets.Features({"image": datasets.Image(), "captions": datasets.Sequence(datasets.Value("string"))})
+        for part in ("train", "test"):
+            rows = [{"image": image(noise(seed=i), f"{part}{i}.tif"), "captions": ["a chip"]} for i in range(4)]
+            if part == split:
+                rows[2]["image"] = image(bad, "bad.tif")
+            shard = tmp / "data" / "data" / f"{part}-00000-of-00001.parquet"
+            shard.parent.mkdir(parents=True, exist_ok=True)
+            datasets.Dataset.from_list(rows, features=features).to_parquet(shard)
+        return load_image_text_data(str(tmp / "data"))
+    case("loader", name, run, Error(pattern))
+
+
+_INF = np.full((16, 16), -9.0, np.float32)
+_INF[0, 0] = np.inf
+dataset_folder_case("an inf pixel in a dataset folder's test split", _INF, "test",
+                    r"data: split 'test': row 2 \(bad\.tif\): unusable image: 1 NaN/inf pixel values")
+dataset_folder_case("undecodable bytes in a dataset folder's train split", None, "train",
+                    r"data: split 'train': row 2 \(bad\.tif\): unusable image: cannot decode it")
 
 
 LINKS = {"chips": {"chips/T72": "private"},

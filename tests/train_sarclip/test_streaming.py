@@ -58,7 +58,7 @@ def test_resume_gives_exactly_the_remaining_batches(corpus):
     assert _epoch(stream, 1, batches_done=14) == epochs[1][14:]
     batch = next(iter(stream))
     assert [example["__index__"] for example in batch] == [56, 57, 58, 59]  # positions in the epoch's stream
-    assert set(batch[0]) == {"image", "captions", "label", "__index__"}
+    assert set(batch[0]) == {"image", "captions", "label", "__index__", "__source__"}
 
 
 def test_dataloader_workers_keep_the_order_and_the_resume_position(corpus):
@@ -114,3 +114,36 @@ def test_batches_feed_the_training_collator(corpus, synthetic_tokenizer_dir):
     plain = StreamingPairs(corpus, BATCH, world_size=2)
     plain.set_epoch(2)
     assert batch["group_ids"].tolist() == [example["label"] for example in next(iter(plain))]
+
+
+def test_a_bad_streamed_image_is_named_with_the_file_stored_beside_it(synthetic_tokenizer_dir, tmp_path):
+    """Streamed shards are not decoded up front; the collator names the example its batch could not take."""
+    import io
+
+    import numpy as np
+    import tifffile
+    from PIL import Image
+
+    from modeling_sarclip import SarclipImageProcessor, SarclipProcessor, SarclipTokenizer
+    from modeling_sarclip.sar_raster_sarclip import SarRasterError
+    from train.sarclip.data import ImageTextCollator
+
+    def encoded(array, fmt):
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, array) if fmt == "tif" else Image.fromarray(array).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    rows = [{"image": {"bytes": encoded(np.full((32, 32), i, np.uint8), "png"), "path": f"chip{i}.png"},
+             "captions": [f"chip {i}"]} for i in range(BATCH)]
+    bad = np.full((32, 32), -12.0, np.float32)
+    bad[3, 3] = np.nan
+    rows[2]["image"] = {"bytes": encoded(bad, "tif"), "path": "scene_db.tif"}
+    features = datasets.Features({"image": datasets.Image(), "captions": datasets.Sequence(datasets.Value("string"))})
+    shard = tmp_path / "data" / "train-00000-of-00001.parquet"
+    shard.parent.mkdir()
+    datasets.Dataset.from_list(rows, features=features).to_parquet(shard)
+    processor = SarclipProcessor(SarclipImageProcessor(size=32), SarclipTokenizer.from_pretrained(synthetic_tokenizer_dir))
+    stream = StreamingPairs([str(shard)], BATCH, ImageTextCollator(processor, seed=0))
+    stream.set_epoch(0)
+    with pytest.raises(SarRasterError, match=r"^training example \d \(scene_db\.tif\): 1 NaN/inf pixel values; fix"):
+        next(iter(stream))

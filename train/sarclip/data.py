@@ -14,6 +14,7 @@ from dataset_scripts.captions.class_names import label_class_words, load_class_w
 from dataset_scripts.captions.templates import load_templates
 from dataset_scripts.loading import load_image_text_data
 from dataset_scripts.splits import hash_split
+from modeling_sarclip.sar_raster_sarclip import SarRasterError
 
 from .augment import SarAugment
 from .config import TrainConfig
@@ -197,6 +198,26 @@ class ImageTextCollator:
         return random.Random(f"{self.seed}/{self.epoch}/{example['__index__']}").choice(captions)
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        try:
+            return self._collate(examples)
+        except SarRasterError as err:
+            raise self._named_error(examples) or err from err
+
+    def _named_error(self, examples: list[dict]) -> SarRasterError | None:
+        """The error of the first example whose image the processor refuses, naming the example (its row, or its
+        position in a streamed epoch, and the file name stored with it): the processor only knows its place in the
+        batch. Images of image folders and tables were checked up front; those of dataset folders are met here."""
+        for example in examples:
+            try:
+                self.processor.image_processor([example["image"]])
+            except SarRasterError as err:
+                stored = example.get("__source__")
+                where = f"training example {example['__index__']}" + (f" ({stored})" if stored else "")
+                return SarRasterError(where, f"{err.problem}; fix or remove this image and run again (the last "
+                                             "complete checkpoint is intact)")
+        return None
+
+    def _collate(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         texts = [self.caption_for(example) for example in examples]
         images = [example["image"] for example in examples]
         if self.augment is None or not self.augment.names:

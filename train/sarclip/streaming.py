@@ -82,7 +82,7 @@ def rows_per_process(shard_rows: Sequence[int], world_size: int) -> int:
 
 class StreamingPairs(torch.utils.data.IterableDataset):
     """This process's training batches from parquet shards: `collate_fn` of lists of example dicts (images decoded,
-    `__index__` added).
+    `__index__` added, and `__source__`: the file name stored with the image, for error messages).
 
     Args:
         data_files: parquet shards (`parquet_shards(folder)`).
@@ -161,9 +161,15 @@ class StreamingPairs(torch.utils.data.IterableDataset):
         for number, batch in enumerate(itertools.islice(batches, done, self.batches_per_epoch), start=done):
             if (number - done) % workers == worker:
                 start = number * self.batch_size
-                batch = [{**self.features.decode_example(example), "__index__": start + i}
-                         for i, example in enumerate(batch)]
+                batch = [{**self.features.decode_example(example), "__index__": start + i,
+                          "__source__": _stored_name(example)} for i, example in enumerate(batch)]
                 yield batch if self.collate_fn is None else self.collate_fn(batch)
+
+
+def _stored_name(example: dict) -> str | None:
+    """The file name a datasets Image cell keeps beside its bytes (for error messages), if any."""
+    image = example.get("image")
+    return image.get("path") if isinstance(image, dict) else None
 
 
 __all__ = ["StreamingPairs", "parquet_shards", "rows_per_process"]
