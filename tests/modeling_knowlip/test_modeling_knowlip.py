@@ -338,14 +338,20 @@ def test_activation_checkpointing_gives_the_same_gradients(tiny_config, batch):
     assert torch.allclose(grads[0], grads[1], atol=1e-5)
 
 
-def test_the_vqa_region_scorer_reads_the_grid_row_by_row(tiny_config):
-    """A target feature in one patch of a 6 x 6 grid lights up exactly the 3 x 3 region holding that patch."""
+def _first_feature_scorer(tiny_config, bias: float):
+    """A VQA model on a 6 x 6 patch grid whose region scorer reads feature 0 of the patch tokens, plus `bias`."""
     model = _model(tiny_config, cls=SarKnowlipForQuestionAnswering, vqa_region_weight=1.0,
                    vision_config={"image_size": 96})
     width = model.config.vision_config.hidden_size
     with torch.no_grad():
         model.region_head.weight.copy_(torch.eye(width)[:1])
-        model.region_head.bias.zero_()
+        model.region_head.bias.fill_(bias)
+    return model, width
+
+
+def test_the_vqa_region_scorer_reads_the_grid_row_by_row(tiny_config):
+    """A target feature in one patch of a 6 x 6 grid lights up exactly the 3 x 3 region holding that patch."""
+    model, width = _first_feature_scorer(tiny_config, bias=0.0)
     for row, col, region in [(0, 5, 3), (3, 0, 4), (5, 5, 9)]:
         tokens = torch.zeros(1, 1 + 36, width)
         tokens[0, 1 + row * 6 + col, 0] = 5.0
@@ -355,12 +361,7 @@ def test_the_vqa_region_scorer_reads_the_grid_row_by_row(tiny_config):
 
 def test_position_answers_list_the_scored_regions_or_the_best_one(tiny_config):
     """Regions above logit 0, ascending, in the VQA sets' format; the best region where none is above 0."""
-    model = _model(tiny_config, cls=SarKnowlipForQuestionAnswering, vqa_region_weight=1.0,
-                   vision_config={"image_size": 96})
-    width = model.config.vision_config.hidden_size
-    with torch.no_grad():
-        model.region_head.weight.copy_(torch.eye(width)[:1])
-        model.region_head.bias.fill_(-1.0)
+    model, width = _first_feature_scorer(tiny_config, bias=-1.0)
     tokens = torch.zeros(2, 1 + 36, width)
     tokens[0, 1 + 5 * 6 + 5, 0] = 5.0  # region 9
     tokens[0, 1 + 0 * 6 + 0, 0] = 3.0  # region 1

@@ -44,10 +44,12 @@ def test_lora_changes_only_adapters_and_lowers_loss(sar_data_dir, tmp_path, tiny
     base_dir = fit(TrainConfig(
         data=str(table), eval_split=None, model=str(base_dir), learning_rate=3e-4, batch_size=16, num_epochs=30,
         report_to="none", output_dir=str(tmp_path / "pretrain"), warmup_steps=0,
+        allow_outside_data=True,  # the table names the shared chips where they are
     )).model_dir
     result = fit(TrainConfig(
         data=str(table), eval_split=None, model=str(base_dir), lora=True, lora_r=4, learning_rate=1e-3,
         batch_size=16, num_epochs=20, report_to="none", output_dir=str(tmp_path / "run"), warmup_steps=0,
+        allow_outside_data=True,
     ))
     assert result.losses[-1] < result.losses[0]
     assert (result.model_dir / "adapter_config.json").is_file()
