@@ -7,7 +7,6 @@ the same embeddings (see convert_open_clip_to_sarclip.py). Attention goes throug
 
 import math
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -88,11 +88,7 @@ class SarclipMixBuilder(SarBuilder):
         return datasets.Features({
             "image": datasets.Image(),
             "captions": CAPTIONS,
-            "dataset": datasets.Value("string"),
-            "source": datasets.Value("string"),
-            "task": datasets.Value("string"),
-            "split": datasets.Value("string"),
-            "file": datasets.Value("string"),
+            **{name: datasets.Value("string") for name in ("dataset", "source", "task", "split", "file")},
         })
 
     def _example(self, item: Item) -> dict:

@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -71,36 +71,28 @@ def split_credentials(url: str) -> tuple[str, str | None]:
     return urllib.parse.urlunsplit(parts._replace(netloc=host)), credentials
 
 
+@dataclass
 class OpenAIChatBackend:
     """Client of an OpenAI-compatible chat-completions endpoint (``{base_url}/chat/completions``).
 
     ``user:password@`` in ``base_url`` becomes an HTTP Basic ``Authorization`` header (``api_key``, sent as a Bearer
-    token, wins over it); ``url`` and every message hold the address without it.
+    token, wins over it); ``url`` and every message hold the address without it (neither is in the repr).
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        api_key: str | None = None,
-        timeout_s: float = 120.0,
-        max_retries: int = 5,
-        backoff_s: float = 2.0,
-        max_backoff_s: float = 60.0,
-        temperature: float = 0.2,
-        max_tokens: int = 2048,
-    ):
-        base_url, credentials = split_credentials(base_url.rstrip("/"))
+    base_url: str = field(repr=False)
+    model_id: str
+    api_key: str | None = field(default=None, repr=False)
+    timeout_s: float = 120.0
+    max_retries: int = 5
+    backoff_s: float = 2.0
+    max_backoff_s: float = 60.0
+    temperature: float = 0.2
+    max_tokens: int = 2048
+
+    def __post_init__(self):
+        base_url, credentials = split_credentials(self.base_url.rstrip("/"))
         self.url = base_url + "/chat/completions"
-        self.model_id = model
-        self.api_key = api_key
         self.basic_auth = base64.b64encode(credentials.encode()).decode("ascii") if credentials else None
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-        self.temperature = temperature
-        self.max_tokens = max_tokens
 
     @classmethod
     def from_env(cls, **kwargs) -> "OpenAIChatBackend":

@@ -22,7 +22,6 @@ from train.common.collapse_guard import (
     probe_indices,
     uniform_loss,
 )
-from train.sarclip.config import TrainConfig
 from train.sarclip.trainer import fit
 
 MESSAGE = re.compile(r"^training collapsed at step (\d+) \(loss = \S+ vs ln B = (\d+\.\d+), feature cosine \S+; "
