@@ -206,7 +206,7 @@ def main(argv=None) -> int:
     model, processor = load_scio_model(config, accelerator, dataset)
     ScioTrainer(model, processor, dataset, config, accelerator).run()
     after_screening, after_reconstruction = load_text_version(config.output_dir, 1), load_text_version(config.output_dir, 2)
-    log = [json.loads(line) for line in (Path(config.output_dir) / "scio_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (Path(config.output_dir) / "metrics.jsonl").read_text().splitlines()]
     words = class_words(clean, labels)
     results = {
         "data": args.data, "mode": args.mode, "noise": args.noise, "seed": args.seed, "images": len(split),

@@ -1,5 +1,6 @@
 """Exact resume, the same test for the three training kinds (SARCLIP fit, SCIO, SAR-KnowLIP finetune): a run killed
-right after its first checkpoint and resumed ends with the same weights, bit for bit, as the uninterrupted run."""
+right after its first checkpoint and resumed ends with the same weights, bit for bit, as the uninterrupted run, and
+with the same metrics log (`metrics.jsonl`, wall-clock rates aside)."""
 
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from safetensors.torch import load_file
 
 from modeling_knowlip import SarKnowlipConfig, SarKnowlipModel, SarKnowlipProcessor, train_wordpiece_tokenizer
 from modeling_sarclip import SarclipImageProcessor
+from train.common.run_log import read_run_log
 from train.knowlip.__main__ import main as knowlip_main
 from train.sarclip import fit
 from train.sarclip.config import TrainConfig
@@ -88,3 +90,9 @@ def test_killed_and_resumed_equals_uninterrupted(run, tmp_path, monkeypatch, req
 
     assert whole.keys() == resumed.keys()
     assert all(torch.equal(whole[name], resumed[name]) for name in whole)
+
+    def curve(folder: Path) -> list[dict]:
+        return [{key: value for key, value in record.items() if "per_second" not in key}
+                for record in read_run_log(folder)]
+
+    assert curve(tmp_path / "whole") and curve(tmp_path / "resumed") == curve(tmp_path / "whole")

@@ -14,6 +14,7 @@ from dataset_scripts.geovl.vqa_sets import load_vqa_sets, save_vqa_sets, target_
 from modeling_knowlip import (SarKnowlipConfig, SarKnowlipForQuestionAnswering, SarKnowlipModel, SarKnowlipProcessor,
                               train_wordpiece_tokenizer)
 from modeling_sarclip import SarclipImageProcessor
+from train.common.run_log import read_run_log
 from train.knowlip.__main__ import main
 from train.knowlip.evaluate import evaluate_region_scorer, evaluate_vqa
 from train.knowlip.finetune import FinetuneConfig
@@ -59,6 +60,11 @@ def test_classification_on_opensarship_ships(model_dir, real_data, tmp_path, lor
     assert not any("lora" in name for name in model.state_dict())  # LoRA: adapters merged into the ViT
     base = SarKnowlipModel.from_pretrained(model_dir).vision_model.layers[0].attention.q_proj.weight
     assert not torch.equal(model.vision_model.layers[0].attention.q_proj.weight, base)  # the ViT was trained
+    # the epoch's record and the evaluation go to metrics.jsonl and to TensorBoard (report_to's default)
+    epoch, evaluation = read_run_log(out)
+    assert epoch["epoch"] == 1 and epoch["step"] == evaluation["step"] > 0 and epoch["loss"] > 0
+    assert evaluation["eval/finetune/top1"] == results["finetune/top1"]
+    assert list((out / "logs").rglob("events.out.tfevents.*"))
 
 
 def test_a_finished_run_folder_is_refused_unless_overwritten(model_dir, real_data, tmp_path, capsys):

@@ -21,7 +21,7 @@ def test_cli_fit_runs_all_stages_on_the_tiny_config(tmp_path, capsys):
     printed = captured.out
     assert f"model: {out / 'model'}" in printed and "texts: 8 images" in printed
     assert "SCIO stage 3 (unit 5/5)" in captured.err  # a progress bar per training epoch
-    log = [json.loads(line) for line in (out / "scio_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [(r["kind"], r["stage"]) for r in log] == [("train", 1), ("screen", 2), ("train", 2), ("reconstruct", 3),
                                                       ("train", 3)]
     assert [r["steps"] for r in log if r["kind"] == "train"] == [2, 2, 2]  # 8 images, batch 4

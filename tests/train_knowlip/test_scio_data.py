@@ -17,7 +17,8 @@ from dataset_scripts.loading import load_image_text_data
 from modeling_sarclip import SarclipImageProcessor, pixel_statistics
 from train.knowlip import ScioRunConfig, load_text_version
 from train.knowlip.__main__ import main
-from train.knowlip.schedule import alpha_at, check_warmup, learning_rate_at
+from train.common.schedules import scio_learning_rate
+from train.knowlip.schedule import alpha_at, check_warmup
 from train.knowlip.subtexts import scio_subtexts
 
 TINY = Path(__file__).resolve().parents[2] / "train" / "knowlip" / "configs" / "tiny_synthetic.yaml"
@@ -56,7 +57,7 @@ def test_fit_trains_all_three_stages_on_a_dataset_build(opensarship_build, tmp_p
     train_images = datasets.load_dataset(str(opensarship_build))["train"]["image"]
     assert (image_processor.image_mean, image_processor.image_std) == pixel_statistics(
         SarclipImageProcessor(size=image_processor.size), train_images)
-    log = [json.loads(line) for line in (out / "scio_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [(r["kind"], r["stage"]) for r in log] == [("train", 1), ("screen", 2), ("train", 2), ("reconstruct", 3),
                                                       ("train", 3)]
     v2 = load_text_version(out, 2)
@@ -86,7 +87,7 @@ def test_fit_initialises_from_vit_and_bert_folders(sar_data_dir, tmp_path):
 
 
 def test_schedule_decays_from_the_end_of_the_warm_up():
-    lr = [learning_rate_at(s, 3e-4, warmup_steps=10, warmup_lr=1e-6, min_lr=1e-6, decay_rate=0.9,
+    lr = [scio_learning_rate(s, 3e-4, warmup_steps=10, warmup_lr=1e-6, min_lr=1e-6, decay_rate=0.9,
                            steps_per_epoch=5) for s in range(40)]
     assert lr[0] == 1e-6 and lr[10] == pytest.approx(3e-4)  # the peak where the warm-up ends, no drop
     assert lr[15] == pytest.approx(3e-4 * 0.9) and lr[20] == pytest.approx(3e-4 * 0.81)  # x0.9 per epoch of steps
@@ -104,5 +105,5 @@ def test_a_loss_weighted_zero_is_logged_as_zero(opensarship_build, tmp_path):
     assert main(["fit", "--config", str(TINY), "--data", str(opensarship_build), "--output_dir", str(out),
                  "--batch_size", "3", "--warmup_steps", "1", "--stage_epochs", "[1, 0, 0]",
                  "--model_overrides", "{itm_weight: 0, mlm_weight: 0}"]) == 0
-    record = json.loads((out / "scio_log.jsonl").read_text().splitlines()[0])
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
     assert record["loss_itm"] == record["loss_mlm"] == 0 and record["loss"] == pytest.approx(record["loss_itc"])

@@ -45,7 +45,7 @@ def test_lora_scio_trains_only_adapters_and_saves_them(tmp_path):
                                                 "--synthetic_num_images", "8", "--learning_rate", "5e-3",
                                                 "--lora_r", "4"])
     result = fit_scio(config)
-    log = [json.loads(line) for line in (out / "scio_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in log if r["kind"] == "train"]
     assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
     assert losses[-1] < losses[0]

@@ -23,7 +23,7 @@ PAPER_SCREENING = {"screening_margin": 0.0, "pair_itc_screening": False}  # eqs.
 
 
 def _log(output_dir):
-    return [json.loads(line) for line in (output_dir / "scio_log.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_scio_run_writes_noise_pool_and_refined_texts_and_resumes(tiny_model, processor, scio_dataset, tmp_path,
@@ -59,7 +59,7 @@ def test_scio_run_writes_noise_pool_and_refined_texts_and_resumes(tiny_model, pr
     final = resumed.run()
     log = _log(tmp_path)
     assert [(r["kind"], r["stage"]) for r in log[3:]] == [("reconstruct", 3), ("train", 3)]
-    assert log[4]["global_step"] == log[2]["global_step"] + 2  # steps continue from the checkpoint
+    assert log[4]["step"] == log[2]["step"] + 2  # steps continue from the checkpoint
     v2 = load_text_version(tmp_path, 2)
     assert final["subtexts"] == v2["subtexts"]
     assert log[3]["attempted"] == sum(map(sum, v1["noise"]))
@@ -92,7 +92,7 @@ def test_a_folder_of_another_run_is_refused(tiny_model, processor, scio_dataset,
 def test_a_finished_run_is_not_resumed_with_other_texts_or_another_seed(tiny_model, processor, scio_dataset, tmp_path):
     config = dataclasses.replace(_config(tmp_path), stage_epochs=(1, 0, 0))
     ScioTrainer(tiny_model(), processor, scio_dataset, config, Accelerator(cpu=True)).run()
-    log_before = (tmp_path / "scio_log.jsonl").read_text()
+    log_before = (tmp_path / "metrics.jsonl").read_text()
     other_seed = ScioTrainer(tiny_model(), processor, scio_dataset, dataclasses.replace(config, seed=1),
                              Accelerator(cpu=True))
     with pytest.raises(ValueError, match=r"belongs to a different SCIO run \(its seed differ"):
@@ -101,7 +101,7 @@ def test_a_finished_run_is_not_resumed_with_other_texts_or_another_seed(tiny_mod
     other_texts = scio_dataset.remove_columns("subtexts").add_column("subtexts", texts)
     with pytest.raises(ValueError, match=r"its texts_sha1 differ"):
         ScioTrainer(tiny_model(), processor, other_texts, config, Accelerator(cpu=True)).check_run_folder()
-    assert (tmp_path / "scio_log.jsonl").read_text() == log_before  # nothing trained or logged
+    assert (tmp_path / "metrics.jsonl").read_text() == log_before  # nothing trained or logged
     ScioTrainer(tiny_model(), processor, scio_dataset, config, Accelerator(cpu=True)).check_run_folder()  # the same run
 
 

@@ -34,11 +34,14 @@ def _no_space(err: BaseException, path: Path) -> bool:
 
 @dataclasses.dataclass
 class TrainerState:
-    """Where training stands: optimizer steps done, and the data position (epoch, batches done in that epoch)."""
+    """Where training stands: optimizer steps done, the data position (epoch, batches done in that epoch) and the
+    collapse guard's state (`CollapseGuard.state_dict`), so that a resumed run judges and logs as the uninterrupted
+    one."""
 
     global_step: int = 0
     epoch: int = 0
     batches_in_epoch: int = 0
+    guard: dict = dataclasses.field(default_factory=dict)
 
 
 def save_checkpoint(accelerator: Accelerator, root: str | Path, state: TrainerState, keep: int,

@@ -198,6 +198,24 @@ class CollapseGuard:
         """The checkpoint pruning must keep: the best one, while the latest check found the run collapsing."""
         return None if self.healthy else self.best_checkpoint
 
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps of the guard (JSON): the current suspect episode, the losses since the last check,
+        the best checkpoint and the last values its messages show."""
+        return {"episode_start": self.episode_start, "healthy": self.healthy, "ratios": list(self._ratios),
+                "best_checkpoint": None if self.best_checkpoint is None else str(self.best_checkpoint),
+                "last_loss": self.last_loss, "uniform": self.uniform, "image_cosine": self.image_cosine,
+                "text_cosine": self.text_cosine}
+
+    def resume(self, checkpoint: str | Path, saved: dict) -> None:
+        """Continue from `checkpoint`, whose trainer state holds `saved` (`state_dict`; empty for a checkpoint written
+        before the guard's state was kept: then only the checkpoint is known)."""
+        if saved:
+            self.episode_start, self.healthy, self._ratios = saved["episode_start"], saved["healthy"], saved["ratios"]
+            self.best_checkpoint = None if saved["best_checkpoint"] is None else Path(saved["best_checkpoint"])
+            self.last_loss, self.uniform = saved["last_loss"], saved["uniform"]
+            self.image_cosine, self.text_cosine = saved["image_cosine"], saved["text_cosine"]
+        self.checkpoint_saved(checkpoint)
+
     def checkpoint_saved(self, path: str | Path) -> None:
         """A checkpoint was written (or resumed from): the best one so far if the latest check found the run
         healthy."""

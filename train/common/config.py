@@ -78,6 +78,8 @@ class TrainingOptions:
         f"{CHECK_EVERY}; 0: off; a non-finite loss or gradient always stops the run)", min=0)
     collapse_cosine: float = option(DEFAULT_COSINE, "collapse guard: mean pairwise cosine of the probe batch's "
                                     "embeddings above which features count as collapsed, in (0, 1]", gt=0, max=1)
+    report_to: str = option("tensorboard", "where metrics go besides OUTPUT_DIR/metrics.jsonl: tensorboard (under "
+                            "OUTPUT_DIR/logs) | wandb | none", choices=("tensorboard", "wandb", "none"))
     allow_outside_data: bool = option(False, "let a --data table or image folder name images outside its folder "
                                       "(absolute paths, '..', symlinks leading out); refused by default")
 

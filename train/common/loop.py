@@ -58,6 +58,7 @@ class GuardedOptimizer:
         return self.guard.check(step, *spread)
 
     def save_checkpoint(self, folder: Path, state: TrainerState, keep: int | None) -> Path:
+        state.guard = self.guard.state_dict()
         saved = save_checkpoint(self.accelerator, folder, state, keep, protect=self.guard.protect)
         self.guard.checkpoint_saved(saved)
         return saved

@@ -59,6 +59,8 @@ from ..common.collapse_guard import CollapseGuard, probe_indices, uniform_loss
 from ..common.loop import GuardedOptimizer
 from ..common.config import TrainingOptions, YamlConfig, option
 from ..common.run_banner import run_banner
+from ..common.run_log import METRICS_FILE, RunLog, flat_numbers
+from ..common.schedules import build_scheduler
 from ..common.sampling import EpochShuffleSampler
 from ..common.hub import push_model_dir
 from ..common.lora import add_lora
@@ -143,17 +145,19 @@ class FinetuneConfig(TrainingOptions, YamlConfig):
 
 def finetune(config: FinetuneConfig, accelerator: Accelerator | None = None) -> dict:
     """Fine-tune, save `output_dir/model`, evaluate; returns (and writes) the results."""
-    accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision)
-    set_seed(config.seed)
     out = Path(config.output_dir)
+    accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision,
+                                             log_with=None if config.report_to == "none" else config.report_to,
+                                             project_dir=str(out / "logs"))
+    set_seed(config.seed)
     claim_run_folder(out, ("model", CHECKPOINTS), bool(config.resume), config.overwrite, accelerator,
-                     stale=(CHECKPOINTS, "eval", RESULTS_FILE))
+                     stale=(CHECKPOINTS, "eval", RESULTS_FILE, "logs", METRICS_FILE))
     processor = SarKnowlipProcessor.from_pretrained(config.model)
     if config.image_size:
         processor.image_processor.size = config.image_size
     task = TASK_SETUPS[config.task](config, processor)
     start = time.perf_counter()
-    model = _train(task, config, accelerator)
+    model, run_log = _train(task, config, accelerator)
     seconds = time.perf_counter() - start
     results = {"task": config.task, "train_examples": task.num_train, "train_seconds": round(seconds, 1)}
     if accelerator.is_main_process:
@@ -161,11 +165,13 @@ def finetune(config: FinetuneConfig, accelerator: Accelerator | None = None) -> 
             model.save_pretrained(model_dir)
             processor.save_pretrained(model_dir)
         results |= task.evaluate(model.eval(), out)
+        run_log.log(flat_numbers(results, "eval"), run_log.step)  # beside the training curves
         results["config"] = config.to_dict()
         write_json(out / RESULTS_FILE, results, indent=2)
         if config.push_to_hub:
             write_json(out / "model" / RESULTS_FILE, {k: v for k, v in results.items() if k != "config"}, indent=2)
             push_model_dir(out / "model", config.push_to_hub, private=config.hub_private)
+    run_log.close()
     accelerator.wait_for_everyone()
     return results
 
@@ -181,7 +187,7 @@ class TaskSetup:
     pretraining_losses: bool  # the KnowLIP heads: forward(..., return_loss=True, alpha=...)
 
 
-def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) -> torch.nn.Module:
+def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) -> tuple[torch.nn.Module, RunLog]:
     params = [p for p in task.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     sampler = EpochShuffleSampler(task.num_train, config.seed)
@@ -190,8 +196,7 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
     steps_per_epoch = math.ceil(len(loader) / accelerator.num_processes)
     total, warmup = steps_per_epoch * config.epochs, round(config.warmup_ratio * steps_per_epoch * config.epochs)
     # stepped once per optimizer step, whatever the Accelerator (not prepared: see ScioTrainer)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: (step + 1) / (warmup + 1) if step < warmup
-                                                  else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
+    scheduler = build_scheduler("cosine", optimizer, warmup, total)
     if task.pretraining_losses:  # queued features stay negatives; their pre-training image ids mean nothing here
         task.model.queue.image_ids.fill_(-1)
     model, optimizer, loader = accelerator.prepare(task.model, optimizer, loader)
@@ -213,8 +218,10 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
     if config.resume:  # model, optimizer, scheduler and RNG states as that epoch ended; the data order follows
         checkpoint = resolve_checkpoint(config.resume, checkpoints)
         state = load_checkpoint(accelerator, checkpoint)
-        guard.checkpoint_saved(checkpoint)
+        guard.resume(checkpoint, state.guard)
         accelerator.print(f"resumed from {checkpoint} after epoch {state.epoch}")
+    run_log = RunLog(accelerator, config.output_dir, config.to_dict(),
+                     (lambda record: record["step"] <= state.global_step) if config.resume else None, state.global_step)
     loop = GuardedOptimizer(accelerator, model, optimizer, scheduler, guard, probe,
                             None if task.pretraining_losses else _cls_features)
     guard_logs = {}
@@ -244,14 +251,17 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
                 guard_logs.update(loop.check(state.global_step))
         if losses and guard.check_due(state.global_step, end_of_epoch=True):
             guard_logs.update(loop.check(state.global_step))
+        record = {"epoch": epoch + 1, "loss": sum(losses) / max(1, len(losses)), "lr": scheduler.get_last_lr()[0],
+                  "skipped_batches": skipped, **guard_logs}
+        run_log.log(record, state.global_step)
         if accelerator.is_main_process:
             guard_text = "".join(f", {name} {value:.4f}" for name, value in guard_logs.items())
-            print(f"epoch {epoch + 1}/{config.epochs}: loss {sum(losses) / max(1, len(losses)):.4f}, "
-                  f"lr {scheduler.get_last_lr()[0]:.2e}, batches skipped (one image only) {skipped}{guard_text}")
+            print(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}, lr {record['lr']:.2e}, batches "
+                  f"skipped (one image only) {skipped}{guard_text}")
         state.epoch = epoch + 1
         loop.save_checkpoint(checkpoints, state, config.keep_checkpoints)
     model = accelerator.unwrap_model(model)
-    return model.merge_and_unload() if config.lora else model
+    return (model.merge_and_unload() if config.lora else model), run_log
 
 
 def _cls_features(model: torch.nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:

@@ -51,7 +51,9 @@ from ..common.collapse_guard import CollapseGuard, probe_indices, uniform_loss
 from ..common.loop import GuardedOptimizer
 from ..common.config import TrainingOptions, check_options, option
 from ..common.run_banner import run_banner
-from .schedule import alpha_at, check_warmup, learning_rate_at, steps_per_epoch
+from ..common.run_log import RunLog
+from ..common.schedules import build_scheduler
+from .schedule import alpha_at, check_warmup, steps_per_epoch
 from .scio_passes import ModelTextOps, reconstruct_texts, screen_texts
 from ..sarclip.data import caption_id
 from .scio_text import encode_subtexts
@@ -60,7 +62,6 @@ from .subtexts import scio_subtexts
 logger = logging.getLogger(__name__)
 
 RUN_FILE = "scio_run.json"
-LOG_FILE = "scio_log.jsonl"
 TEXT_FEATURES = datasets.Features({
     "subtexts": datasets.List(datasets.Value("string")),
     "noise": datasets.List(datasets.Value("bool")),
@@ -133,8 +134,11 @@ def positive_group_rule(setting: str, dataset: datasets.Dataset) -> str:
 
 
 def scio_accelerator(config: ScioConfig) -> Accelerator:
-    """The Accelerator SCIO runs with (`config.mixed_precision`); any other Accelerator works too."""
-    return Accelerator(mixed_precision=config.mixed_precision)
+    """The Accelerator SCIO runs with (`config.mixed_precision`, the `report_to` tracker under `output_dir/logs`); any
+    other Accelerator works too."""
+    return Accelerator(mixed_precision=config.mixed_precision,
+                       log_with=None if config.report_to == "none" else config.report_to,
+                       project_dir=str(Path(config.output_dir) / "logs"))
 
 
 def load_text_version(output_dir: str | Path, version: int) -> datasets.Dataset:
@@ -152,9 +156,10 @@ class ScioTrainer:
     the dataset by the rule of `train.knowlip.subtexts`. Re-running with the same `output_dir` resumes after the last
     completed unit.
 
-    The scheduler is a plain `LambdaLR` stepped once per optimizer step and registered for checkpointing, not given
-    to `accelerator.prepare`: a prepared scheduler steps once per process unless the caller's Accelerator was built
-    with `step_scheduler_with_optimizer=False`, so the rate would depend on the process count.
+    The scheduler ("scio", `train.common.schedules`) is a `LambdaLR` stepped once per optimizer step and registered for
+    checkpointing, not given to `accelerator.prepare`: a prepared scheduler steps once per process unless the
+    caller's Accelerator was built with `step_scheduler_with_optimizer=False`, so the rate would depend on the process
+    count.
     """
 
     def __init__(self, model, processor, dataset: datasets.Dataset, config: ScioConfig,
@@ -173,10 +178,13 @@ class ScioTrainer:
         self.noise = [[False] * len(text) for text in self.texts]
         self.output_dir = Path(config.output_dir)
         self.accelerator = accelerator or scio_accelerator(config)
-        check_warmup(config.warmup_steps, sum(config.stage_epochs) * self.steps_per_epoch)
+        total_steps = sum(config.stage_epochs) * self.steps_per_epoch
+        check_warmup(config.warmup_steps, total_steps)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
                                       weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_factor)
+        self.scheduler = build_scheduler("scio", optimizer, config.warmup_steps, total_steps, warmup_lr=config.warmup_lr,
+                                         min_lr=config.min_lr, decay_rate=config.lr_decay_rate,
+                                         steps_per_epoch=self.steps_per_epoch)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.accelerator.register_for_checkpointing(self.scheduler)
         # collapse guard (train/common/collapse_guard.py): the ITC loss against ln(batch + queue_size), the spread of
@@ -192,11 +200,6 @@ class ScioTrainer:
     def steps_per_epoch(self) -> int:
         return steps_per_epoch(len(self.dataset), self.config.batch_size, self.accelerator.num_processes)
 
-    def _lr_factor(self, step: int) -> float:
-        config = self.config
-        return learning_rate_at(step, config.learning_rate, config.warmup_steps, config.warmup_lr, config.min_lr,
-                                config.lr_decay_rate, self.steps_per_epoch) / config.learning_rate
-
     def _alpha(self, step: int) -> float:
         alpha = self.accelerator.unwrap_model(self.model).config.alpha
         return alpha_at(step, alpha, round(self.config.alpha_warmup_epochs * self.steps_per_epoch))
@@ -210,7 +213,10 @@ class ScioTrainer:
         checkpoints = self.output_dir / "checkpoints"
         state = self._resume(checkpoints)
         if state.epoch:
-            self.guard.checkpoint_saved(list_checkpoints(checkpoints)[-1])
+            self.guard.resume(list_checkpoints(checkpoints)[-1], state.guard)
+        done = state.epoch  # units done: their records stay (screening units share a step with training units)
+        self.run_log = RunLog(accelerator, self.output_dir, dataclasses.asdict(self.config),
+                              (lambda record: record["unit"] < done) if done else None, state.global_step)
         if state.epoch == 0 and accelerator.is_main_process and not (self.output_dir / "texts" / "v0").is_dir():
             self._write_version(0, self.texts, self.noise, [[False] * len(t) for t in self.texts], None, None)
         accelerator.wait_for_everyone()
@@ -222,9 +228,11 @@ class ScioTrainer:
             else:
                 record = self._screening_pass() if kind == "screen" else self._reconstruction_pass()
                 self._load_version(self._version_after(index + 1, units))
+            logger.info("SCIO unit %d: %s", index, record)
+            self.run_log.log({"unit": index, "kind": kind, "stage": stage, **record}, state.global_step)
             state.epoch = index + 1  # here: units of work done (epochs and passes)
             self.loop.save_checkpoint(checkpoints, state, self.config.keep_checkpoints)
-            self._log({"unit": index, "kind": kind, "stage": stage, "global_step": state.global_step, **record})
+        self.run_log.close()
         if accelerator.is_main_process:
             stages = ", ".join(f"stage {i + 1}: {n} epochs" for i, n in enumerate(self.config.stage_epochs))
             with atomic_folder(self.output_dir / "model") as model_dir:  # appears only when complete
@@ -425,11 +433,6 @@ class ScioTrainer:
         self.texts = [list(text) for text in table["subtexts"]]
         self.noise = [list(flags) for flags in table["noise"]]
 
-    def _log(self, record: dict) -> None:
-        logger.info("SCIO %s", record)
-        if self.accelerator.is_main_process:
-            with open(self.output_dir / LOG_FILE, "a", encoding="utf-8") as log:
-                log.write(json.dumps(record) + "\n")
 
 
 __all__ = ["ScioConfig", "ScioTrainer", "load_text_version", "scio_accelerator"]

@@ -113,7 +113,6 @@ class TrainConfig(TrainingOptions, YamlConfig):
     resume: str | None = option(None, "latest or a checkpoint folder (a bare --resume is latest)")
     overwrite: bool = option(False, "start a new run in an output_dir that holds one (its checkpoints are deleted at "
                              "the start, its final/ replaced at the end); without it such a folder is refused")
-    report_to: str = option("tensorboard", "tensorboard | wandb | none", choices=("tensorboard", "wandb", "none"))
     log_every: int = option(10, "steps between log lines", min=1)
     push_to_hub: str | None = option(None, "Hub repo id to upload final/ to")
     hub_private: bool = option(False, "create the Hub repo private")

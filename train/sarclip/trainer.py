@@ -14,7 +14,6 @@ from accelerate import Accelerator
 from accelerate.utils import send_to_device, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import get_cosine_schedule_with_warmup
 
 from dataset_scripts.captions.class_names import load_class_words
 from sar_utils.atomic import folder_lock, replace_folder, staging_folder
@@ -40,6 +39,8 @@ from ..common.loop import GuardedOptimizer
 from ..common.loss_curve import save_loss_curve
 from ..common.run_banner import run_banner
 from ..common.sampling import EpochShuffleSampler
+from ..common.run_log import METRICS_FILE, RunLog, flat_numbers
+from ..common.schedules import build_scheduler
 from ..evaluation.dataset_eval import evaluate_model
 from .augment import SarAugment
 from .config import TrainConfig
@@ -111,7 +112,7 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
     )
     set_seed(config.seed)
     claim_run_folder(output_dir, (FINAL, CHECKPOINTS), bool(config.resume), config.overwrite, accelerator,
-                     stale=(CHECKPOINTS, TOKENIZER, LOGS, TRAINING_LOG))
+                     stale=(CHECKPOINTS, TOKENIZER, LOGS, TRAINING_LOG, METRICS_FILE))
     if config.streaming:  # nothing read into memory; a missing split is an error before any training
         shards = parquet_shards(config.data, config.train_split)
         if config.eval_split and config.eval_tasks:
@@ -193,7 +194,7 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
     if warmup >= total_steps:
         raise ValueError(f"warm-up of {warmup} steps is not shorter than the run ({total_steps} steps): lower "
                          "warmup_steps / warmup_ratio or train longer")
-    scheduler = accelerator.prepare(get_cosine_schedule_with_warmup(optimizer, warmup, total_steps))
+    scheduler = accelerator.prepare(build_scheduler("cosine", optimizer, warmup, total_steps))
     # one schedule step per optimizer step, also when the caller's Accelerator was made with
     # step_scheduler_with_optimizer=True (which steps it once per process)
     scheduler.step_with_optimizer = False
@@ -209,15 +210,15 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
         check_resumed_config(output_dir, config)
         checkpoint = resolve_checkpoint(config.resume, output_dir / CHECKPOINTS)
         state = load_checkpoint(accelerator, checkpoint)
-        guard.checkpoint_saved(checkpoint)
+        guard.resume(checkpoint, state.guard)
         accelerator.print(f"resumed from {checkpoint} at step {state.global_step}")
     last_step = total_steps if config.max_steps is None else min(total_steps, config.max_steps)
 
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         config.save_yaml(output_dir / CONFIG_FILE)
-    if config.report_to != "none":
-        accelerator.init_trackers(output_dir.name, config=_tracker_config(config))
+    run_log = RunLog(accelerator, output_dir, config.to_dict(),
+                     (lambda record: record["step"] <= state.global_step) if config.resume else None, state.global_step)
     unwrapped = accelerator.unwrap_model(model)
     losses = _read_log(output_dir)[: state.global_step] if config.resume else []
     progress = tqdm(
@@ -238,8 +239,7 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
         progress.close()
         if accelerator.is_main_process:
             write_json(output_dir / TRAINING_LOG, {"losses": losses})
-        if config.report_to != "none":
-            accelerator.end_training()
+        run_log.close()
     model.train()
     while state.global_step < last_step:
         collator.epoch = state.epoch
@@ -279,8 +279,7 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
                     stop()
                     raise
                 progress.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{logs['train/lr']:.2e}")
-                if config.report_to != "none":
-                    accelerator.log(logs, step=state.global_step)
+                run_log.log(logs, state.global_step)
                 tick, steps_since_log = time.perf_counter(), 0
             if state.batches_in_epoch == steps_per_epoch:
                 state.epoch, state.batches_in_epoch = state.epoch + 1, 0
@@ -304,14 +303,11 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
         if dataset is None and config.eval_split and config.eval_tasks:
             dataset = load_streaming_eval_dataset(config)
         metrics = evaluate_final_model(config, dataset, model_dir)
-        if config.report_to != "none" and metrics:  # the final evaluation beside the training curves
-            accelerator.log({f"eval/{name}": value for name, value in metrics.items()
-                             if isinstance(value, (int, float)) and not isinstance(value, bool)},
-                            step=state.global_step)
+        if metrics:  # the final evaluation beside the training curves
+            run_log.log(flat_numbers(metrics, "eval"), state.global_step)
     if accelerator.is_main_process and config.push_to_hub:
         push_model_dir(model_dir, config.push_to_hub, private=config.hub_private, base_model=config.hub_base_model)
-    if config.report_to != "none":
-        accelerator.end_training()
+    run_log.close()
     return TrainResult(model_dir=model_dir, state=state, losses=losses, metrics=metrics)
 
 
@@ -446,11 +442,6 @@ def evaluate_final_model(config: TrainConfig, dataset: datasets.DatasetDict, mod
         )
     write_model_card(model_dir, config.to_dict(), metrics, dataset_name=config.data)
     return metrics
-
-
-def _tracker_config(config: TrainConfig) -> dict:
-    """Trackers (tensorboard hparams) take scalars only."""
-    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in config.to_dict().items()}
 
 
 def _read_log(output_dir: Path) -> list[float]:
