@@ -90,6 +90,13 @@ def test_eval_holds_out_exactly_the_chips_the_run_held_out(sar_data_dir, tmp_pat
                  "--out", str(tmp_path / "eval")]) == 0
     assert "zero_shot/class_accuracy/self-propelled howitzer" in json.loads(
         (tmp_path / "eval" / "eval_results.json").read_text())
+    other = tmp_path / "other_words.yaml"  # eval's --class-words overrides the run's
+    other.write_text("2S1: tracked artillery\n")
+    assert main(["eval", str(run / "final"), "--data", str(data), "--tasks", "zero_shot", "--class-words", str(other),
+                 "--out", str(tmp_path / "eval_other")]) == 0
+    metrics = json.loads((tmp_path / "eval_other" / "eval_results.json").read_text())
+    assert "zero_shot/class_accuracy/tracked artillery" in metrics
+    assert "zero_shot/class_accuracy/self-propelled howitzer" not in metrics
 
     def held_out(config):
         return sorted(load_image_text_dataset(config)["test"]["image"])

@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--collapse-cosine", type=float, default=0.999,
                           help="flag the model as collapsed (`collapsed: true`) when the mean pairwise cosine of its "
                                "test image embeddings exceeds this")
+    evaluate.add_argument("--class-words", default=None,
+                          help="YAML/JSON mapping class name -> words for the zero-shot prompts; default: the run's "
+                               "class_words when it trained on the same data, else the class names")
     evaluate.add_argument("--allow-outside-data", action="store_true",
                           help="let a --data table or image folder name images outside its folder (default: the "
                                "run's allow_outside_data when it trained on the same data)")
@@ -79,7 +82,7 @@ def _main(argv: list[str]) -> int:
         from ..evaluation.dataset_eval import evaluate_model
 
         model, processor = load_trained_model(args.model_dir)
-        data = eval_data_config(args.model_dir, args.data, args.seed, args.allow_outside_data)
+        data = eval_data_config(args.model_dir, args.data, args.seed, args.allow_outside_data, args.class_words)
         dataset = load_image_text_dataset(data)
         out = args.out or args.model_dir.resolve().parent / f"eval_{Path(args.data).name}"
         metrics = evaluate_model(model, processor, dataset, args.train_split, args.eval_split,

@@ -292,22 +292,24 @@ def training_view(dataset: datasets.Dataset) -> datasets.Dataset:
     return dataset.add_column("__index__", list(range(len(dataset))))
 
 
-def eval_data_config(model_dir: Path, data: str, seed: int | None, allow_outside_data: bool = False) -> TrainConfig:
+def eval_data_config(model_dir: Path, data: str, seed: int | None, allow_outside_data: bool = False,
+                     class_words: str | None = None) -> TrainConfig:
     """What `eval` loads: `data` with the held-out split and class words of the run that wrote `model_dir` (its
     `train_config.yaml`) when that run trained on the same data, so that a held-out split holds exactly the chips the
-    run never saw; `seed` (when given) overrides the run's. Images outside the data's folder are read when
-    `allow_outside_data` is given or the run allowed them."""
+    run never saw; `seed` and `class_words` (when given) override the run's. Images outside the data's folder are read
+    when `allow_outside_data` is given or the run allowed them."""
     saved = Path(model_dir) / "train_config.yaml"
     run = TrainConfig.from_yaml(saved) if saved.is_file() else None
     if run is not None and _same_data(run.data, data):
         print(f"{data}: held-out split and class words of the run ({saved}: seed {run.seed if seed is None else seed}, "
               f"held_out_fraction {run.held_out_fraction})")
         return TrainConfig(data=data, seed=run.seed if seed is None else seed, held_out_fraction=run.held_out_fraction,
-                           class_words=run.class_words, csv_image_key=run.csv_image_key,
+                           class_words=class_words or run.class_words, csv_image_key=run.csv_image_key,
                            csv_caption_key=run.csv_caption_key, synthetic_num_train=run.synthetic_num_train,
                            synthetic_num_test=run.synthetic_num_test, synthetic_image_size=run.synthetic_image_size,
                            allow_outside_data=allow_outside_data or run.allow_outside_data)
-    return TrainConfig(data=data, seed=0 if seed is None else seed, allow_outside_data=allow_outside_data)
+    return TrainConfig(data=data, seed=0 if seed is None else seed, allow_outside_data=allow_outside_data,
+                       class_words=class_words)
 
 
 def _same_data(a: str, b: str) -> bool:
