@@ -147,10 +147,20 @@ def convert(
     open_clip_config: str | Path | None = None,
     bpe_path: str | Path | None = None,
     push_to_hub: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write a Hub-ready SARCLIP folder from an open_clip checkpoint (atomically: it appears only when complete);
-    optionally push it to `push_to_hub` (a repo id)."""
+    optionally push it to `push_to_hub` (a repo id). A folder that is not empty (a trained model, with its results) is
+    replaced only with `overwrite`, and never one that holds the checkpoint."""
     from model_cards import sarclip_model_card
+
+    output_dir = Path(output_dir)
+    if Path(checkpoint).resolve().is_relative_to(output_dir.resolve()):
+        raise ValueError(f"{output_dir}: holds the checkpoint {checkpoint}, which replacing it would delete; choose "
+                         "another --output_dir")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{output_dir}: exists and is not empty; pass --overwrite to replace it (it is replaced "
+                              "only when the new folder is complete), or choose another --output_dir")
 
     if open_clip_config is not None:
         config = SarclipConfig.from_open_clip_config(json.loads(Path(open_clip_config).read_text()))
@@ -163,7 +173,6 @@ def convert(
     model = convert_checkpoint(checkpoint, config)
     tokenizer = SarclipTokenizer.from_bpe_file(bpe_path)
     processor = SarclipProcessor(SarclipImageProcessor(size=config.vision_config.image_size), tokenizer)
-    output_dir = Path(output_dir)
     with atomic_folder(output_dir) as staging:  # a failed conversion never leaves (or replaces with) half a folder
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
@@ -189,9 +198,12 @@ def _cli(argv) -> int:
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--bpe", help="bpe_simple_vocab_16e6.txt.gz (default: the one open_clip ships)")
     parser.add_argument("--push_to_hub", metavar="REPO_ID", help="also upload the folder to this Hub repo")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a non-empty --output_dir (when the new folder is complete); default: refuse it")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (default: off)")
     args = parser.parse_args(argv)
-    out = convert(args.checkpoint, args.model, args.output_dir, args.open_clip_config, args.bpe, args.push_to_hub)
+    out = convert(args.checkpoint, args.model, args.output_dir, args.open_clip_config, args.bpe, args.push_to_hub,
+                  args.overwrite)
     print(f"SARCLIP model written to {out}")
     return 0
 

@@ -101,6 +101,17 @@ def test_cli_writes_hub_ready_folder_from_safetensors_and_pushes(tmp_path, bpe_p
     assert sorted(p.name for p in pushed.iterdir()) == sorted(p.name for p in out.iterdir())
     assert (pushed / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
 
+    # a used folder (e.g. a trained model with its results) is refused, and the checkpoint's own folder always is
+    args = ["--checkpoint", str(tmp_path / "ckpt.safetensors"), "--open_clip_config", str(tmp_path / "cfg.json"),
+            "--bpe", str(bpe_path)]
+    (out / "eval_results.json").write_text("{}")
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert main([*args, "--output_dir", str(out)]) == 2
+    assert main([*args, "--output_dir", str(tmp_path), "--overwrite"]) == 2
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before and (tmp_path / "ckpt.safetensors").exists()
+    assert main([*args, "--output_dir", str(out), "--overwrite"]) == 0
+    assert not (out / "eval_results.json").exists() and (out / "model.safetensors").is_file()
+
 
 def test_wrong_architecture_and_bad_files_fail_clearly(tmp_path):
     torch.save(_randomised_open_clip(VIT_L_14_NARROW).state_dict(), tmp_path / "vit.bin")
