@@ -19,7 +19,9 @@ def test_resume_gives_identical_weights(tiny_train_config, tmp_path):
     assert [c.name for c in checkpoints] == ["step_00000004"]  # older ones pruned, no temporary folder left
     assert not list((tmp_path / "split" / "checkpoints").glob(".tmp-*"))
     state = json.loads((checkpoints[0] / "trainer_state.json").read_text())
+    guard = state.pop("guard")  # the collapse guard's state, so the resumed run judges as the uninterrupted one
     assert state == {"global_step": 4, "epoch": 0, "batches_in_epoch": 4}
+    assert guard["healthy"] and guard["best_checkpoint"].endswith("step_00000002")
     resumed = fit(tiny_train_config(output_dir=str(tmp_path / "split"), resume="latest", **common))
 
     assert resumed.state.global_step == uninterrupted.state.global_step == 12
