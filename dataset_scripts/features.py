@@ -52,8 +52,8 @@ def array_columns(array: np.ndarray, bands: list[str], unit: str) -> dict:
 
 
 def array_from_example(example: dict, column: str = "array") -> np.ndarray:
-    """The (H, W, bands) numpy array of a row (any format: python lists or numpy); complex if unit is "complex"."""
-    values = np.asarray(example[column]).reshape(tuple(example["shape"]))
-    if example.get("unit") == "complex":
-        values = values[..., 0::2] + 1j * values[..., 1::2]
-    return values
+    """The (H, W, bands) numpy array of a row (any format: python lists or numpy); complex if unit is "complex"
+    (`modeling_sarclip.sar_raster_sarclip.array_from_cell`, the one reader of this layout)."""
+    from modeling_sarclip.sar_raster_sarclip import array_from_cell
+
+    return array_from_cell(example, column)

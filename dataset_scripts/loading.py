@@ -14,7 +14,8 @@ families' training and evaluation.
   `readers.caption_table.read_caption_table` (open_clip `filepath`/`title`, SARCLIP `filename`/`caption`, SARLANG
   and COCO caption files; rows of one image are grouped) into `image` and `captions` columns;
 - anything else: `datasets.load_dataset(data)`, i.e. a folder this package built (parquet shards + card) or a Hub
-  dataset id.
+  dataset id; rasters stored as array columns (float dB, amplitude, 16-bit, complex) become one `image` cell per row
+  (`with_raster_cells`) that the SAR image processor reads with their values.
 
 A table or image folder names images inside its own folder: an absolute path, a `..` or a symlink that leads out of
 it is refused (the builders' rule, `readers.paths.check_inside`) unless `allow_outside_data` (a trainer's
@@ -76,8 +77,26 @@ def load_image_text_data(
                                       "dataset folder")
     loaded = datasets.load_dataset(data)
     for split, rows in loaded.items():
-        check_split_images(rows, f"{data}: split {split!r}")
+        loaded[split] = with_raster_cells(rows)
+        check_split_images(loaded[split], f"{data}: split {split!r}")
     return loaded
+
+
+RASTER_CELL_COLUMNS = ("array", "shape", "bands", "unit")
+
+
+def with_raster_cells(rows: datasets.Dataset) -> datasets.Dataset:
+    """A split whose rasters are array columns (float dB, amplitude, 16-bit, complex: `features.array_features`, which
+    `datasets.Image` cannot hold) gets them nested into one `image` cell per row, a mapping the SAR image processor
+    reads as it reads a file (`modeling_sarclip.sar_raster_sarclip.array_from_cell`); training and evaluation then
+    take the split like any other. One pass over the split, cached by `datasets`."""
+    if "image" in rows.column_names or not {"array", "shape"} <= set(rows.column_names):
+        return rows
+    cell = [column for column in RASTER_CELL_COLUMNS if column in rows.column_names]
+    features = datasets.Features({**{name: feature for name, feature in rows.features.items() if name not in cell},
+                                  "image": {column: rows.features[column] for column in cell}})
+    return rows.map(lambda batch: {"image": [dict(zip(cell, values)) for values in zip(*(batch[c] for c in cell))]},
+                    batched=True, remove_columns=cell, features=features, desc="raster cells")
 
 
 def caption_table_dataset(path: Path, image_key: str | None = None, caption_key: str | None = None,
@@ -174,21 +193,26 @@ def _check_inside(file: Path, root: Path, where: Path, what: str, allow_outside_
 
 
 def check_split_images(rows: datasets.Dataset, where: str) -> None:
-    """Every image of a loaded split (`image` column of `datasets.Image` cells), decoded and put through the SARCLIP
+    """Every image of a loaded split (`datasets.Image` cells or raster cells), decoded and put through the SARCLIP
     radiometry as training will: a bad one (NaN/inf pixels, 4 bands, an unsupported type) is an error naming
     `where`, the row and the file name stored with it, before any training (not when its batch is built or, in an
     evaluation split, after training). It costs one decoding pass (MSTAR's 2746 train chips: 0.4 s)."""
-    if not isinstance(rows.features.get("image"), datasets.Image):
+    feature = rows.features.get("image")
+    cells = isinstance(feature, dict) and "array" in feature  # `with_raster_cells`
+    if not (cells or isinstance(feature, datasets.Image)):
         return
     from modeling_sarclip.image_processing_sarclip import SarclipImageProcessor
     from modeling_sarclip.radiometry_sarclip import sarclip_unit_planes
     from modeling_sarclip.sar_raster_sarclip import SarRasterError
 
-    processor, feature = SarclipImageProcessor(), rows.features["image"]
-    stored = rows.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
+    processor = SarclipImageProcessor()
+    stored = rows.select_columns(["image"])
+    if not cells:
+        stored = stored.cast_column("image", datasets.Image(decode=False))
     for row, example in enumerate(stored):
         try:
-            sarclip_unit_planes(processor.load(feature.decode_example(example["image"]), "image"))
+            image = example["image"] if cells else feature.decode_example(example["image"])
+            sarclip_unit_planes(processor.load(image, "image"))
         except (SarRasterError, OSError) as err:  # OSError: PIL cannot decode the bytes
             name = f" ({example['image']['path']})" if example["image"].get("path") else ""
             problem = err.problem if isinstance(err, SarRasterError) else f"cannot decode it ({err})"

@@ -30,8 +30,8 @@ from PIL import Image
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
 
-from .radiometry_sarclip import sarclip_unit_planes
-from .sar_raster_sarclip import bands_last, pil_to_array, read_sar_raster
+from .radiometry_sarclip import amplitude_to_db, sarclip_unit_planes
+from .sar_raster_sarclip import array_from_cell, bands_last, is_raster_cell, pil_to_array, read_sar_raster
 
 STANDARDIZATIONS = ("none", "per_image", "dataset")
 
@@ -114,6 +114,9 @@ class SarclipImageProcessor(BaseImageProcessor):
             return bands_last(image.detach().cpu().numpy(), source)
         if isinstance(image, np.ndarray):
             return bands_last(image, source)
+        if is_raster_cell(image):  # a dataset row's array columns; linear amplitude goes to dB as SLC does
+            values = array_from_cell(image)
+            return amplitude_to_db(values) if image.get("unit") == "amplitude" else values
         raise TypeError(f"{source}: unsupported image type {type(image).__name__}")
 
     def to_pixel_values(self, image, source: str = "image", size: int | None = None, do_resize: bool | None = None,

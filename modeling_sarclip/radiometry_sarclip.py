@@ -31,10 +31,13 @@ BYTE_UNIT = (np.arange(256) / 255.0).astype(np.float32)  # uint8 value -> x / 25
 
 
 def amplitude_to_db(array: np.ndarray) -> np.ndarray:
-    """Amplitude -> dB, 20 log10: complex SLC uses |z| (in its float precision), integer digital numbers are converted
-    to float64 first; values below COMPLEX_AMPLITUDE_FLOOR / DN_AMPLITUDE_FLOOR are floored there."""
+    """Amplitude -> dB, 20 log10: complex SLC uses |z| (in its float precision), and float amplitude (e.g. MSTAR's
+    magnitude) is |z| already; integer digital numbers are converted to float64 first. Values below
+    COMPLEX_AMPLITUDE_FLOOR (complex, float) / DN_AMPLITUDE_FLOOR (integers) are floored there."""
     if np.iscomplexobj(array):
         return 20 * np.log10(np.maximum(np.abs(array), COMPLEX_AMPLITUDE_FLOOR))
+    if np.issubdtype(array.dtype, np.floating):
+        return 20 * np.log10(np.maximum(array, COMPLEX_AMPLITUDE_FLOOR))
     return 20 * np.log10(np.maximum(array.astype(np.float64), DN_AMPLITUDE_FLOOR))
 
 

@@ -211,6 +211,22 @@ def _check_declared_data(path: Path, series) -> None:
                                        f"{sum(page.databytecounts)} stored")
 
 
+def array_from_cell(cell, column: str = "array") -> np.ndarray:
+    """The (H, W, bands) numpy array of a raster stored as array columns (sar-vlm datasets keep float dB, amplitude,
+    16-bit and complex rasters so, which `datasets.Image` cannot hold: a flat `array` in C order, its `shape` and
+    `unit`); complex when `unit` is "complex" (stored as real/imag band pairs). Any mapping: a row, or the `image`
+    cell `dataset_scripts.loading` nests them into."""
+    values = np.asarray(cell[column]).reshape(tuple(cell["shape"]))
+    if cell.get("unit") == "complex":
+        values = values[..., 0::2] + 1j * values[..., 1::2]
+    return values
+
+
+def is_raster_cell(image) -> bool:
+    """Whether `image` is a raster stored as array columns (`array_from_cell`)."""
+    return isinstance(image, dict) and "array" in image and "shape" in image
+
+
 def read_sar_raster(path: str | Path, metadata: bool = True, max_pixels: int | None = None) -> SarRaster:
     """Read a SAR raster file with all its bands and its stored dtype -> SarRaster (array shaped (H, W, bands)).
 
@@ -231,6 +247,8 @@ def read_sar_raster(path: str | Path, metadata: bool = True, max_pixels: int | N
 
 __all__ = [
     "MissingSarRasterError",
+    "array_from_cell",
+    "is_raster_cell",
     "SarRaster",
     "SarRasterError",
     "bands_last",

@@ -71,8 +71,9 @@ def _main(argv: list[str]) -> int:
         print(f"model: {result.model_dir} (AutoModel.from_pretrained('{result.model_dir}', trust_remote_code=True))")
         if result.metrics:
             print(f"results: {result.model_dir / 'eval_results.json'}")
-            for name, value in sorted(result.metrics.items()):
-                print(f"  {name}: {value:.4f}")
+            for name, value in sorted(result.metrics.items()):  # numbers, and flags or None (one test image)
+                shown = f"{value:.4f}" if isinstance(value, float) else value
+                print(f"  {name}: {shown}")
         return 0
     if rest:
         raise ValueError(f"unrecognized arguments: {' '.join(rest)}")
