@@ -1,6 +1,6 @@
-"""The optimizer step every trainer takes: SARCLIP `fit`, the SCIO stages and KnowLIP `finetune` each compute their
-loss and call `backward`; the rest of a step is here, so the collapse guard, the schedule and the checkpoints behave
-the same in every loop.
+"""The training loop every trainer drives: SARCLIP `fit`, the SCIO stages and KnowLIP `finetune` each say how one
+batch becomes a backpropagated loss (`StepLoss`); the epoch (`GuardedOptimizer.train_epoch`) and the rest of a step are
+here, so the collapse guard, the schedule, the progress bar and the checkpoints behave the same in every trainer.
 
 A step (`GuardedOptimizer.step`, after backward): clip the gradient when asked, average the watched loss (and any
 other losses shown in the guard's messages) over processes, let the collapse guard observe them and the gradient norm
@@ -11,13 +11,26 @@ spread of the fixed probe batch for the guard; `save_checkpoint` keeps the last 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from .checkpointing import TrainerState, save_checkpoint
 from .collapse_guard import CollapseGuard, gradient_norm, probe_spread
+
+
+@dataclasses.dataclass
+class StepLoss:
+    """One batch, forward and backward done: the loss the collapse guard watches and its uniform value ln B, other
+    losses its messages name (e.g. the summed multi-task loss), and numbers the epoch record averages."""
+
+    watched: torch.Tensor
+    uniform: float
+    others: Mapping[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    record: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 class GuardedOptimizer:
@@ -29,6 +42,7 @@ class GuardedOptimizer:
                  max_grad_norm: float | None = None):
         self.accelerator, self.model, self.optimizer, self.scheduler = accelerator, model, optimizer, scheduler
         self.guard, self.probe, self.probe_encoder, self.max_grad_norm = guard, probe, probe_encoder, max_grad_norm
+        self.last_check: dict[str, float] = {}  # what the latest check logged
 
     def step(self, state: TrainerState, watched: torch.Tensor, uniform: float,
              others: Mapping[str, torch.Tensor] | None = None) -> list[float]:
@@ -51,11 +65,41 @@ class GuardedOptimizer:
         state.global_step += 1
         return values
 
+    def train_epoch(self, state: TrainerState, batches: Iterable, forward_backward: Callable[[dict], StepLoss | None],
+                    desc: str | None = None, check: bool = True,
+                    after_step: Callable[[list[float]], bool] | None = None) -> dict:
+        """One pass over `batches`: `forward_backward(batch)` (None: the batch is skipped, e.g. one image only), then
+        `step`; with `check` the guard's checks every `CHECK_EVERY` steps and at the end of the epoch. `after_step`
+        (the process-averaged losses) may log or checkpoint, and returns True to end the epoch early. `desc`: the
+        progress bar's label (None: no bar). Returns the averages of the `StepLoss.record` numbers, the latest check's
+        values, `steps` and `skipped_batches`."""
+        totals: dict[str, float] = {}
+        steps = skipped = 0
+        show = desc is not None and self.accelerator.is_local_main_process
+        for batch in tqdm(batches, desc=desc, disable=not show, leave=False):
+            loss = forward_backward(batch)
+            if loss is None:
+                skipped += 1
+                continue
+            values = self.step(state, loss.watched, loss.uniform, loss.others)
+            steps += 1
+            for name, value in loss.record.items():
+                totals[name] = totals.get(name, 0.0) + value
+            if check and self.guard.check_due(state.global_step):
+                self.check(state.global_step)
+            if after_step is not None and after_step(values):
+                break
+        if check and steps and self.guard.check_due(state.global_step, end_of_epoch=True):
+            self.check(state.global_step)
+        return {**{name: total / steps for name, total in totals.items()}, **self.last_check, "steps": steps,
+                "skipped_batches": skipped}
+
     def check(self, step: int) -> dict[str, float]:
         """The guard's check at `step`: the probe batch's feature spread and the loss since the last check."""
         spread = () if self.probe is None else probe_spread(self.accelerator.unwrap_model(self.model), self.probe,
                                                             self.accelerator, self.probe_encoder)
-        return self.guard.check(step, *spread)
+        self.last_check = self.guard.check(step, *spread)
+        return self.last_check
 
     def save_checkpoint(self, folder: Path, state: TrainerState, keep: int | None) -> Path:
         state.guard = self.guard.state_dict()

@@ -39,7 +39,6 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from sar_utils.atomic import atomic_folder, write_json
 from dataset_scripts.geovl.vqa_sets import GRID, region_indicator, target_regions
@@ -56,7 +55,7 @@ from modeling_knowlip import (
 
 from ..common.checkpointing import TrainerState, claim_run_folder, load_checkpoint, resolve_checkpoint
 from ..common.collapse_guard import CollapseGuard, probe_indices, uniform_loss
-from ..common.loop import GuardedOptimizer
+from ..common.loop import GuardedOptimizer, StepLoss
 from ..common.config import TrainingOptions, YamlConfig, option
 from ..common.run_banner import run_banner
 from ..common.run_log import METRICS_FILE, RunLog, flat_numbers
@@ -224,40 +223,32 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
                      (lambda record: record["step"] <= state.global_step) if config.resume else None, state.global_step)
     loop = GuardedOptimizer(accelerator, model, optimizer, scheduler, guard, probe,
                             None if task.pretraining_losses else _cls_features)
-    guard_logs = {}
     model.train()
+
+    def forward_backward(batch) -> StepLoss | None:
+        if task.pretraining_losses and batch["image_ids"].unique().numel() < 2:
+            return None  # ITM needs another image of the batch as its negative (as ScioTrainer)
+        extra = {"return_loss": True, "alpha": alpha_at(state.global_step, alpha, steps_per_epoch)} \
+            if task.pretraining_losses else {}
+        with accelerator.autocast():
+            out = model(**batch, **extra)
+        accelerator.backward(out.loss)
+        record = {"loss": float(out.loss.detach())}
+        if task.pretraining_losses:
+            return StepLoss(out.loss_itc, uniform_loss(batch["input_ids"].shape[0] + unwrapped.config.queue_size),
+                            {"summed loss": out.loss}, record)
+        return StepLoss(out.loss, uniform_loss(unwrapped.config.num_labels), record=record)
+
     for epoch in range(state.epoch, config.epochs):
         loader.set_epoch(epoch)  # the prepared loader: it also sets its own epoch counter, which would else win
-        losses, skipped = [], 0
-        for batch in tqdm(loader, desc=f"{config.task} epoch {epoch + 1}/{config.epochs}",
-                          disable=not accelerator.is_local_main_process, leave=False):
-            if task.pretraining_losses and batch["image_ids"].unique().numel() < 2:
-                skipped += 1  # ITM needs another image of the batch as its negative (as ScioTrainer)
-                continue
-            extra = {"return_loss": True, "alpha": alpha_at(state.global_step, alpha, steps_per_epoch)} \
-                if task.pretraining_losses else {}
-            with accelerator.autocast():
-                out = model(**batch, **extra)
-            loss = out.loss
-            accelerator.backward(loss)
-            candidates = batch["input_ids"].shape[0] + unwrapped.config.queue_size if task.pretraining_losses \
-                else unwrapped.config.num_labels
-            if task.pretraining_losses:
-                loop.step(state, out.loss_itc, uniform_loss(candidates), {"summed loss": loss})
-            else:
-                loop.step(state, loss, uniform_loss(candidates))
-            losses.append(float(loss.detach()))
-            if guard.check_due(state.global_step):
-                guard_logs.update(loop.check(state.global_step))
-        if losses and guard.check_due(state.global_step, end_of_epoch=True):
-            guard_logs.update(loop.check(state.global_step))
-        record = {"epoch": epoch + 1, "loss": sum(losses) / max(1, len(losses)), "lr": scheduler.get_last_lr()[0],
-                  "skipped_batches": skipped, **guard_logs}
+        record = {"epoch": epoch + 1, **loop.train_epoch(state, loader, forward_backward,
+                                                         f"{config.task} epoch {epoch + 1}/{config.epochs}"),
+                  "lr": scheduler.get_last_lr()[0]}
         run_log.log(record, state.global_step)
         if accelerator.is_main_process:
-            guard_text = "".join(f", {name} {value:.4f}" for name, value in guard_logs.items())
-            print(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}, lr {record['lr']:.2e}, batches "
-                  f"skipped (one image only) {skipped}{guard_text}")
+            guard_text = "".join(f", {name} {record[name]:.4f}" for name in loop.last_check)
+            print(f"epoch {epoch + 1}/{config.epochs}: loss {record.get('loss', float('nan')):.4f}, lr "
+                  f"{record['lr']:.2e}, batches skipped (one image only) {record['skipped_batches']}{guard_text}")
         state.epoch = epoch + 1
         loop.save_checkpoint(checkpoints, state, config.keep_checkpoints)
     model = accelerator.unwrap_model(model)

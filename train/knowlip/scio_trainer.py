@@ -37,7 +37,6 @@ from pathlib import Path
 
 import datasets
 import torch
-from tqdm.auto import tqdm
 from accelerate import Accelerator
 from accelerate.utils import gather_object
 from peft import PeftModel
@@ -48,7 +47,7 @@ from model_cards import knowlip_model_card
 
 from ..common.checkpointing import TrainerState, list_checkpoints, load_checkpoint
 from ..common.collapse_guard import CollapseGuard, probe_indices, uniform_loss
-from ..common.loop import GuardedOptimizer
+from ..common.loop import GuardedOptimizer, StepLoss
 from ..common.config import TrainingOptions, check_options, option
 from ..common.run_banner import run_banner
 from ..common.run_log import RunLog
@@ -192,7 +191,6 @@ class ScioTrainer:
         self.guard = CollapseGuard(config.collapse_patience, config.collapse_cosine, grace_steps=config.warmup_steps,
                                    loss_name="ITC loss", warn=self.accelerator.print)
         self.loop = GuardedOptimizer(self.accelerator, self.model, self.optimizer, self.scheduler, self.guard)
-        self.guard_logs: dict[str, float] = {}
 
     # ----- schedule -----
 
@@ -321,43 +319,31 @@ class ScioTrainer:
             collate_fn=lambda indices: self._collate(indices, stage),
         ))
         model.train()
-        totals = {"loss": 0.0, "loss_itc": 0.0, "loss_itm": 0.0, "loss_mlm": 0.0}
-        steps = skipped = truncated = 0
-        lr_trace = []
+        truncated, lr_trace = 0, []
         self.loop.probe = self._collate(probe_indices(len(self.dataset)), stage) if self.guard.watching else None
         queue_size = accelerator.unwrap_model(model).config.queue_size
-        for batch in tqdm(loader, desc=f"SCIO stage {stage} (unit {unit_index + 1}/{len(self.config.units())})",
-                          disable=not accelerator.is_local_main_process, leave=False):
+
+        def forward_backward(batch) -> StepLoss | None:
+            nonlocal truncated
             truncated += int(batch.pop("truncated"))
             if batch["image_ids"].numel() < 2:  # ITM needs another image of the batch as its negative
-                skipped += 1
-                continue
+                return None
             with accelerator.autocast():
                 out = model(**batch, alpha=self._alpha(state.global_step), return_loss=True)
             accelerator.backward(out.loss)
             lr_trace.append(self.scheduler.get_last_lr()[0])
-            # the ITC negatives are the batch's momentum features and the queue, always full: B = batch + queue_size
-            self.loop.step(state, out.loss_itc, uniform_loss(batch["image_ids"].numel() + queue_size),
-                           {"summed loss (ITC + ITM + MLM)": out.loss})
-            steps += 1
-            for name in totals:
-                value = getattr(out, name)  # None when that loss's weight is 0
-                totals[name] += 0.0 if value is None else float(value.detach())
-            if self.guard.check_due(state.global_step):
-                self._check(state.global_step)
-        if steps and self.guard.check_due(state.global_step, end_of_epoch=True):
-            self._check(state.global_step)
-        record = {name: value / max(steps, 1) for name, value in totals.items()}
-        return {**record, **self.guard_logs, "steps": steps, "skipped_batches": skipped, "truncated_texts": truncated,
-                "lr": self.scheduler.get_last_lr()[0], "lr_trace": lr_trace}
+            # the ITC negatives are the batch's momentum features and the queue, always full: B = batch + queue_size;
+            # a loss whose weight is 0 is None and counts 0
+            return StepLoss(out.loss_itc, uniform_loss(batch["image_ids"].numel() + queue_size),
+                            {"summed loss (ITC + ITM + MLM)": out.loss},
+                            {name: 0.0 if getattr(out, name) is None else float(getattr(out, name).detach())
+                             for name in ("loss", "loss_itc", "loss_itm", "loss_mlm")})
 
-    def _check(self, step: int) -> None:
-        """A collapse-guard check: the probe's feature spread and the ITC loss against ln B since the last check
-        (raises `TrainingCollapsedError`); the values go to the unit's log record."""
-        logs = self.loop.check(step)
-        self.guard_logs = {("itc_over_uniform" if name == "loss_over_uniform" else name): value
-                           for name, value in logs.items()}
-        logger.info("SCIO step %d: %s", step, self.guard_logs)
+        record = self.loop.train_epoch(state, loader, forward_backward,
+                                       f"SCIO stage {stage} (unit {unit_index + 1}/{len(self.config.units())})")
+        # the ITC loss is the one the guard compares with ln B here
+        record = {("itc_over_uniform" if name == "loss_over_uniform" else name): value for name, value in record.items()}
+        return {**record, "truncated_texts": truncated, "lr": self.scheduler.get_last_lr()[0], "lr_trace": lr_trace}
 
     def _pass_batches(self):
         """This process's share of the images, in batches of (indices, image token states)."""

@@ -35,7 +35,7 @@ from ..common.checkpointing import (
 )
 from ..common.hub import push_model_dir, write_model_card
 from ..common.lora import add_lora
-from ..common.loop import GuardedOptimizer
+from ..common.loop import GuardedOptimizer, StepLoss
 from ..common.loss_curve import save_loss_curve
 from ..common.run_banner import run_banner
 from ..common.sampling import EpochShuffleSampler
@@ -240,6 +240,44 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
         if accelerator.is_main_process:
             write_json(output_dir / TRAINING_LOG, {"losses": losses})
         run_log.close()
+    def forward_backward(batch) -> StepLoss:
+        if stream is not None:
+            batch = send_to_device(batch, accelerator.device, non_blocking=True)
+        return StepLoss(contrastive_step(model, batch, accelerator, config.gradient_accumulation_steps, prompt_weight),
+                        uniform)
+
+    def after_step(values: list[float]) -> bool:
+        """Clamp the temperature, log, roll the epoch over and checkpoint; True ends the epoch's pass."""
+        nonlocal tick, steps_since_log
+        mean_loss = values[0]
+        with torch.no_grad():  # open_clip clamps the temperature to at most 100
+            unwrapped.logit_scale.clamp_(0, math.log(100))
+        state.batches_in_epoch += 1
+        losses.append(mean_loss)
+        progress.update(1)
+        steps_since_log += 1
+        if state.global_step % config.log_every == 0 or state.global_step == last_step:
+            elapsed = time.perf_counter() - tick
+            logs = {
+                "train/loss": mean_loss,
+                "train/lr": scheduler.get_last_lr()[0],
+                "train/samples_per_second": samples_per_step * steps_since_log / max(elapsed, 1e-9),
+                "train/logit_scale": unwrapped.logit_scale.exp().item(),
+                **{f"train/{k}": v for k, v in loop.check(state.global_step).items()},  # the guard, every log line
+            }
+            progress.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{logs['train/lr']:.2e}")
+            run_log.log(logs, state.global_step)
+            tick, steps_since_log = time.perf_counter(), 0
+        if state.batches_in_epoch == steps_per_epoch:
+            state.epoch, state.batches_in_epoch = state.epoch + 1, 0
+        end_of_epoch = state.batches_in_epoch == 0
+        periodic = config.checkpoint_every and state.global_step % config.checkpoint_every == 0
+        if periodic or (end_of_epoch and not config.checkpoint_every) or state.global_step == last_step:
+            loop.save_checkpoint(output_dir / CHECKPOINTS, state, config.keep_checkpoints)
+            if accelerator.is_main_process:
+                write_json(output_dir / TRAINING_LOG, {"losses": losses})
+        return state.global_step >= last_step or end_of_epoch
+
     model.train()
     while state.global_step < last_step:
         collator.epoch = state.epoch
@@ -250,47 +288,11 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
             sampler.set_epoch(state.epoch)
             epoch_loader = accelerator.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch \
                 else loader
-        for batch in epoch_loader:
-            if stream is not None:
-                batch = send_to_device(batch, accelerator.device, non_blocking=True)
-            loss = contrastive_step(model, batch, accelerator, config.gradient_accumulation_steps, prompt_weight)
-            try:
-                mean_loss = loop.step(state, loss, uniform)[0]
-            except TrainingCollapsedError:
-                stop()
-                raise
-            with torch.no_grad():  # open_clip clamps the temperature to at most 100
-                unwrapped.logit_scale.clamp_(0, math.log(100))
-            state.batches_in_epoch += 1
-            losses.append(mean_loss)
-            progress.update(1)
-            steps_since_log += 1
-            if state.global_step % config.log_every == 0 or state.global_step == last_step:
-                elapsed = time.perf_counter() - tick
-                logs = {
-                    "train/loss": mean_loss,
-                    "train/lr": scheduler.get_last_lr()[0],
-                    "train/samples_per_second": samples_per_step * steps_since_log / max(elapsed, 1e-9),
-                    "train/logit_scale": unwrapped.logit_scale.exp().item(),
-                }
-                try:
-                    logs.update({f"train/{k}": v for k, v in loop.check(state.global_step).items()})
-                except TrainingCollapsedError:
-                    stop()
-                    raise
-                progress.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{logs['train/lr']:.2e}")
-                run_log.log(logs, state.global_step)
-                tick, steps_since_log = time.perf_counter(), 0
-            if state.batches_in_epoch == steps_per_epoch:
-                state.epoch, state.batches_in_epoch = state.epoch + 1, 0
-            end_of_epoch = state.batches_in_epoch == 0
-            periodic = config.checkpoint_every and state.global_step % config.checkpoint_every == 0
-            if periodic or (end_of_epoch and not config.checkpoint_every) or state.global_step == last_step:
-                loop.save_checkpoint(output_dir / CHECKPOINTS, state, config.keep_checkpoints)
-                if accelerator.is_main_process:
-                    write_json(output_dir / TRAINING_LOG, {"losses": losses})
-            if state.global_step >= last_step or end_of_epoch:
-                break
+        try:
+            loop.train_epoch(state, epoch_loader, forward_backward, check=False, after_step=after_step)
+        except TrainingCollapsedError:
+            stop()
+            raise
     progress.close()
 
     model_dir = output_dir / FINAL
