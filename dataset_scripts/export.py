@@ -17,15 +17,13 @@ from pathlib import Path
 import datasets
 from datasets.exceptions import DatasetGenerationError
 from datasets.table import embed_table_storage
-from datasets.info import DatasetInfosDict
-from datasets.utils.metadata import MetadataConfigs
 from datasets.utils.py_utils import convert_file_size_to_int
-from huggingface_hub import DatasetCard, DatasetCardData
 
 from sar_utils.atomic import disk_full_error, reap_leftovers, replace_folder, staging_folder
 from sar_utils.hub import push_folder
 from .builders import BUILDERS, SarBuilder
 from .captions import CAPTIONS_PER_IMAGE
+from .cards import dataset_card
 from .errors import DatasetBuildError
 from .readers import source_root
 from .report import BuildReport, without_local_paths
@@ -45,13 +43,6 @@ CAPTION_RECIPE = {
     "caption": "captions as given in the source table.",
     "mixed": "per component, as above.",
 }
-
-
-def _size_category(count: int) -> str:
-    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
-        if count < limit:
-            return name
-    return "1M<n<10M"
 
 
 def write_parquet_splits(folder: Path, splits: Mapping[str, Sequence[datasets.Dataset]]) -> None:
@@ -177,23 +168,11 @@ def _prepare_in(staging: Path, builder: SarBuilder, source: str | Path, max_shar
 
 def write_dataset_card(out_dir: Path, builder: SarBuilder, options: dict) -> None:
     """README.md with YAML (license, tags, task categories, size, ``configs`` data files, features and splits)."""
-    splits = list(builder.info.splits)
-    card_data = DatasetCardData(
-        license=builder.license, pretty_name=f"SAR {builder.SOURCE} image-text pairs",
-        tags=["sar", "synthetic-aperture-radar", "remote-sensing", "image-text", "clip"],
-        task_categories=TASK_CATEGORIES[builder.TASK], language=["en"],
-        size_categories=[_size_category(builder.report.total)],
-    )
-    MetadataConfigs({"default": {"data_files": [{"split": split, "path": f"data/{split}-*"} for split in splits]}}
-                    ).to_dataset_card_data(card_data)
-    DatasetInfosDict({"default": builder.info}).to_dataset_card_data(card_data)
     features = "\n".join(f"- `{column}`: {feature!r}" for column, feature in builder.info.features.items())
     root = source_root(options["data_dir"]) if "data_dir" in options else None
     settings = without_local_paths(
         ", ".join(f"{key}={value!r}" for key, value in sorted(options.items()) if key != "data_dir"), root)
-    body = f"""# SAR {builder.SOURCE} image-text pairs
-
-{builder.DESCRIPTION}
+    body = f"""{builder.DESCRIPTION}
 
 Built with `dataset_scripts` (`python -m dataset_scripts build {builder.SOURCE}`), settings: {settings or "defaults"}.
 
@@ -211,7 +190,7 @@ ds = load_dataset("<this folder or hub repo>")
 {features}
 
 Array columns (non-8-bit rasters): `array` is flat, `shape` is (H, W, bands);
-`dataset_scripts.array_from_example(row)` returns the numpy array.
+`dataset_scripts.array_from_example(row)` returns the numpy array; the trainers' `--data` reads them as images.
 
 ## Source and license
 
@@ -222,7 +201,10 @@ License field: `{builder.license}`. Check the source data's terms before redistr
 
 {builder.report.to_markdown(root)}
 """
-    DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n{body}").save(out_dir / "README.md")
+    card = dataset_card(f"SAR {builder.SOURCE} image-text pairs", body, TASK_CATEGORIES[builder.TASK],
+                        tags=("image-text", "clip"), license=builder.license, rows=builder.report.total,
+                        splits=list(builder.info.splits), info=builder.info)
+    (out_dir / "README.md").write_text(card, encoding="utf-8")
 
 
 def push_dataset_to_hub(out_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None):

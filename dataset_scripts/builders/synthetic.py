@@ -11,11 +11,10 @@ from pathlib import Path
 
 import datasets
 import pyarrow.parquet as pq
-from datasets.utils.metadata import MetadataConfigs
-from huggingface_hub import DatasetCard, DatasetCardData
 
 from sar_utils.atomic import disk_full_error, reap_leftovers, replace_folder, staging_folder
 from ..captions import CAPTIONS_PER_IMAGE
+from ..cards import dataset_card
 from ..synthetic import SyntheticSarGenerator, synthetic_example, synthetic_features
 from .base import Item, SarBuilder, SarBuilderConfig
 
@@ -118,13 +117,10 @@ def _write_shard(job) -> None:
 
 
 def _write_card(folder: Path, num_images: int, image_size: int, looks: float, seed: int) -> None:
-    card_data = DatasetCardData(license=SyntheticBuilder.LICENSE, pretty_name="Synthetic SAR image-text corpus",
-                                tags=["sar", "synthetic-aperture-radar", "synthetic", "image-text", "clip"],
-                                task_categories=["zero-shot-image-classification", "image-to-text"], language=["en"])
-    MetadataConfigs({"default": {"data_files": [{"split": "train", "path": "data/train-*"}]}}
-                    ).to_dataset_card_data(card_data)
-    body = (f"# Synthetic SAR image-text corpus\n\n{SyntheticBuilder.DESCRIPTION}\n\n{num_images} chips of "
-            f"{image_size} x {image_size} px ({looks} looks, seed {seed}), {CAPTIONS_PER_IMAGE} captions each: "
-            f"{num_images * CAPTIONS_PER_IMAGE} image-text pairs. Written by "
-            "`dataset_scripts.builders.synthetic.write_synthetic_corpus`.\n")
-    DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n{body}").save(folder / "README.md")
+    body = (f"{SyntheticBuilder.DESCRIPTION}\n\n{num_images} chips of {image_size} x {image_size} px ({looks} looks, "
+            f"seed {seed}), {CAPTIONS_PER_IMAGE} captions each: {num_images * CAPTIONS_PER_IMAGE} image-text pairs. "
+            "Written by `dataset_scripts.builders.synthetic.write_synthetic_corpus`.\n")
+    card = dataset_card("Synthetic SAR image-text corpus", body, ["zero-shot-image-classification", "image-to-text"],
+                        tags=("synthetic", "image-text", "clip"), license=SyntheticBuilder.LICENSE, rows=num_images,
+                        splits=["train"])
+    (folder / "README.md").write_text(card, encoding="utf-8")

@@ -23,6 +23,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
+from ..cards import dataset_card
 from ..export import write_dataset_folder
 from .dynamic_range import InputScale, compress_to_uint8, to_pil
 from .geotiff import read_geotiff
@@ -222,23 +223,10 @@ def _row(path: Path, t: ScaledTile, task: HCoTTask, png: bytes, subtexts: dict, 
 
 def _dataset_card(report: PipelineReport, task: HCoTTask, sides: tuple[float, float, float]) -> str:
     n_rows = sum(report.rows.values())
-    size = "n<1K" if n_rows < 1000 else "1K<n<10K" if n_rows < 10_000 else "10K<n<100K" if n_rows < 100_000 else "100K<n<1M"
     # No `configs:` block: with one, datasets 5.2 caches `load_dataset(dir)` under a key that ignores the
     # data files (a rewritten or another same-named folder then loads stale rows); the standard
     # `data/train-*.parquet` names are discovered without it.
-    return f"""---
-task_categories:
-- image-to-text
-size_categories:
-- {size}
-tags:
-- sar
-- remote-sensing
-- geospatial
----
-# SAR-GEOVL captions ({task.value})
-
-SAR tiles sliced with Spatial Resolution Consistency (large / medium / small sides {list(sides)} m),
+    body = f"""SAR tiles sliced with Spatial Resolution Consistency (large / medium / small sides {list(sides)} m),
 quality-screened (GLCM + KNN), captioned with HCoT prompts (SAR-KnowLIP, sections 3.1-3.2).
 Each row: the 8-bit tile (`image`), the 8 sub-texts ({", ".join(f"`{f}`" for f in SUBTEXT_FIELDS)}),
 their concatenation (`text`), and its geo-referencing: WGS84 centre and bounds, source `crs`, affine
@@ -250,3 +238,5 @@ their concatenation (`text`), and its geo-referencing: WGS84 centre and bounds, 
 
 {n_rows} rows in total; full report: `report.json`.
 """
+    return dataset_card(f"SAR-GEOVL captions ({task.value})", body, ["image-to-text"], tags=("geospatial",),
+                        rows=n_rows)

@@ -33,6 +33,7 @@ from pathlib import Path
 import datasets
 from PIL import Image
 
+from ..cards import dataset_card
 from ..export import write_dataset_folder
 
 GRID = 3
@@ -260,10 +261,8 @@ def save_vqa_sets(data_dir: str | Path, out_dir: str | Path, mstar_per_class: in
         for dataset, task in zip(split["dataset"], split["task_type"]):
             counts[f"{name} | {dataset}/{task}"] += 1
     table = "\n".join(f"| {k} | {v} |" for k, v in sorted(counts.items()))
-    write_dataset_folder(
-        out_dir, {**{name: [split] for name, split in questions.items()}, "images": [image_rows]},
-        "---\ntask_categories:\n- visual-question-answering\ntags:\n- sar\n---\n"
-        "# SAR VQA sets (HRSID, SAR-AIRcraft-1.0, MSTAR SOC)\n\n"
+    card = dataset_card(
+        "SAR VQA sets (HRSID, SAR-AIRcraft-1.0, MSTAR SOC)",
         "Question/answer pairs from real annotations (SAR-KnowLIP Table 6 task types). " + _GRID_TEXT + "\n"
         "A target's region is the one holding its box centre; multiple answers are listed ascending, ', '-separated.\n"
         "Each image is stored once, in the split `images`; question rows (`train`, `test`) refer to it by `image_id` "
@@ -271,7 +270,9 @@ def save_vqa_sets(data_dir: str | Path, out_dir: str | Path, mstar_per_class: in
         f"({train_views} view(s) per detection train image). HRSID and SAR-AIRcraft are split 4:1 by image; MSTAR "
         "train/test are its 17/15 degree chips.\nResearch-only source data: see each source folder's SOURCE.md for "
         "licences.\n\n| split | dataset/task | questions |\n|---|---|---|\n" + table + "\n",
-    )
+        ["visual-question-answering"], rows=sum(counts.values()))
+    write_dataset_folder(out_dir, {**{name: [split] for name, split in questions.items()}, "images": [image_rows]},
+                         card)
     return load_vqa_sets(out_dir)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import datasets
 from accelerate import PartialState
 
+from dataset_scripts.cards import dataset_card
 from dataset_scripts.export import write_dataset_folder
 from dataset_scripts.geovl.hcot import HCoTTask
 from dataset_scripts.geovl.label_captions import FactCaptioner
@@ -91,8 +92,10 @@ def run_chain(geotiffs: list[Path], out: Path, backend: str = "facts", local_mod
     seconds["captioning"] = time.perf_counter() - start
 
     tiles = split_by_large_tile(datasets.load_dataset(str(out / "geovl"))["train"])
-    write_dataset_folder(out / "tiles", {name: [split] for name, split in tiles.items()},
-                         "# SAR-GEOVL tiles split by large tile (train.knowlip.chain)\n")
+    write_dataset_folder(out / "tiles", {name: [split] for name, split in tiles.items()}, dataset_card(
+        "SAR-GEOVL tiles split by large tile", "The `geovl/` tiles of this chain run (`train.knowlip.chain`), split "
+        "train / test by large tile: every tile nested in one large tile falls on the same side.\n", ["image-to-text"],
+        tags=("geospatial",), rows=sum(len(split) for split in tiles.values())))
     seconds["split"] = time.perf_counter() - start - sum(seconds.values())
 
     batch_size = ScioRunConfig.from_yaml(scio_config).batch_size
