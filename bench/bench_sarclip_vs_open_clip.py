@@ -5,7 +5,7 @@ same weights on the same random images and the same SAR captions (SARCLIP-1M cla
 the 10 MSTAR class words: 11-34 tokens, median 21), each library on its default text path: `open_clip.tokenize` pads
 every caption to 77 tokens, SARCLIP's processor pads to the batch's longest caption (same embeddings, tested).
 `--text 77` gives both sides 77 tokens (equal shapes). Optimizer: ours the trainer's fused AdamW
-(`train.sarclip.performance.adamw_kwargs`), open_clip the default AdamW its training script uses; `--same-optimizer`
+(`train.common.optim.adamw_kwargs`), open_clip the default AdamW its training script uses; `--same-optimizer`
 gives both the default. Caption batches cycle through 4 draws (varying lengths, as in training). Steps alternate
 between the two sides, so both see the same machine load; medians are reported.
 
@@ -37,7 +37,8 @@ from dataset_scripts.captions import ClassNameTable, classification_captions
 from modeling_sarclip import OPEN_CLIP_PRESETS, SarclipConfig, SarclipTokenizer
 from modeling_sarclip.convert_open_clip_to_sarclip import convert_state_dict
 from modeling_sarclip.modeling_sarclip import SarclipModel
-from train.sarclip.performance import adamw_kwargs, channels_last, maybe_compile
+from train.common.optim import adamw_kwargs
+from train.sarclip.performance import channels_last, maybe_compile
 from sar_utils.command_line import ArgumentParser, run_cli
 
 MSTAR_CLASSES = ("2S1", "BMP2", "BRDM_2", "BTR_60", "BTR70", "D7", "T62", "T72", "ZIL131", "ZSU_23_4")

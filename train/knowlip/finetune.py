@@ -56,6 +56,7 @@ from modeling_knowlip import (
 from ..common.checkpointing import TrainerState, claim_run_folder, load_checkpoint, resolve_checkpoint
 from ..common.collapse_guard import CollapseGuard, probe_indices, uniform_loss
 from ..common.loop import GuardedOptimizer, StepLoss
+from ..common.optim import build_adamw
 from ..common.config import TrainingOptions, YamlConfig, option
 from ..common.run_banner import run_banner
 from ..common.run_log import METRICS_FILE, RunLog, flat_numbers
@@ -187,8 +188,7 @@ class TaskSetup:
 
 
 def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) -> tuple[torch.nn.Module, RunLog]:
-    params = [p for p in task.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = build_adamw(task.model, config.learning_rate, config.weight_decay, accelerator.device, rule="all")
     sampler = EpochShuffleSampler(task.num_train, config.seed)
     loader = DataLoader(list(range(task.num_train)), batch_size=config.batch_size, collate_fn=task.collate,
                         sampler=sampler)

@@ -48,6 +48,7 @@ from model_cards import knowlip_model_card
 from ..common.checkpointing import TrainerState, list_checkpoints, load_checkpoint
 from ..common.collapse_guard import CollapseGuard, probe_indices, uniform_loss
 from ..common.loop import GuardedOptimizer, StepLoss
+from ..common.optim import build_adamw
 from ..common.config import TrainingOptions, check_options, option
 from ..common.run_banner import run_banner
 from ..common.run_log import RunLog
@@ -179,8 +180,7 @@ class ScioTrainer:
         self.accelerator = accelerator or scio_accelerator(config)
         total_steps = sum(config.stage_epochs) * self.steps_per_epoch
         check_warmup(config.warmup_steps, total_steps)
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
-                                      weight_decay=config.weight_decay)
+        optimizer = build_adamw(model, config.learning_rate, config.weight_decay, self.accelerator.device, rule="all")
         self.scheduler = build_scheduler("scio", optimizer, config.warmup_steps, total_steps, warmup_lr=config.warmup_lr,
                                          min_lr=config.min_lr, decay_rate=config.lr_decay_rate,
                                          steps_per_epoch=self.steps_per_epoch)

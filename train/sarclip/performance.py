@@ -37,13 +37,6 @@ def dataloader_kwargs(num_workers: int | None = None, device: torch.device | str
     return {"num_workers": workers, "pin_memory": True, "persistent_workers": True, "prefetch_factor": PREFETCH_FACTOR}
 
 
-def adamw_kwargs(device: torch.device | str) -> dict:
-    """`torch.optim.AdamW` keyword arguments: the fused kernel (one pass over parameters, gradients and both moments;
-    the same update as the default multi-tensor kernel up to rounding) on CPU and CUDA. ViT-B-32, batch 16 on 2 CPU
-    cores: training step 1.32x -> 1.52x open_clip's (`bench/bench_sarclip_vs_open_clip.py [--same-optimizer]`)."""
-    return {"fused": True} if torch.device(device).type in ("cpu", "cuda") else {}
-
-
 def maybe_compile(model: nn.Module, enabled: bool, **compile_kwargs) -> nn.Module:
     """`torch.compile` the model in place (`nn.Module.compile`: the module keeps its class, state-dict keys and
     `save_pretrained`) when `enabled`; both towers and the loss trace without graph breaks. Text lengths vary per
@@ -62,4 +55,4 @@ def channels_last(model: nn.Module) -> nn.Module:
     return model
 
 
-__all__ = ["adamw_kwargs", "channels_last", "cores_per_process", "dataloader_kwargs", "maybe_compile"]
+__all__ = ["channels_last", "cores_per_process", "dataloader_kwargs", "maybe_compile"]

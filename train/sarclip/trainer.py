@@ -36,6 +36,7 @@ from ..common.checkpointing import (
 from ..common.hub import push_model_dir, write_model_card
 from ..common.lora import add_lora
 from ..common.loop import GuardedOptimizer, StepLoss
+from ..common.optim import build_adamw
 from ..common.loss_curve import save_loss_curve
 from ..common.run_banner import run_banner
 from ..common.sampling import EpochShuffleSampler
@@ -56,7 +57,7 @@ from .freezing import apply_partial_unfreezing
 from .grad_cache import contrastive_step
 from .model_io import load_trained_model
 from .model_setup import build_tokenizer, load_model_and_processor
-from .performance import adamw_kwargs, channels_last, dataloader_kwargs, maybe_compile
+from .performance import channels_last, dataloader_kwargs, maybe_compile
 from .streaming import StreamingPairs, parquet_shards
 
 CHECKPOINTS = "checkpoints"
@@ -78,17 +79,6 @@ class TrainResult:
     state: TrainerState
     losses: list[float]
     metrics: dict[str, float]
-
-
-def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """open_clip's split: no weight decay on gains, biases, norms, embeddings' 1-D params and the temperature."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        exclude = param.ndim < 2 or "norm" in name or "bn" in name or "bias" in name or "logit_scale" in name
-        (no_decay if exclude else decay).append(param)
-    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
 
 
 def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainResult:
@@ -142,13 +132,8 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
     collator = ImageTextCollator(processor, config.seed, None, SarAugment(config.augment, config.translate_fraction,
                                                                           config.seed))
     loader_kwargs = dataloader_kwargs(config.num_workers, accelerator.device)
-    optimizer = torch.optim.AdamW(
-        optimizer_groups(model, config.weight_decay),
-        lr=config.learning_rate_for(model.config.vision_config.is_resnet),
-        betas=(config.adam_beta1, config.adam_beta2),
-        eps=config.adam_epsilon,
-        **adamw_kwargs(accelerator.device),
-    )
+    optimizer = build_adamw(model, config.learning_rate_for(model.config.vision_config.is_resnet), config.weight_decay,
+                            accelerator.device, betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
     if config.streaming:
         # each process streams its own part (split_dataset_by_node): the loader is not handed to accelerate
         stream = StreamingPairs(shards, step_batch, collator, config.seed, accelerator.process_index,
