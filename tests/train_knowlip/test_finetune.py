@@ -98,6 +98,12 @@ def test_classification_on_a_folder_without_a_test_split_holds_out_as_sarclip_do
     sarclip_test = load_image_text_dataset(TrainConfig(data=str(chips), seed=2))["test"]  # SARCLIP's rule, same seed
     assert results["test_examples"] == len(sarclip_test) == 3
 
+    split = tmp_path / "split"  # a test split holding a copy of a train chip: warned about, as SARCLIP's fit does
+    for part in ("train", "test"):
+        shutil.copytree(chips, split / part)
+    _finetune("classification", model_dir, split, tmp_path / "run_split")
+    assert "15 of 15 'test' images are also in 'train'" in capsys.readouterr().out
+
 
 @pytest.mark.parametrize("task, metric", [("retrieval", "mean_recall"), ("captioning", "cider")])
 def test_retrieval_and_captioning_on_an_opensarship_build(model_dir, real_data, tmp_path, task, metric):

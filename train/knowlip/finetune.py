@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader
 from sar_utils.atomic import atomic_folder, write_json
 from dataset_scripts.geovl.vqa_sets import GRID, region_indicator, target_regions
 from dataset_scripts.loading import load_image_text_data
+from dataset_scripts.splits import warn_shared_images, with_held_out_split
 from modeling_knowlip import (
     SarKnowlipForConditionalGeneration,
     SarKnowlipForImageClassification,
@@ -262,9 +263,8 @@ def _cls_features(model: torch.nn.Module, pixel_values: torch.Tensor) -> torch.T
 
 def _splits(config: FinetuneConfig) -> tuple[datasets.Dataset, datasets.Dataset]:
     """The train and evaluation splits of `config.data`. Data with a train split only gets the held-out split SARCLIP's
-    `fit` and `eval` use (`train.sarclip.data.with_held_out_split`: seeded, whole groups, stratified by label)."""
-    from ..sarclip.data import with_held_out_split
-
+    `fit` and `eval` use (`dataset_scripts.splits.with_held_out_split`: seeded, whole groups, stratified by label);
+    evaluation images that are also training images are warned about, as there."""
     loaded = load_image_text_data(config.data, allow_outside_data=config.allow_outside_data)
     if config.eval_split not in loaded and set(loaded) == {config.train_split}:
         loaded = with_held_out_split(loaded, config.train_split, config.eval_split, config.held_out_fraction,
@@ -272,6 +272,8 @@ def _splits(config: FinetuneConfig) -> tuple[datasets.Dataset, datasets.Dataset]
     for split in (config.train_split, config.eval_split):
         if split not in loaded:
             raise ValueError(f"{config.data}: no split {split!r} (splits: {list(loaded)})")
+    warn_shared_images(loaded[config.train_split], loaded[config.eval_split], config.train_split, config.eval_split,
+                       config.data)
     return (_subset(loaded[config.train_split], config.max_train_samples, config.seed),
             _subset(loaded[config.eval_split], config.max_eval_samples, config.seed))
 
