@@ -25,8 +25,8 @@ def size_category(count: int) -> str:
 
 def dataset_card(title: str, body: str, task_categories: Sequence[str], *, tags: Sequence[str] = (),
                  license: str | None = None, rows: int | None = None, splits: Sequence[str] | None = None,
-                 info: datasets.DatasetInfo | None = None) -> str:
-    """The card's text. `splits`: a `configs:` block naming each split's shards `data/<split>-*` (None: none, and
+                 info: datasets.DatasetInfo | None = None) -> DatasetCard:
+    """The card (`str(card)` is its text; `card.save(path)` writes it). `splits`: a `configs:` block naming each split's shards `data/<split>-*` (None: none, and
     `load_dataset` finds the standard shard names itself); `info`: the features and split sizes."""
     card_data = DatasetCardData(license=license, pretty_name=title, tags=[*SAR_TAGS, *tags],
                                 task_categories=list(task_categories), language=["en"],
@@ -36,7 +36,7 @@ def dataset_card(title: str, body: str, task_categories: Sequence[str], *, tags:
                         ).to_dataset_card_data(card_data)
     if info is not None:
         DatasetInfosDict({"default": info}).to_dataset_card_data(card_data)
-    return str(DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n# {title}\n\n{body}"))
+    return DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n# {title}\n\n{body}")
 
 
 __all__ = ["SAR_TAGS", "dataset_card", "size_category"]

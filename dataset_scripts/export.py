@@ -18,6 +18,7 @@ import datasets
 from datasets.exceptions import DatasetGenerationError
 from datasets.table import embed_table_storage
 from datasets.utils.py_utils import convert_file_size_to_int
+from huggingface_hub import DatasetCard
 
 from sar_utils.atomic import disk_full_error, reap_leftovers, replace_folder, staging_folder
 from sar_utils.hub import push_folder
@@ -57,7 +58,7 @@ def write_parquet_splits(folder: Path, splits: Mapping[str, Sequence[datasets.Da
 def write_dataset_folder(
     out_dir: str | Path,
     splits: Mapping[str, Sequence[datasets.Dataset]],
-    card: str,
+    card: str | DatasetCard,
     files: Mapping[str, str] | None = None,
     keep_other_entries: bool = True,
 ) -> Path:
@@ -67,7 +68,7 @@ def write_dataset_folder(
         staging = staging_folder(out_dir)
         try:
             write_parquet_splits(staging, splits)
-            (staging / "README.md").write_text(card, encoding="utf-8")
+            (staging / "README.md").write_text(str(card), encoding="utf-8")
             for name, text in (files or {}).items():
                 (staging / name).write_text(text, encoding="utf-8")
             replace_folder(staging, out_dir, keep_other_entries)
@@ -204,7 +205,7 @@ License field: `{builder.license}`. Check the source data's terms before redistr
     card = dataset_card(f"SAR {builder.SOURCE} image-text pairs", body, TASK_CATEGORIES[builder.TASK],
                         tags=("image-text", "clip"), license=builder.license, rows=builder.report.total,
                         splits=list(builder.info.splits), info=builder.info)
-    (out_dir / "README.md").write_text(card, encoding="utf-8")
+    card.save(out_dir / "README.md")
 
 
 def push_dataset_to_hub(out_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None):

@@ -123,4 +123,4 @@ def _write_card(folder: Path, num_images: int, image_size: int, looks: float, se
     card = dataset_card("Synthetic SAR image-text corpus", body, ["zero-shot-image-classification", "image-to-text"],
                         tags=("synthetic", "image-text", "clip"), license=SyntheticBuilder.LICENSE, rows=num_images,
                         splits=["train"])
-    (folder / "README.md").write_text(card, encoding="utf-8")
+    card.save(folder / "README.md")

@@ -221,7 +221,7 @@ def _row(path: Path, t: ScaledTile, task: HCoTTask, png: bytes, subtexts: dict, 
     }
 
 
-def _dataset_card(report: PipelineReport, task: HCoTTask, sides: tuple[float, float, float]) -> str:
+def _dataset_card(report: PipelineReport, task: HCoTTask, sides: tuple[float, float, float]):
     n_rows = sum(report.rows.values())
     # No `configs:` block: with one, datasets 5.2 caches `load_dataset(dir)` under a key that ignores the
     # data files (a rewritten or another same-named folder then loads stale rows); the standard

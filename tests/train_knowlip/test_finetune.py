@@ -215,3 +215,21 @@ def test_bad_finetune_configs_are_named(model_dir, tmp_path):
     with pytest.raises(ValueError, match=f"model: {tmp_path} holds a sarclip model, not SAR-KnowLIP"):
         FinetuneConfig(model=str(tmp_path), data="x")
     assert FinetuneConfig(task="captioning", model=str(model_dir), data="x").max_length == 100  # Table 5
+
+
+def test_two_accumulated_batches_of_two_train_as_one_batch_of_four(model_dir, real_data, tmp_path):
+    """`--gradient_accumulation_steps`: the gradients of that many batches make one optimizer step (a classifier's
+    mean loss over 2 + 2 examples is its mean over 4), with the schedule counting optimizer steps."""
+    weights = {}
+    for name, batch, accumulation in (("whole", "4", "1"), ("accumulated", "2", "2")):
+        out = tmp_path / name
+        assert main(["finetune", "--task", "classification", "--model", str(model_dir), "--data", str(real_data / "oss"),
+                     "--output_dir", str(out), "--epochs", "2", "--batch_size", batch, "--gradient_accumulation_steps",
+                     accumulation, "--max_train_samples", "8", "--eval_batch_size", "8"]) == 0
+        weights[name] = AutoModelForImageClassification.from_pretrained(out / "model").state_dict()
+        assert [record["steps"] for record in read_run_log(out) if "epoch" in record] == [2, 2]
+    # attention key biases aside: softmax ignores them, so their gradient is rounding noise that Adam scales up
+    assert all(torch.allclose(weights["whole"][key], weights["accumulated"][key], atol=1e-6)
+               for key in weights["whole"] if not key.endswith("k_proj.bias"))
+    base = SarKnowlipModel.from_pretrained(model_dir).vision_model.layers[0].attention.q_proj.weight
+    assert not torch.allclose(weights["whole"]["vision_model.layers.0.attention.q_proj.weight"], base)  # it trained

@@ -35,6 +35,17 @@ def test_cli_fit_runs_all_stages_on_the_tiny_config(tmp_path, capsys):
     assert model.config.text_config.vocab_size == len(BertTokenizer.from_pretrained(out / "tokenizer"))
 
 
+def test_accumulated_batches_make_one_optimizer_step(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["fit", "--config", str(TINY), "--output_dir", str(out), "--synthetic_num_images", "8",
+                 "--gradient_accumulation_steps", "2", "--warmup_steps", "1", "--report_to", "none"]) == 0
+    assert "per-process batch 4 x 2 accumulated micro-batches, global batch 8" in capsys.readouterr().out
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["steps"] for r in log if r["kind"] == "train"] == [1, 1, 1]  # 8 images, batch 4, 2 batches a step
+    assert [len(r["lr_trace"]) for r in log if r["kind"] == "train"] == [2, 2, 2]  # a rate per batch
+    assert log[-1]["step"] == 3
+
+
 def test_yaml_and_flags_are_typed_and_checked(tmp_path):
     config = ScioRunConfig.from_cli(str(TINY), ["--learning_rate", "1e-4", "--lora", "--stage_epochs", "[2, 0, 1]",
                                                 "--model_overrides", "{queue_size: 8}", "--output_dir", "007"])

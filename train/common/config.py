@@ -78,6 +78,10 @@ class TrainingOptions:
         f"{CHECK_EVERY}; 0: off; a non-finite loss or gradient always stops the run)", min=0)
     collapse_cosine: float = option(DEFAULT_COSINE, "collapse guard: mean pairwise cosine of the probe batch's "
                                     "embeddings above which features count as collapsed, in (0, 1]", gt=0, max=1)
+    gradient_accumulation_steps: int = option(
+        1, "batches per optimizer step. SARCLIP: micro-batches of one step's batch, contrasted together (GradCache: the "
+        "same loss as the whole batch at once). SAR-KnowLIP (SCIO, finetune): the gradients of that many batches summed "
+        "into one step (our choice: each batch keeps its own in-batch ITM negatives; ITC also has the queue)", min=1)
     report_to: str = option("tensorboard", "where metrics go besides OUTPUT_DIR/metrics.jsonl: tensorboard (under "
                             "OUTPUT_DIR/logs) | wandb | none", choices=("tensorboard", "wandb", "none"))
     allow_outside_data: bool = option(False, "let a --data table or image folder name images outside its folder "

@@ -33,15 +33,28 @@ class StepLoss:
     record: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
+def _mean(losses: list[StepLoss]) -> StepLoss:
+    """One step's losses from its accumulated batches' (the mean of each)."""
+    if len(losses) == 1:
+        return losses[0]
+    count = len(losses)
+    return StepLoss(sum(loss.watched for loss in losses) / count, sum(loss.uniform for loss in losses) / count,
+                    {name: sum(loss.others[name] for loss in losses) / count for name in losses[0].others},
+                    {name: sum(loss.record[name] for loss in losses) / count for name in losses[0].record})
+
+
 class GuardedOptimizer:
     """`model`'s optimizer and scheduler, stepped under `guard` (module docstring). `probe`: a fixed batch whose
-    feature spread `check` measures (`probe_encoder`: the image features to measure, default the model's own)."""
+    feature spread `check` measures (`probe_encoder`: the image features to measure, default the model's own).
+    `accumulation`: batches whose gradients `train_epoch` sums into one step (`backward` scales each loss by
+    1 / accumulation; SARCLIP accumulates inside its batch instead, GradCache, and leaves this at 1)."""
 
     def __init__(self, accelerator, model: torch.nn.Module, optimizer, scheduler, guard: CollapseGuard,
                  probe: Mapping[str, torch.Tensor] | None = None, probe_encoder: Callable | None = None,
-                 max_grad_norm: float | None = None):
+                 max_grad_norm: float | None = None, accumulation: int = 1):
         self.accelerator, self.model, self.optimizer, self.scheduler = accelerator, model, optimizer, scheduler
         self.guard, self.probe, self.probe_encoder, self.max_grad_norm = guard, probe, probe_encoder, max_grad_norm
+        self.accumulation = accumulation
         self.last_check: dict[str, float] = {}  # what the latest check logged
 
     def step(self, state: TrainerState, watched: torch.Tensor, uniform: float,
@@ -65,30 +78,52 @@ class GuardedOptimizer:
         state.global_step += 1
         return values
 
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backward of one batch's loss, scaled for `accumulation`."""
+        self.accelerator.backward(loss / self.accumulation if self.accumulation > 1 else loss)
+
     def train_epoch(self, state: TrainerState, batches: Iterable, forward_backward: Callable[[dict], StepLoss | None],
                     desc: str | None = None, check: bool = True,
                     after_step: Callable[[list[float]], bool] | None = None) -> dict:
-        """One pass over `batches`: `forward_backward(batch)` (None: the batch is skipped, e.g. one image only), then
-        `step`; with `check` the guard's checks every `CHECK_EVERY` steps and at the end of the epoch. `after_step`
-        (the process-averaged losses) may log or checkpoint, and returns True to end the epoch early. `desc`: the
-        progress bar's label (None: no bar). Returns the averages of the `StepLoss.record` numbers, the latest check's
-        values, `steps` and `skipped_batches`."""
+        """One pass over `batches`: `forward_backward(batch)` (None: the batch is skipped, e.g. one image only), then a
+        `step` every `accumulation` batches (their losses averaged; a last, shorter group steps with its gradient
+        rescaled to a mean over its own batches); with `check` the guard's checks every `CHECK_EVERY` steps and at the
+        end of the epoch. `after_step` (the process-averaged losses) may log or checkpoint, and returns True to end the
+        epoch early. `desc`: the progress bar's label (None: no bar). Returns the averages of the `StepLoss.record`
+        numbers, the latest check's values, `steps` and `skipped_batches`."""
         totals: dict[str, float] = {}
         steps = skipped = 0
-        show = desc is not None and self.accelerator.is_local_main_process
-        for batch in tqdm(batches, desc=desc, disable=not show, leave=False):
-            loss = forward_backward(batch)
-            if loss is None:
-                skipped += 1
-                continue
+        pending: list[StepLoss] = []
+
+        def step() -> bool:
+            nonlocal steps
+            if len(pending) < self.accumulation:  # the epoch's last, shorter group: a mean over its own batches
+                for param in self.model.parameters():
+                    if param.grad is not None:
+                        param.grad.mul_(self.accumulation / len(pending))
+            loss = _mean(pending)
+            pending.clear()
             values = self.step(state, loss.watched, loss.uniform, loss.others)
             steps += 1
             for name, value in loss.record.items():
                 totals[name] = totals.get(name, 0.0) + value
             if check and self.guard.check_due(state.global_step):
                 self.check(state.global_step)
-            if after_step is not None and after_step(values):
+            return after_step is not None and after_step(values)
+
+        show = desc is not None and self.accelerator.is_local_main_process
+        stopped = False
+        for batch in tqdm(batches, desc=desc, disable=not show, leave=False):
+            loss = forward_backward(batch)
+            if loss is None:
+                skipped += 1
+                continue
+            pending.append(loss)
+            if len(pending) == self.accumulation and step():
+                stopped = True
                 break
+        if pending and not stopped:
+            step()
         if check and steps and self.guard.check_due(state.global_step, end_of_epoch=True):
             self.check(state.global_step)
         return {**{name: total / steps for name, total in totals.items()}, **self.last_check, "steps": steps,

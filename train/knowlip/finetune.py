@@ -193,7 +193,7 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
     sampler = EpochShuffleSampler(task.num_train, config.seed)
     loader = DataLoader(list(range(task.num_train)), batch_size=config.batch_size, collate_fn=task.collate,
                         sampler=sampler)
-    steps_per_epoch = math.ceil(len(loader) / accelerator.num_processes)
+    steps_per_epoch = math.ceil(len(loader) / accelerator.num_processes / config.gradient_accumulation_steps)
     total, warmup = steps_per_epoch * config.epochs, round(config.warmup_ratio * steps_per_epoch * config.epochs)
     # stepped once per optimizer step, whatever the Accelerator (not prepared: see ScioTrainer)
     scheduler = build_scheduler("cosine", optimizer, warmup, total)
@@ -201,7 +201,7 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
         task.model.queue.image_ids.fill_(-1)
     model, optimizer, loader = accelerator.prepare(task.model, optimizer, loader)
     accelerator.register_for_checkpointing(scheduler)
-    accelerator.print(run_banner(accelerator, config.batch_size))
+    accelerator.print(run_banner(accelerator, config.batch_size, config.gradient_accumulation_steps))
     checkpoints = Path(config.output_dir) / CHECKPOINTS
     state = TrainerState()
     unwrapped = accelerator.unwrap_model(model)
@@ -223,7 +223,8 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
     run_log = RunLog(accelerator, config.output_dir, config.to_dict(),
                      (lambda record: record["step"] <= state.global_step) if config.resume else None, state.global_step)
     loop = GuardedOptimizer(accelerator, model, optimizer, scheduler, guard, probe,
-                            None if task.pretraining_losses else _cls_features)
+                            None if task.pretraining_losses else _cls_features,
+                            accumulation=config.gradient_accumulation_steps)
     model.train()
 
     def forward_backward(batch) -> StepLoss | None:
@@ -233,7 +234,7 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
             if task.pretraining_losses else {}
         with accelerator.autocast():
             out = model(**batch, **extra)
-        accelerator.backward(out.loss)
+        loop.backward(out.loss)
         record = {"loss": float(out.loss.detach())}
         if task.pretraining_losses:
             return StepLoss(out.loss_itc, uniform_loss(batch["input_ids"].shape[0] + unwrapped.config.queue_size),

@@ -190,13 +190,16 @@ class ScioTrainer:
         # a fixed probe batch; not the summed multi-task loss, whose ITM / MLM parts have other uniform values
         self.guard = CollapseGuard(config.collapse_patience, config.collapse_cosine, grace_steps=config.warmup_steps,
                                    loss_name="ITC loss", warn=self.accelerator.print)
-        self.loop = GuardedOptimizer(self.accelerator, self.model, self.optimizer, self.scheduler, self.guard)
+        self.loop = GuardedOptimizer(self.accelerator, self.model, self.optimizer, self.scheduler, self.guard,
+                                     accumulation=config.gradient_accumulation_steps)
 
     # ----- schedule -----
 
     @property
     def steps_per_epoch(self) -> int:
-        return steps_per_epoch(len(self.dataset), self.config.batch_size, self.accelerator.num_processes)
+        """Optimizer steps of one epoch (`gradient_accumulation_steps` batches each)."""
+        batches = steps_per_epoch(len(self.dataset), self.config.batch_size, self.accelerator.num_processes)
+        return math.ceil(batches / self.config.gradient_accumulation_steps)
 
     def _alpha(self, step: int) -> float:
         alpha = self.accelerator.unwrap_model(self.model).config.alpha
@@ -207,7 +210,7 @@ class ScioTrainer:
     def run(self) -> datasets.Dataset:
         """Run (or resume) all units; returns the last text version. The final model goes to `output_dir/model`."""
         accelerator, units = self.accelerator, self.config.units()
-        accelerator.print(run_banner(accelerator, self.config.batch_size))
+        accelerator.print(run_banner(accelerator, self.config.batch_size, self.config.gradient_accumulation_steps))
         checkpoints = self.output_dir / "checkpoints"
         state = self._resume(checkpoints)
         if state.epoch:
@@ -330,7 +333,7 @@ class ScioTrainer:
                 return None
             with accelerator.autocast():
                 out = model(**batch, alpha=self._alpha(state.global_step), return_loss=True)
-            accelerator.backward(out.loss)
+            self.loop.backward(out.loss)
             lr_trace.append(self.scheduler.get_last_lr()[0])
             # the ITC negatives are the batch's momentum features and the queue, always full: B = batch + queue_size;
             # a loss whose weight is 0 is None and counts 0

@@ -76,7 +76,6 @@ class TrainConfig(TrainingOptions, YamlConfig):
     warmup_ratio: float = option(0.1, "warm-up share of all steps when warmup_steps is null (0 to 1)", min=0, lt=1)
     max_grad_norm: float = option(1.0, "gradient clipping norm (0: none)", min=0)
     batch_size: int = option(32, "pairs per process and micro-batch", min=1)
-    gradient_accumulation_steps: int = option(1, "micro-batches per step, contrasted together (GradCache)", min=1)
     num_epochs: int = option(1, "epochs (>= 1)", min=1)
     min_steps: int | None = option(None, "train at least this many optimizer steps: more epochs on small data "
                                    "(null: num_epochs as given)", min=1)
