@@ -56,6 +56,7 @@ from modeling_knowlip import (
 
 from ..common.checkpointing import TrainerState, claim_run_folder, load_checkpoint, resolve_checkpoint
 from ..common.collapse_guard import CollapseGuard, probe_indices, uniform_loss
+from ..common.data import EpochBatches
 from ..common.loop import GuardedOptimizer, StepLoss
 from ..common.optim import build_adamw
 from ..common.config import TrainingOptions, YamlConfig, option
@@ -241,9 +242,10 @@ def _train(task: TaskSetup, config: FinetuneConfig, accelerator: Accelerator) ->
                             {"summed loss": out.loss}, record)
         return StepLoss(out.loss, uniform_loss(unwrapped.config.num_labels), record=record)
 
-    for epoch in range(state.epoch, config.epochs):
-        loader.set_epoch(epoch)  # the prepared loader: it also sets its own epoch counter, which would else win
-        record = {"epoch": epoch + 1, **loop.train_epoch(state, loader, forward_backward,
+    # set_epoch on the prepared loader: it also sets its own epoch counter, which would else win over the sampler's
+    batches = EpochBatches(accelerator, loader, loader)
+    for epoch in range(state.epoch, config.epochs):  # resumes at an epoch's start
+        record = {"epoch": epoch + 1, **loop.train_epoch(state, batches.epoch(epoch), forward_backward,
                                                          f"{config.task} epoch {epoch + 1}/{config.epochs}"),
                   "lr": scheduler.get_last_lr()[0]}
         run_log.log(record, state.global_step)

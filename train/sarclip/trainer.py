@@ -35,6 +35,7 @@ from ..common.checkpointing import (
 )
 from ..common.hub import push_model_dir, write_model_card
 from ..common.lora import add_lora
+from ..common.data import EpochBatches
 from ..common.loop import GuardedOptimizer, StepLoss
 from ..common.optim import build_adamw
 from ..common.loss_curve import save_loss_curve
@@ -139,7 +140,7 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
         stream = StreamingPairs(shards, step_batch, collator, config.seed, accelerator.process_index,
                                 accelerator.num_processes, config.shuffle_buffer)
         collator.group_by = positive_grouping(None, config.multi_positive, stream.features)
-        loader = DataLoader(stream, batch_size=None, **loader_kwargs)
+        batches = EpochBatches(accelerator, DataLoader(stream, batch_size=None, **loader_kwargs), stream, streamed=True)
         model, optimizer = accelerator.prepare(model, optimizer)
         steps_per_epoch = len(stream)
     else:
@@ -150,6 +151,7 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
         loader = DataLoader(train_view, batch_size=step_batch, sampler=sampler, collate_fn=collator, drop_last=True,
                             **loader_kwargs)
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+        batches = EpochBatches(accelerator, loader, sampler)
         steps_per_epoch = len(loader)
         if steps_per_epoch == 0:
             raise ValueError(
@@ -226,8 +228,6 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
             write_json(output_dir / TRAINING_LOG, {"losses": losses})
         run_log.close()
     def forward_backward(batch) -> StepLoss:
-        if stream is not None:
-            batch = send_to_device(batch, accelerator.device, non_blocking=True)
         return StepLoss(contrastive_step(model, batch, accelerator, config.gradient_accumulation_steps, prompt_weight),
                         uniform)
 
@@ -266,15 +266,9 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
     model.train()
     while state.global_step < last_step:
         collator.epoch = state.epoch
-        if stream is not None:
-            stream.set_epoch(state.epoch, state.batches_in_epoch)  # resumes inside the epoch, exactly
-            epoch_loader = loader
-        else:
-            sampler.set_epoch(state.epoch)
-            epoch_loader = accelerator.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch \
-                else loader
         try:
-            loop.train_epoch(state, epoch_loader, forward_backward, check=False, after_step=after_step)
+            loop.train_epoch(state, batches.epoch(state.epoch, state.batches_in_epoch), forward_backward, check=False,
+                             after_step=after_step)
         except TrainingCollapsedError:
             stop()
             raise
