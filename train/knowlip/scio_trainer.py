@@ -154,7 +154,8 @@ class ScioTrainer:
 
     `processor` is a `SarKnowlipProcessor` (its image processor and tokenizer are used); the sub-texts come from
     the dataset by the rule of `train.knowlip.subtexts`. Re-running with the same `output_dir` resumes after the last
-    completed unit.
+    completed unit. The dataset is map-style, not streamed: the screening and reconstruction passes address every image
+    by index and rewrite its texts.
 
     The scheduler ("scio", `train.common.schedules`) is a `LambdaLR` stepped once per optimizer step and registered for
     checkpointing, not given to `accelerator.prepare`: a prepared scheduler steps once per process unless the
