@@ -34,6 +34,6 @@ __all__ = [
     "__version__",
     "OPEN_CLIP_PRESETS", "SarclipConfig", "SarclipImageProcessor", "SarclipModel", "SarclipOutput",
     "SarclipPreTrainedModel", "SarclipProcessor", "SarclipTextConfig", "SarclipTokenizer", "SarclipVisionConfig",
-    "SarZeroShotImageClassificationPipeline",
+    "SAR_ZERO_SHOT_TASK", "SarZeroShotImageClassificationPipeline",
     "pixel_statistics", "train_sarclip_tokenizer",
 ]
