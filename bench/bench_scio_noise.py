@@ -176,7 +176,8 @@ def main(argv=None) -> int:
 
     from train.knowlip.fit import load_scio_model
     from train.knowlip.run_config import ScioRunConfig
-    from train.knowlip.scio_trainer import ScioTrainer, load_text_version, scio_accelerator
+    from train.common.run_log import trainer_accelerator
+    from train.knowlip.scio_trainer import ScioTrainer, load_text_version
 
     split = datasets.load_dataset(args.data)["train"]
     if "captions" not in split.column_names or not isinstance(split.features.get("label"), datasets.ClassLabel):
@@ -202,7 +203,7 @@ def main(argv=None) -> int:
     dataset = split.select_columns(columns).add_column("subtexts", noisy)
 
     started = time.time()
-    accelerator = scio_accelerator(config)
+    accelerator = trainer_accelerator(config, config.output_dir)
     model, processor = load_scio_model(config, accelerator, dataset)
     ScioTrainer(model, processor, dataset, config, accelerator).run()
     after_screening, after_reconstruction = load_text_version(config.output_dir, 1), load_text_version(config.output_dir, 2)

@@ -1,7 +1,7 @@
 """`RunLog`: where every trainer's metrics go (SARCLIP `fit`, SCIO, KnowLIP `finetune`): one JSON object per line in
 `OUTPUT_DIR/metrics.jsonl` (`{"step": N, ...}`), and the numbers also to the Accelerate trackers the Accelerator was
-built with (`report_to`: TensorBoard under `OUTPUT_DIR/logs`, or W&B), so training and evaluation curves sit side by
-side. Only the main process writes.
+built with (`trainer_accelerator`: `report_to`, TensorBoard under `OUTPUT_DIR/logs` or W&B), so training and
+evaluation curves sit side by side. Only the main process writes.
 
 Trainers log a record before the checkpoint that covers it; a resumed run keeps the records its checkpoint covers
 (`keep`) and drops the later ones (written by the killed run after that checkpoint, and written again now), so the
@@ -20,6 +20,16 @@ from accelerate import Accelerator
 from sar_utils.atomic import atomic_file
 
 METRICS_FILE = "metrics.jsonl"
+LOGS = "logs"  # the trackers' folder in OUTPUT_DIR
+
+
+def trainer_accelerator(options, output_dir: str | Path) -> Accelerator:
+    """The Accelerator a trainer runs with when the caller gives none: `options.mixed_precision` and the
+    `options.report_to` tracker under `output_dir/logs` (`train.common.config.TrainingOptions`). Schedules step once
+    per optimizer step, whatever the process count (`step_scheduler_with_optimizer=False`)."""
+    return Accelerator(mixed_precision=options.mixed_precision,
+                       log_with=None if options.report_to == "none" else options.report_to,
+                       project_dir=str(Path(output_dir) / LOGS), step_scheduler_with_optimizer=False)
 
 
 class RunLog:
@@ -32,7 +42,7 @@ class RunLog:
         self.path = Path(output_dir) / METRICS_FILE
         if accelerator.is_main_process:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            kept = [] if keep is None else [line for line in self._lines() if keep(json.loads(line))]
+            kept = [] if keep is None else [line for line, record in self._records() if keep(record)]
             with atomic_file(self.path) as tmp:
                 tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
         if accelerator.log_with:
@@ -56,18 +66,17 @@ class RunLog:
         if self.accelerator.log_with:
             self.accelerator.end_training()
 
-    def _lines(self) -> list[str]:
+    def _records(self) -> list[tuple[str, dict]]:
+        """(line, record) of the log so far; a line cut by a kill is not JSON: it and what follows are dropped."""
         if not self.path.is_file():
             return []
-        # a line cut by a kill is not JSON: it and what follows are dropped with the rest after the resume step
-        lines = []
+        records = []
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
-                json.loads(line)
+                records.append((line, json.loads(line)))
             except json.JSONDecodeError:
                 break
-            lines.append(line)
-        return lines
+        return records
 
 
 def flat_numbers(results: dict, prefix: str) -> dict[str, float]:
@@ -87,4 +96,4 @@ def read_run_log(output_dir: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.is_file() else []
 
 
-__all__ = ["METRICS_FILE", "RunLog", "flat_numbers", "read_run_log"]
+__all__ = ["LOGS", "METRICS_FILE", "RunLog", "flat_numbers", "read_run_log", "trainer_accelerator"]

@@ -61,7 +61,7 @@ from ..common.loop import GuardedOptimizer, StepLoss
 from ..common.optim import build_adamw
 from ..common.config import TrainingOptions, YamlConfig, option
 from ..common.run_banner import run_banner
-from ..common.run_log import METRICS_FILE, RunLog, flat_numbers
+from ..common.run_log import LOGS, METRICS_FILE, RunLog, flat_numbers, trainer_accelerator
 from ..common.schedules import build_scheduler
 from ..common.sampling import EpochShuffleSampler
 from ..common.hub import push_model_dir
@@ -148,12 +148,10 @@ class FinetuneConfig(TrainingOptions, YamlConfig):
 def finetune(config: FinetuneConfig, accelerator: Accelerator | None = None) -> dict:
     """Fine-tune, save `output_dir/model`, evaluate; returns (and writes) the results."""
     out = Path(config.output_dir)
-    accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision,
-                                             log_with=None if config.report_to == "none" else config.report_to,
-                                             project_dir=str(out / "logs"))
+    accelerator = accelerator or trainer_accelerator(config, out)
     set_seed(config.seed)
     claim_run_folder(out, ("model", CHECKPOINTS), bool(config.resume), config.overwrite, accelerator,
-                     stale=(CHECKPOINTS, "eval", RESULTS_FILE, "logs", METRICS_FILE))
+                     stale=(CHECKPOINTS, "eval", RESULTS_FILE, LOGS, METRICS_FILE))
     processor = SarKnowlipProcessor.from_pretrained(config.model)
     if config.image_size:
         processor.image_processor.size = config.image_size

@@ -17,10 +17,11 @@ from modeling_sarclip import SarclipImageProcessor
 
 from ..common.hub import push_model_dir
 from ..common.lora import add_lora
+from ..common.run_log import trainer_accelerator
 from ..common.standardization import apply_standardization
 from .run_config import ScioRunConfig
 from .schedule import check_warmup, steps_per_epoch
-from .scio_trainer import ScioTrainer, scio_accelerator
+from .scio_trainer import ScioTrainer
 from .subtexts import scio_subtexts
 from .synthetic_texts import synthetic_scio_dataset
 from .towers import is_sarclip_folder, sarclip_vision_tower
@@ -135,7 +136,7 @@ def fit_scio(config: ScioRunConfig, accelerator: Accelerator | None = None) -> S
     With LoRA the model folder holds the adapters (`PeftModel.from_pretrained(base, model_dir)`); a preset's random
     base is saved to `output_dir/base_model` first so that the adapters have a base to load onto.
     """
-    accelerator = accelerator or scio_accelerator(config)
+    accelerator = accelerator or trainer_accelerator(config, config.output_dir)
     output_dir = Path(config.output_dir)
     dataset = load_scio_dataset(config)
     # before building the model: a warm-up that does not fit the run is a config error

@@ -51,7 +51,7 @@ from ..common.loop import GuardedOptimizer, StepLoss
 from ..common.optim import build_adamw
 from ..common.config import TrainingOptions, check_options, option
 from ..common.run_banner import run_banner
-from ..common.run_log import RunLog
+from ..common.run_log import RunLog, trainer_accelerator
 from ..common.schedules import build_scheduler
 from .schedule import alpha_at, check_warmup, steps_per_epoch
 from .scio_passes import ModelTextOps, reconstruct_texts, screen_texts
@@ -133,14 +133,6 @@ def positive_group_rule(setting: str, dataset: datasets.Dataset) -> str:
     return setting
 
 
-def scio_accelerator(config: ScioConfig) -> Accelerator:
-    """The Accelerator SCIO runs with (`config.mixed_precision`, the `report_to` tracker under `output_dir/logs`); any
-    other Accelerator works too."""
-    return Accelerator(mixed_precision=config.mixed_precision,
-                       log_with=None if config.report_to == "none" else config.report_to,
-                       project_dir=str(Path(config.output_dir) / "logs"))
-
-
 def load_text_version(output_dir: str | Path, version: int) -> datasets.Dataset:
     """Text version `version` of a SCIO run (0 = input texts, 1 = after screening, 2 = after reconstruction)."""
     path = Path(output_dir) / "texts" / f"v{version}"
@@ -178,7 +170,7 @@ class ScioTrainer:
         self.image_processor, self.tokenizer = processor.image_processor, processor.tokenizer
         self.noise = [[False] * len(text) for text in self.texts]
         self.output_dir = Path(config.output_dir)
-        self.accelerator = accelerator or scio_accelerator(config)
+        self.accelerator = accelerator or trainer_accelerator(config, config.output_dir)
         total_steps = sum(config.stage_epochs) * self.steps_per_epoch
         check_warmup(config.warmup_steps, total_steps)
         optimizer = build_adamw(model, config.learning_rate, config.weight_decay, self.accelerator.device, rule="all")
@@ -425,4 +417,4 @@ class ScioTrainer:
 
 
 
-__all__ = ["ScioConfig", "ScioTrainer", "load_text_version", "scio_accelerator"]
+__all__ = ["ScioConfig", "ScioTrainer", "load_text_version"]

@@ -41,7 +41,7 @@ from ..common.optim import build_adamw
 from ..common.loss_curve import save_loss_curve
 from ..common.run_banner import run_banner
 from ..common.sampling import EpochShuffleSampler
-from ..common.run_log import METRICS_FILE, RunLog, flat_numbers
+from ..common.run_log import LOGS, METRICS_FILE, RunLog, flat_numbers, trainer_accelerator
 from ..common.schedules import build_scheduler
 from ..evaluation.dataset_eval import evaluate_model
 from .augment import SarAugment
@@ -63,7 +63,6 @@ from .streaming import StreamingPairs, parquet_shards
 
 CHECKPOINTS = "checkpoints"
 FINAL = "final"
-LOGS = "logs"
 CONFIG_FILE = "train_config.yaml"
 TRAINING_LOG = "training_log.json"
 LOSS_CURVE = "training_loss.png"
@@ -95,12 +94,7 @@ def fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRes
 
 def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainResult:
     output_dir = Path(config.output_dir)
-    accelerator = accelerator or Accelerator(
-        mixed_precision=config.mixed_precision,
-        log_with=None if config.report_to == "none" else config.report_to,
-        project_dir=str(output_dir / LOGS),
-        step_scheduler_with_optimizer=False,  # the schedule counts optimizer steps, whatever the process count
-    )
+    accelerator = accelerator or trainer_accelerator(config, output_dir)
     set_seed(config.seed)
     claim_run_folder(output_dir, (FINAL, CHECKPOINTS), bool(config.resume), config.overwrite, accelerator,
                      stale=(CHECKPOINTS, TOKENIZER, LOGS, TRAINING_LOG, METRICS_FILE))
@@ -227,6 +221,7 @@ def _fit(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainRe
         if accelerator.is_main_process:
             write_json(output_dir / TRAINING_LOG, {"losses": losses})
         run_log.close()
+
     def forward_backward(batch) -> StepLoss:
         return StepLoss(contrastive_step(model, batch, accelerator, config.gradient_accumulation_steps, prompt_weight),
                         uniform)
