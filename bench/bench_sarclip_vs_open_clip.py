@@ -103,7 +103,7 @@ def train_step(side: str, model, optimizer, loss_fn, pixels, ids, autocast, sync
         if side == "open_clip":
             loss = loss_fn(*model(pixels, ids))
         else:
-            loss = model(input_ids=ids, pixel_values=pixels, return_loss=True).loss
+            loss = model(input_ids=ids, pixel_values=pixels, return_loss=True, pooled_only=True).loss
     loss.backward()
     sync()
     forward_backward = time.perf_counter() - start

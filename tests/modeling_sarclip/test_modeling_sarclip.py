@@ -181,6 +181,38 @@ def test_eager_and_sdpa_agree(model_and_inputs):
     torch.testing.assert_close(sdpa, eager, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_pooled_only_gives_the_same_embeddings_loss_and_gradients(model_and_inputs, attention):
+    """The last block at the pooled token alone (the class token; each text's end-of-text token, which sees only the
+    keys up to it): in float64 the embeddings, the loss and every gradient equal the full forward's to rounding."""
+    model, ids, pixels = model_and_inputs
+    model.set_attn_implementation(attention)
+    model.to(torch.float64).train()
+
+    def run(pooled_only):
+        model.zero_grad()
+        out = model(input_ids=ids, pixel_values=pixels.double(), return_loss=True, pooled_only=pooled_only)
+        out.loss.backward()
+        return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    (full, full_grads), (pooled, pooled_grads) = run(False), run(True)
+    for field in ("text_embeds", "image_embeds", "loss"):
+        torch.testing.assert_close(getattr(pooled, field), getattr(full, field), rtol=0, atol=1e-12)
+    assert pooled_grads.keys() == full_grads.keys()
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(pooled_grads[name], grad, rtol=0, atol=1e-12, msg=name)
+    assert pooled.text_model_output.last_hidden_state.shape == (4, 1, model.config.text_config.width)
+    if not model.config.vision_config.is_resnet:
+        torch.testing.assert_close(pooled.vision_model_output.last_hidden_state[:, 0],
+                                   full.vision_model_output.last_hidden_state[:, 0], rtol=0, atol=1e-12)
+
+
+def test_pooled_only_refuses_to_output_hidden_states(model_and_inputs):
+    model, ids, _ = model_and_inputs
+    with pytest.raises(ValueError, match="pooled_only=True returns the pooled state only"):
+        model.get_text_features(ids, output_hidden_states=True, pooled_only=True)
+
+
 def test_gradient_checkpointing_gives_same_loss_and_gradients(tiny_config):
     torch.manual_seed(0)
     model = SarclipModel(tiny_config()).train()
@@ -255,7 +287,8 @@ def test_padding_to_the_longest_text_gives_the_77_token_embeddings(tiny_config, 
 
 
 @pytest.mark.parametrize("kind", ["vit", "resnet"])
-def test_forward_with_loss_compiles_without_graph_breaks(tiny_config, kind):
+@pytest.mark.parametrize("pooled_only", [False, True])
+def test_forward_with_loss_compiles_without_graph_breaks(tiny_config, kind, pooled_only):
     """fullgraph=True fails on any graph break; the end-of-text check must not read tensor values when compiled."""
     torch.manual_seed(0)
     config = tiny_config(kind)
@@ -263,6 +296,7 @@ def test_forward_with_loss_compiles_without_graph_breaks(tiny_config, kind):
     size = config.vision_config.image_size
     ids, pixels = _ids(4), torch.randn(4, 3, size, size)
     compiled = torch.compile(model, fullgraph=True, backend="eager")
-    loss = compiled(input_ids=ids, pixel_values=pixels, return_loss=True).loss
-    torch.testing.assert_close(loss, model(input_ids=ids, pixel_values=pixels, return_loss=True).loss, rtol=0, atol=0)
+    loss = compiled(input_ids=ids, pixel_values=pixels, return_loss=True, pooled_only=pooled_only).loss
+    eager = model(input_ids=ids, pixel_values=pixels, return_loss=True, pooled_only=pooled_only).loss
+    torch.testing.assert_close(loss, eager, rtol=0, atol=0)
     torch._dynamo.reset()

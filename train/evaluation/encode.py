@@ -1,8 +1,10 @@
 """Batched, gradient-free image and text feature extraction: L2-normalised float32 embeddings on the CPU.
 
 Works with any model that has SarclipModel's `get_image_features(pixel_values)` / `get_text_features(input_ids,
-attention_mask)` returning an output whose `pooler_output` is the projected embedding (SarclipModel, SarclipEnsemble).
-Inputs go to the model's device and, for pixels, to its floating dtype.
+attention_mask)` returning an output whose `pooler_output` is the projected embedding (SarclipModel, SarclipEnsemble,
+SarKnowlipModel). Inputs go to the model's device and, for pixels, to its floating dtype. Only `pooler_output` is
+read, so the models are called with `pooled_only=True` (SARCLIP then skips the last block's other tokens; others
+ignore it).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def encode_images(
         for batch in _batches(images, batch_size):
             pixel_values = processor(images=list(batch))["pixel_values"].to(parameter.device, parameter.dtype)
             with _autocast(parameter.device, autocast_dtype):
-                embeddings = model.get_image_features(pixel_values=pixel_values).pooler_output
+                embeddings = model.get_image_features(pixel_values=pixel_values, pooled_only=True).pooler_output
             features.append(F.normalize(embeddings.float(), dim=-1).cpu())
     if not features:
         raise ValueError("encode_images: no images given")
@@ -83,7 +85,8 @@ def encode_texts(
             tokens = processor(text=list(batch))
             with _autocast(device, autocast_dtype):
                 embeddings = model.get_text_features(
-                    input_ids=tokens["input_ids"].to(device), attention_mask=tokens["attention_mask"].to(device)
+                    input_ids=tokens["input_ids"].to(device), attention_mask=tokens["attention_mask"].to(device),
+                    pooled_only=True,
                 ).pooler_output
             features.append(F.normalize(embeddings.float(), dim=-1).cpu())
     if not features:

@@ -48,14 +48,16 @@ class SarclipEnsemble(torch.nn.Module):
         return torch.cat(normalised, dim=-1) / math.sqrt(len(normalised))
 
     def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
-        pooled = [m.get_image_features(pixel_values=pixel_values.to(_dtype(m))).pooler_output for m in self.models]
+        pooled = [m.get_image_features(pixel_values=pixel_values.to(_dtype(m)), pooled_only=True).pooler_output
+                  for m in self.models]
         return BaseModelOutputWithPooling(pooler_output=self._combine(pooled))
 
     def get_text_features(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
     ) -> BaseModelOutputWithPooling:
         pooled = [
-            m.get_text_features(input_ids=input_ids, attention_mask=attention_mask).pooler_output for m in self.models
+            m.get_text_features(input_ids=input_ids, attention_mask=attention_mask, pooled_only=True).pooler_output
+            for m in self.models
         ]
         return BaseModelOutputWithPooling(pooler_output=self._combine(pooled))
 

@@ -29,11 +29,12 @@ def contrastive_step(
     optionally `group_ids` (pairs with equal ids are positives, see `loss_sarclip.contrastive_loss`). Without
     accumulation the model computes its own loss (`return_loss=True`), plus `prompt_loss_weight` times its prompt
     loss when the batch holds `class_input_ids` and `labels`; with accumulation, the cached embeddings are scored by
-    the same contrastive loss function (no prompt loss).
+    the same contrastive loss function (no prompt loss). The model runs with `pooled_only=True`: each tower's last
+    block at its pooled token only (the same embeddings, less work).
     """
     if num_micro_batches == 1:
         with accelerator.autocast():
-            output = model(**batch, return_loss=True)
+            output = model(**batch, return_loss=True, pooled_only=True)
             loss = output.loss if output.prompt_loss is None else output.loss + prompt_loss_weight * output.prompt_loss
         accelerator.backward(loss)
         return loss.detach()
@@ -52,7 +53,7 @@ def contrastive_step(
         for micro in micro_batches:
             rng_states.append(_rng_state())
             with accelerator.autocast():
-                cached.append(_embeddings(model(**micro)))
+                cached.append(_embeddings(model(**micro, pooled_only=True)))
     with torch.no_grad():
         for name, b in model.named_buffers():
             b.copy_(buffers[name])
@@ -71,7 +72,7 @@ def contrastive_step(
         with contextlib.nullcontext() if sync else accelerator.no_sync(model):
             _set_rng_state(rng_states[i])
             with accelerator.autocast():
-                micro_image, micro_text, micro_scale = _embeddings(model(**micro))
+                micro_image, micro_text, micro_scale = _embeddings(model(**micro, pooled_only=True))
             # a scalar whose gradient w.r.t. the parameters is the cached gradient pushed through this micro-batch
             surrogate = (micro_image * image_grads[i]).sum() + (micro_text * text_grads[i]).sum()
             surrogate = surrogate + micro_scale * (scale.grad / num_micro_batches)
