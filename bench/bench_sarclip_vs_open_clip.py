@@ -4,9 +4,11 @@ What is compared: one training step (forward, symmetric InfoNCE, backward, AdamW
 same weights on the same random images and the same SAR captions (SARCLIP-1M classification templates filled with
 the 10 MSTAR class words: 11-34 tokens, median 21), each library on its default text path: `open_clip.tokenize` pads
 every caption to 77 tokens, SARCLIP's processor pads to the batch's longest caption (same embeddings, tested).
-`--text 77` gives both sides 77 tokens (equal shapes). Optimizer: ours the trainer's fused AdamW
-(`train.common.optim.adamw_kwargs`), open_clip the default AdamW its training script uses; `--same-optimizer`
-gives both the default. Caption batches cycle through 4 draws (varying lengths, as in training). Steps alternate
+`--text 77` gives both sides 77 tokens (equal shapes). Ours runs as the trainer runs it, `pooled_only=True`: each
+tower's last block at its pooled token alone (the same loss and gradients, tested). Optimizer: AdamW on both sides
+with the same settings; ours in the trainer's fused kernel (`train.common.optim.adamw_kwargs`), open_clip in the
+default implementation its training script gets (on CPU the per-parameter loop); `--same-optimizer` gives both the
+default. Caption batches cycle through 4 draws (varying lengths, as in training). Steps alternate
 between the two sides, so both see the same machine load; medians are reported.
 
     python bench/bench_sarclip_vs_open_clip.py          # the suite: on a GPU ViT-B-32 batch 256 and ViT-L-14
@@ -183,7 +185,7 @@ def run(name: str, batch_size: int, device: torch.device, args) -> dict[str, dic
 
 def report(name: str, batch_size: int, device_name: str, args, results) -> None:
     levers = ["text at the batch's longest caption" if args.text == "default" else "77 tokens on both sides",
-              "SDPA attention", "same AdamW on both sides" if args.same_optimizer else "fused AdamW (ours)"] + (["channels-last"] if args.channels_last and "RN" in name else []) + (
+              "SDPA attention", "pooled-only last blocks", "same AdamW on both sides" if args.same_optimizer else "fused AdamW (ours)"] + (["channels-last"] if args.channels_last and "RN" in name else []) + (
               ["torch.compile (ours)"] if args.compile else []) + (
               ["torch.compile (open_clip)"] if args.compile_open_clip else [])
     print(f"\n{name}, batch {batch_size}, {args.precision}, {device_name}, {torch.get_num_threads()} threads, torch "

@@ -258,3 +258,22 @@ def test_a_hub_model_id_is_indexed_and_queried_from_the_local_cache(tmp_path, mo
     assert archive.search(image=archive.items[0]["path"], k=1)[0]["score"] == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(FileNotFoundError, match="org/unknown"):
         build_index("org/unknown", str(chip_folder), tmp_path / "other")
+
+
+def test_a_compiled_image_tower_indexes_like_the_eager_one(tmp_path, model_dir, chip_folder, chip_index, capsys):
+    """`--compile true`: inductor with frozen weights; the same embeddings to float rounding."""
+    index = build_index(str(model_dir), str(chip_folder), tmp_path / "compiled", IndexSettings(compile="true"))
+    assert "compiling the image tower" in capsys.readouterr().out
+    np.testing.assert_allclose(EmbeddingColumn(ArchiveIndex(index).items)[:],
+                               EmbeddingColumn(ArchiveIndex(chip_index).items)[:], atol=1e-5)
+
+
+def test_compile_auto_waits_for_a_corpus_that_pays_for_it_and_true_needs_a_compiler(monkeypatch):
+    threshold = build_module.COMPILE_PAYS_FROM
+    assert build_module.can_compile()  # the test machine has g++
+    assert not build_module.wants_compile("auto", threshold - 1) and build_module.wants_compile("auto", threshold)
+    assert not build_module.wants_compile("false", 10**6)
+    monkeypatch.setattr(build_module, "can_compile", lambda: False)
+    assert not build_module.wants_compile("auto", 10**6)
+    with pytest.raises(ValueError, match="no C\\+\\+ compiler found"):
+        build_module.wants_compile("true", 10)

@@ -1,5 +1,5 @@
-"""Speed levers that must not change the math: compile in place, channels-last ResNet towers, DataLoader defaults;
-and the multi-node accelerate configs parse."""
+"""Speed levers that must not change the math: compile in place, a frozen compiled image tower, channels-last ResNet
+towers, DataLoader defaults; and the multi-node accelerate configs parse."""
 
 from pathlib import Path
 
@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from modeling_sarclip import SarclipModel
-from train.sarclip.performance import channels_last, dataloader_kwargs, maybe_compile
+from train.sarclip.performance import (
+    channels_last, compile_image_tower_for_inference, dataloader_kwargs, maybe_compile,
+)
 
 CONFIGS = Path(__file__).resolve().parents[2] / "train" / "sarclip" / "accelerate_configs"
 
@@ -44,6 +46,21 @@ def test_compile_in_place_keeps_class_weights_and_outputs(tiny_model_config):
         loss = model(input_ids=ids, pixel_values=pixels, return_loss=True).loss
         if length == 9:
             torch.testing.assert_close(loss, expected, rtol=0, atol=0)
+    torch._dynamo.reset()
+
+
+def test_the_frozen_compiled_image_tower_embeds_like_eager_with_its_weights_as_constants(tiny_model_config):
+    torch.manual_seed(0)
+    model = SarclipModel(tiny_model_config("vit")).eval()
+    _, pixels = _inputs(model.config)
+    with torch.no_grad():
+        expected = model.get_image_features(pixels, pooled_only=True).pooler_output
+        assert compile_image_tower_for_inference(model) is model and model.vision_model._compiled_call_impl is not None
+        torch.testing.assert_close(model.get_image_features(pixels, pooled_only=True).pooler_output, expected,
+                                   rtol=1e-5, atol=1e-5)
+        model.vision_model.projection.weight.mul_(2)  # frozen: the compiled graph keeps the weights it was built with
+        torch.testing.assert_close(model.get_image_features(pixels, pooled_only=True).pooler_output, expected,
+                                   rtol=1e-5, atol=1e-5)
     torch._dynamo.reset()
 
 

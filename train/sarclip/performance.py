@@ -1,10 +1,12 @@
 """Speed levers that leave the math alone: DataLoader settings that keep a GPU fed, the fused AdamW kernel, opt-in
-`torch.compile`, channels-last ResNet towers. The trainer calls them; `bench/bench_sarclip_vs_open_clip.py` measures
-them."""
+`torch.compile`, channels-last ResNet towers, a frozen compiled image tower for embedding archives. The trainer and
+`python -m train index` call them; `bench/bench_sarclip_vs_open_clip.py` and `bench/bench_inference_vs_open_clip.py`
+measure them."""
 
 from __future__ import annotations
 
 import os
+import shutil
 
 import torch
 from torch import nn
@@ -46,6 +48,37 @@ def maybe_compile(model: nn.Module, enabled: bool, **compile_kwargs) -> nn.Modul
     return model
 
 
+def compile_image_tower_for_inference(model: nn.Module) -> nn.Module:
+    """`torch.compile` the image tower (`model.vision_model`) for embedding only, in place (`compile_frozen`).
+    ViT-B-32 on a 2-core CPU: 1.28x open_clip's eager `encode_image` (docs/RESULTS.md)."""
+    compile_frozen(model.vision_model)
+    return model
+
+
+def compile_frozen(module: nn.Module) -> nn.Module:
+    """`torch.compile` a module for gradient-free calls, in place: inductor's `freezing` folds its weights into the
+    graph as constants (prepacked oneDNN matrix products on CPU), one graph per input shape (`dynamic=False`; a shape
+    compiles in about 15 s for ViT-B-32 on CPU). The weights must not change afterwards."""
+    from torch._inductor import config as inductor_config
+
+    module.compile(dynamic=False)  # sets `module._compiled_call_impl`, which `module(...)` calls
+    compiled = module._compiled_call_impl
+
+    def call_frozen(*args, **kwargs):
+        # dynamo (which lifts the weights as graph inputs or keeps them as constants) and inductor both read the flag
+        # when a shape compiles, so it has to be set around every call; `compile(options=...)` reaches inductor only
+        with inductor_config.patch(freezing=True):
+            return compiled(*args, **kwargs)
+
+    module._compiled_call_impl = call_frozen
+    return module
+
+
+def can_compile() -> bool:
+    """Whether inductor finds a C++ compiler for its CPU kernels (`CXX`, else g++ or clang++)."""
+    return any(shutil.which(name) for name in (os.environ.get("CXX"), "g++", "clang++", "c++") if name)
+
+
 def channels_last(model: nn.Module) -> nn.Module:
     """Channels-last weights for a ResNet image tower (faster cuDNN / oneDNN convolutions; ViT towers are left
     as they are). The convolutions then return channels-last activations whatever the input layout."""
@@ -55,4 +88,5 @@ def channels_last(model: nn.Module) -> nn.Module:
     return model
 
 
-__all__ = ["channels_last", "cores_per_process", "dataloader_kwargs", "maybe_compile"]
+__all__ = ["can_compile", "channels_last", "compile_frozen", "compile_image_tower_for_inference", "cores_per_process",
+           "dataloader_kwargs", "maybe_compile"]
