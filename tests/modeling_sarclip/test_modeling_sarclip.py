@@ -207,6 +207,23 @@ def test_pooled_only_gives_the_same_embeddings_loss_and_gradients(model_and_inpu
                                    full.vision_model_output.last_hidden_state[:, 0], rtol=0, atol=1e-12)
 
 
+def test_pooled_only_applies_lora_adapters_on_the_attention_projections(model_and_inputs):
+    """The last block's qkv goes through the module: a peft LoRA on `qkv` (trained, B non-zero) counts in both
+    paths."""
+    from peft import LoraConfig, get_peft_model
+
+    model, ids, pixels = model_and_inputs
+    lora = get_peft_model(model, LoraConfig(r=2, target_modules=["qkv"], init_lora_weights=False))
+    with torch.no_grad():
+        full = lora(input_ids=ids, pixel_values=pixels)
+        pooled = lora(input_ids=ids, pixel_values=pixels, pooled_only=True)
+        with lora.disable_adapter():
+            base = lora(input_ids=ids, pixel_values=pixels, pooled_only=True)
+    torch.testing.assert_close(pooled.text_embeds, full.text_embeds, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(pooled.image_embeds, full.image_embeds, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(base.text_embeds, full.text_embeds, atol=1e-4)  # the adapters do change the result
+
+
 def test_pooled_only_refuses_to_output_hidden_states(model_and_inputs):
     model, ids, _ = model_and_inputs
     with pytest.raises(ValueError, match="pooled_only=True returns the pooled state only"):
