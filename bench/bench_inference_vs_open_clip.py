@@ -14,8 +14,8 @@ open_clip as its users call it, eager `encode_image` (`--compile-open-clip`: the
   precision (bf16: CPU autocast on both sides);
 - end to end from files: `--files` real chips (default: MSTAR SOC 15 deg test JPEGs under $SAR_DATA_DIR, else
   ../shared/data) through a DataLoader: ours reads each file with the SARCLIP processor (SAR radiometry, resize,
-  centre crop), open_clip opens it with PIL and applies its own torchvision eval transforms; then the encoder, fp32,
-  batch = the first batch size.
+  centre crop), open_clip opens it with PIL and applies its own torchvision eval transforms; then the encoder, in
+  each precision, batch = the first batch size.
 Peak RSS: of a fresh process per side that builds only that side's model and embeds two batches of the first size
 (fp32); `--no-memory` skips it.
 """
@@ -114,7 +114,8 @@ class _OpenClipFiles(torch.utils.data.Dataset):
         return self.preprocess(Image.open(self.files[i]).convert("RGB"))
 
 
-def end_to_end(models, preprocess, files: list[Path], size: int, batch: int, repeats: int, workers: int) -> dict:
+def end_to_end(models, preprocess, files: list[Path], size: int, batch: int, precision: str, repeats: int,
+               workers: int) -> dict:
     processor = SarclipImageProcessor(size=size)
     loaders = {
         "open_clip": DataLoader(_OpenClipFiles(files, preprocess), batch_size=batch, num_workers=workers),
@@ -124,7 +125,7 @@ def end_to_end(models, preprocess, files: list[Path], size: int, batch: int, rep
 
     def run(side):
         for pixels in loaders[side]:
-            encode(side, models[side], pixels, "fp32")
+            encode(side, models[side], pixels, precision)
 
     times = {side: [] for side in SIDES}
     for side in SIDES:  # warm-up (a last batch of another size compiles here)
@@ -191,11 +192,13 @@ def main(argv=None) -> None:
         if not files:
             raise SystemExit(f"error: no chips under {root}; pass --data FOLDER")
         batch = int(args.batch_sizes.split(",")[0])
-        result = end_to_end(models, preprocess, files, size, batch, args.repeats, args.workers)
-        results["end_to_end"] = {"files": len(files), "batch": batch, **result}
-        print(f"end to end from {len(files)} files ({root}), batch {batch}: open_clip "
-              f"{result['open_clip']['images_per_s']:.1f} img/s, sarclip {result['sarclip']['images_per_s']:.1f} "
-              f"img/s: {result['ratio_wall']:.2f}x wall, {result['ratio_cpu']:.2f}x CPU time")
+        results["end_to_end"] = {"files": len(files), "batch": batch}
+        for precision in args.precisions.split(","):
+            result = end_to_end(models, preprocess, files, size, batch, precision, args.repeats, args.workers)
+            results["end_to_end"][precision] = result
+            print(f"end to end from {len(files)} files ({root}), {precision}, batch {batch}: open_clip "
+                  f"{result['open_clip']['images_per_s']:.1f} img/s, sarclip {result['sarclip']['images_per_s']:.1f} "
+                  f"img/s: {result['ratio_wall']:.2f}x wall, {result['ratio_cpu']:.2f}x CPU time", flush=True)
     if args.memory:
         batch = int(args.batch_sizes.split(",")[0])
         compiled = {"sarclip": args.compile, "open_clip": args.compile_open_clip}

@@ -117,15 +117,19 @@ class SarclipAttention(nn.Module):
         batch, seq, width = hidden_states.shape
         attention = eager_attention_forward if output_attentions else ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward)
-        # `self.qkv` is always called as a module (never through its weight), so that adapters on it (peft LoRA) apply
-        qkv = self.qkv(hidden_states)
         if query_index is None:
-            qkv = qkv.view(batch, seq, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            qkv = self.qkv(hidden_states).view(batch, seq, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
             query, key, value, mask, is_causal = qkv[0], qkv[1], qkv[2], None, self.is_causal
         else:
-            query = pooled_states(qkv[..., :width], query_index).view(batch, 1, self.num_heads, self.head_dim)
-            query = query.transpose(1, 2)
-            key, value = qkv[..., width:].view(batch, seq, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            if type(self.qkv) is nn.Linear:  # the query of the one row, keys and values of all
+                query = F.linear(pooled_states(hidden_states, query_index), self.qkv.weight[:width],
+                                 self.qkv.bias[:width])
+                kv = F.linear(hidden_states, self.qkv.weight[width:], self.qkv.bias[width:])
+            else:  # a wrapped projection (peft LoRA) is called as a module, so that its adapters apply
+                qkv = self.qkv(hidden_states)
+                query, kv = pooled_states(qkv[..., :width], query_index), qkv[..., width:]
+            query = query.view(batch, 1, self.num_heads, self.head_dim).transpose(1, 2)
+            key, value = kv.view(batch, seq, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
             mask, is_causal = _causal_row_mask(query_index, batch, seq, query) if self.is_causal else None, False
         # fused kernels (SDPA) return no weights: the eager path computes them when they are asked for
         out, weights = attention(self, query, key, value, mask, scaling=self.scaling, is_causal=is_causal)
