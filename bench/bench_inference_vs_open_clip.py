@@ -7,9 +7,10 @@
 Two measurements, both sides with the same open_clip weights (converted in-process), interleaved pass by pass so
 that both see the same machine load; medians of `--repeats` passes after one warm-up pass (which compiles); images/s
 in wall time and in process CPU time (all threads: the ratio that holds on a shared machine). Ours runs as `python -m
-train index` runs it on an archive: `get_image_features(pooled_only=True)` (the last block at the class token) with
-the image tower compiled with frozen weights (`performance.compile_image_tower_for_inference`; `--no-compile`: eager);
-open_clip as its users call it, eager `encode_image` (`--compile-open-clip`: the same frozen compile, like for like).
+train index` runs it on a large archive (`--compile auto`): `get_image_features(pooled_only=True)` (the last block at
+the class token) with the image tower compiled with frozen weights (`performance.compile_image_tower_for_inference`;
+`--no-compile`: eager); open_clip as its users call it, eager `encode_image` (`--compile-open-clip`: the same frozen
+compile, like for like).
 - model: `SarclipModel.get_image_features` vs open_clip `encode_image` on the same random pixels, per batch size and
   precision (bf16: CPU autocast on both sides);
 - end to end from files: `--files` real chips (default: MSTAR SOC 15 deg test JPEGs under $SAR_DATA_DIR, else

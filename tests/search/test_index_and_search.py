@@ -269,11 +269,20 @@ def test_a_compiled_image_tower_indexes_like_the_eager_one(tmp_path, model_dir, 
 
 
 def test_compile_auto_waits_for_a_corpus_that_pays_for_it_and_true_needs_a_compiler(monkeypatch):
-    threshold = build_module.COMPILE_PAYS_FROM
+    """`auto`: from the image-tower work of 20,000 ViT-B-32 images (the measured break-even, doubled); a smaller
+    tower needs more images, a larger one fewer; ResNet towers stay eager."""
+    from modeling_sarclip import SarclipConfig
+
+    vit_b32, vit_l14, resnet = (SarclipConfig.from_preset(name).vision_config for name in ("ViT-B-32", "ViT-L-14",
+                                                                                          "RN50"))
+    threshold = build_module.COMPILE_PAYS_FROM_VIT_B32_IMAGES
     assert build_module.can_compile()  # the test machine has g++
-    assert not build_module.wants_compile("auto", threshold - 1) and build_module.wants_compile("auto", threshold)
-    assert not build_module.wants_compile("false", 10**6)
+    assert not build_module.wants_compile("auto", threshold - 1, vit_b32)
+    assert build_module.wants_compile("auto", threshold, vit_b32)
+    assert build_module.wants_compile("auto", threshold // 10, vit_l14)  # ~18x the work per image
+    assert not build_module.wants_compile("auto", 10**7, resnet) and build_module.wants_compile("true", 10, resnet)
+    assert not build_module.wants_compile("false", 10**7, vit_b32)
     monkeypatch.setattr(build_module, "can_compile", lambda: False)
-    assert not build_module.wants_compile("auto", 10**6)
+    assert not build_module.wants_compile("auto", 10**7, vit_l14)
     with pytest.raises(ValueError, match="no C\\+\\+ compiler found"):
-        build_module.wants_compile("true", 10)
+        build_module.wants_compile("true", 10, vit_b32)

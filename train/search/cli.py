@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .build import COMPILE_PAYS_FROM, IndexSettings
+from .build import COMPILE_PAYS_FROM_VIT_B32_IMAGES, IndexSettings
 
 DEFAULTS = IndexSettings()
 
@@ -38,9 +38,9 @@ def add_search_commands(commands) -> None:
                        help="embedding precision: bf16 autocast is about 4x faster on CPUs with bf16 units (ViT-B-32, "
                             "bench/bench_inference_vs_open_clip.py), with the same hits on MSTAR (docs/RESULTS.md)")
     index.add_argument("--compile", choices=("auto", "true", "false"), default=DEFAULTS.compile,
-                       help="compile the image tower for embedding (1.2-1.3x faster on CPU after a one-off of about "
-                            f"15 s); auto: for corpora of {COMPILE_PAYS_FROM:,} images or more, where a C++ compiler "
-                            "is found")
+                       help="compile the image tower with frozen weights for embedding (about 10 %% faster on CPU "
+                            "after a one-off of about 15 s per batch shape); auto: ViT towers, from the work of "
+                            f"{COMPILE_PAYS_FROM_VIT_B32_IMAGES:,} ViT-B-32 images, where a C++ compiler is found")
     index.add_argument("--overwrite", action="store_true", help="replace an existing index at --out")
 
     search = commands.add_parser(
