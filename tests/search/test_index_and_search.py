@@ -286,3 +286,11 @@ def test_compile_auto_waits_for_a_corpus_that_pays_for_it_and_true_needs_a_compi
     assert not build_module.wants_compile("auto", 10**7, vit_l14)
     with pytest.raises(ValueError, match="no C\\+\\+ compiler found"):
         build_module.wants_compile("true", 10, vit_b32)
+
+
+def test_compile_true_without_a_compiler_is_refused_before_any_folder_is_made(tmp_path, model_dir, chip_folder,
+                                                                                  monkeypatch):
+    monkeypatch.setattr(build_module, "can_compile", lambda: False)
+    with pytest.raises(ValueError, match="no C\\+\\+ compiler found"):
+        build_index(str(model_dir), str(chip_folder), tmp_path / "index", IndexSettings(compile="true"))
+    assert list(tmp_path.iterdir()) == []

@@ -1,5 +1,6 @@
-"""Speed levers that leave the math alone: DataLoader settings that keep a GPU fed, the fused AdamW kernel, opt-in
-`torch.compile`, channels-last ResNet towers, a frozen compiled image tower for embedding archives. The trainer and
+"""Speed levers that leave the math alone: DataLoader settings that keep a GPU fed, opt-in `torch.compile`,
+channels-last ResNet towers, a frozen compiled image tower for embedding archives (the fused AdamW kernel is in
+`train.common.optim`). The trainer and
 `python -m train index` call them; `bench/bench_sarclip_vs_open_clip.py` and `bench/bench_inference_vs_open_clip.py`
 measure them."""
 
@@ -89,5 +90,5 @@ def channels_last(model: nn.Module) -> nn.Module:
     return model
 
 
-__all__ = ["can_compile", "channels_last", "compile_frozen", "compile_image_tower_for_inference", "cores_per_process",
-           "dataloader_kwargs", "maybe_compile"]
+__all__ = ["can_compile", "channels_last", "compile_frozen", "compile_image_tower_for_inference",
+           "cores_per_process", "dataloader_kwargs", "maybe_compile"]

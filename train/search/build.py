@@ -91,10 +91,11 @@ def build_index(model: str, data: str, out: str | Path, settings: IndexSettings 
                 splits=settings.splits, tile_side_m=settings.tile_side_m if corpus.kind == "scenes" else None,
                 min_valid=settings.min_valid if corpus.kind == "scenes" else None, chunk_rows=settings.chunk_rows,
                 precision=settings.precision)
+    compile_tower = wants_compile(settings.compile, len(corpus.rows), sarclip.config.vision_config)
     work = out.with_name(f".{out.name}.partial")
     with folder_lock(work):
         _check_plan(work, plan)
-        if wants_compile(settings.compile, len(corpus.rows), sarclip.config.vision_config):
+        if compile_tower:
             print("compiling the image tower for embedding (a one-off of about 15 s per batch shape; --compile false "
                   "skips it)")
             compile_image_tower_for_inference(sarclip)
@@ -114,14 +115,18 @@ def build_index(model: str, data: str, out: str | Path, settings: IndexSettings 
 def wants_compile(setting: str, images: int, vision_config) -> bool:
     """`IndexSettings.compile` for a corpus of `images` and an image tower; `true` without a C++ compiler is an error,
     not a fallback; `auto` leaves ResNet towers eager (not measured)."""
-    if setting == "true" and not can_compile():
-        raise ValueError("--compile true: no C++ compiler found (set CXX, or install g++); pass --compile false")
-    if setting != "auto":
-        return setting == "true"
-    if vision_config.is_resnet or not can_compile():
+    if setting == "false":
         return False
-    reference = SarclipConfig.from_preset("ViT-B-32").vision_config
-    return images * vit_multiply_adds(vision_config) >= COMPILE_PAYS_FROM_VIT_B32_IMAGES * vit_multiply_adds(reference)
+    if setting == "auto":
+        if vision_config.is_resnet:
+            return False
+        reference = SarclipConfig.from_preset("ViT-B-32").vision_config
+        pays = images * vit_multiply_adds(vision_config) >= (
+            COMPILE_PAYS_FROM_VIT_B32_IMAGES * vit_multiply_adds(reference))
+        return pays and can_compile()
+    if not can_compile():
+        raise ValueError("--compile true: no C++ compiler found (set CXX, or install g++); pass --compile false")
+    return True
 
 
 def vit_multiply_adds(vision_config) -> int:
